@@ -1,0 +1,1 @@
+"""Export jobs: pair building, format writers, stored files and downloads."""

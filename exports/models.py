@@ -1,0 +1,80 @@
+"""Export jobs: the parameters asked for, their progress and the file they produced."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from labeling.models import Project
+
+
+class ExportFormat(models.TextChoices):
+    TRL = "trl", "TRL preference (strings)"
+    TRL_CONVERSATIONAL = "trl-conversational", "TRL preference (messages)"
+    TRL_REWARD = "trl-reward", "TRL reward with margin"
+    TRL_UNPAIRED = "trl-unpaired", "TRL unpaired (KTO)"
+    OPENAI = "openai", "OpenAI preference fine-tuning"
+    HH_RLHF = "hh-rlhf", "HH-RLHF transcripts"
+
+
+class PairStrategy(models.TextChoices):
+    ALL_PAIRS = "all_pairs", "All pairs of each ranking"
+    BEST_VS_REST = "best_vs_rest", "Best vs rest"
+    BEST_VS_WORST = "best_vs_worst", "Best vs worst"
+    CONSENSUS = "consensus", "Consensus ranking"
+
+
+class Container(models.TextChoices):
+    JSONL = "jsonl", "JSON Lines"
+    JSONL_GZ = "jsonl.gz", "gzip JSON Lines"
+    PARQUET = "parquet", "Parquet"
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+def exports_storage():
+    from django.core.files.storage import storages
+
+    return storages["exports"]
+
+
+class ExportJob(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    format = models.CharField(max_length=32, choices=ExportFormat.choices, default="trl")
+    strategy = models.CharField(max_length=32, choices=PairStrategy.choices, default="all_pairs")
+    container = models.CharField(max_length=16, choices=Container.choices, default="jsonl")
+    params = models.JSONField(default=dict, blank=True, help_text="Filters and split options.")
+    status = models.CharField(
+        max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
+    )
+    rows = models.PositiveBigIntegerField(default=0)
+    rows_estimated = models.PositiveBigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    size_bytes = models.PositiveBigIntegerField(default=0)
+    file = models.FileField(storage=exports_storage, upload_to="exports/", blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=ExportStatus.values), name="export_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(format__in=ExportFormat.values), name="export_format_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"export {self.pk} ({self.status})"

@@ -1,0 +1,1 @@
+"""What is to be labeled and by whom: projects, members, invites, prompts, leases."""

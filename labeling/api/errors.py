@@ -1,0 +1,42 @@
+"""Map the service error hierarchy and DRF errors to one JSON shape: detail, code, field."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+from labeling.errors import RanklabError
+
+
+def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, RanklabError):
+        return Response(exc.as_dict(), status=exc.status_code)
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        field, message = _first_field_error(exc.detail)
+        body = {"detail": f"{field}: {message}" if field else message, "code": "invalid"}
+        if field:
+            body["field"] = field
+        body["errors"] = exc.detail
+        response.data = body
+        response.status_code = status.HTTP_400_BAD_REQUEST
+    return response
+
+
+def _first_field_error(detail: Any, prefix: str = "") -> tuple[str, str]:
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else f"{prefix}.{key}" if prefix else str(key)
+            return _first_field_error(value, name)
+    if isinstance(detail, list) and detail:
+        for index, item in enumerate(detail):
+            if item:
+                if isinstance(item, dict | list) and not isinstance(item, str):
+                    return _first_field_error(item, f"{prefix}[{index}]")
+                return prefix, str(item)
+    return prefix, str(detail)

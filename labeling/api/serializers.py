@@ -1,0 +1,132 @@
+"""Serializers for projects, members, invites and tasks: shape and field checks only."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.urls import reverse
+from rest_framework import serializers
+
+from labeling.models import Assignment, Invite, Membership, Project, Role
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "description",
+            "guidelines",
+            "overlap",
+            "lease_seconds",
+            "allow_ties",
+            "gold_rate",
+            "repeat_rate",
+            "created_at",
+            "role",
+        ]
+        read_only_fields = ["id", "created_at", "role"]
+        extra_kwargs = {
+            "overlap": {"min_value": 1, "max_value": 100},
+            "lease_seconds": {"min_value": 30, "max_value": 86_400},
+            "gold_rate": {"min_value": 0.0, "max_value": 1.0},
+            "repeat_rate": {"min_value": 0.0, "max_value": 1.0},
+        }
+
+    def get_role(self, project: Project) -> str | None:
+        roles = self.context.get("roles") or {}
+        return roles.get(project.pk)
+
+
+class MemberSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username", read_only=True)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "status", "excluded", "joined_at"]
+        read_only_fields = ["username", "joined_at"]
+
+
+class MemberUpdateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices, required=False)
+    status = serializers.ChoiceField(choices=["active", "paused"], required=False)
+    excluded = serializers.BooleanField(required=False)
+
+
+class InviteCreateSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.RATER)
+    max_uses = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+
+
+class InviteSerializer(serializers.ModelSerializer):
+    join_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Invite
+        fields = ["code", "role", "join_url", "expires_at", "max_uses", "uses"]
+
+    def get_join_url(self, invite: Invite) -> str:
+        path = reverse("labeling:join", kwargs={"code": invite.code})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else f"{settings.SITE_URL}{path}"
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+
+
+class SignupSerializer(serializers.Serializer):
+    invite_code = serializers.CharField()
+    username = serializers.CharField(max_length=150)
+    password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
+
+
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField()
+    username = serializers.CharField()
+
+
+class ImportResultSerializer(serializers.Serializer):
+    created = serializers.IntegerField()
+    prompt_ids = serializers.ListField(child=serializers.IntegerField())
+
+
+class TaskResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    text = serializers.CharField()
+
+
+class TaskPromptSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    messages = serializers.ListField(child=serializers.DictField())
+
+
+class TaskSerializer(serializers.Serializer):
+    assignment_id = serializers.IntegerField()
+    prompt = TaskPromptSerializer()
+    responses = TaskResponseSerializer(many=True)
+    allow_ties = serializers.BooleanField()
+    expires_at = serializers.DateTimeField()
+
+
+class SkipSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=500)
+
+
+def task_payload(assignment: Assignment) -> dict:
+    """The task as the rater sees it: responses in shown order, labels A, B, C…; no models."""
+    texts = dict(assignment.prompt.responses.values_list("id", "text"))
+    return {
+        "assignment_id": assignment.pk,
+        "prompt": {"id": assignment.prompt_id, "messages": assignment.prompt.messages},
+        "responses": [
+            {"id": response_id, "label": chr(ord("A") + index), "text": texts[response_id]}
+            for index, response_id in enumerate(assignment.shown_order)
+        ],
+        "allow_ties": assignment.project.allow_ties,
+        "expires_at": assignment.expires_at,
+    }

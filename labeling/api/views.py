@@ -1,0 +1,244 @@
+"""REST endpoints for auth, projects, members, invites, imports and the task queue."""
+
+from __future__ import annotations
+
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import parsers, status
+from rest_framework.authtoken.models import Token
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling import selectors, services
+from labeling.api.serializers import (
+    ImportResultSerializer,
+    InviteCreateSerializer,
+    InviteSerializer,
+    MemberSerializer,
+    MemberUpdateSerializer,
+    ProjectSerializer,
+    SignupSerializer,
+    SkipSerializer,
+    TaskSerializer,
+    TokenRequestSerializer,
+    TokenSerializer,
+    task_payload,
+)
+from labeling.errors import InvalidInput, NotAllowed
+from labeling.models import Membership, Role
+
+ERROR_RESPONSES = {
+    400: OpenApiResponse(description="Bad input: `{detail, code, field}`"),
+    403: OpenApiResponse(description="Not allowed for your role"),
+    404: OpenApiResponse(description="Not found or not visible to you"),
+}
+
+
+class ObtainTokenView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(
+        request=TokenRequestSerializer, responses={200: TokenSerializer, **ERROR_RESPONSES}
+    )
+    def post(self, request: Request) -> Response:
+        data = TokenRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = authenticate(
+            request,
+            username=data.validated_data["username"],
+            password=data.validated_data["password"],
+        )
+        if user is None:
+            raise InvalidInput("unknown username or wrong password", field="password")
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response({"token": token.key, "username": user.get_username()})
+
+
+class SignupView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+
+    @extend_schema(request=SignupSerializer, responses={201: TokenSerializer, **ERROR_RESPONSES})
+    def post(self, request: Request) -> Response:
+        data = SignupSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_signup_with_invite(**data.validated_data)
+        token, _ = Token.objects.get_or_create(user=user)
+        return Response(
+            {"token": token.key, "username": user.get_username()}, status=status.HTTP_201_CREATED
+        )
+
+
+def user_may_create_projects(user) -> bool:
+    return user.is_staff or user.has_perm("labeling.add_project")
+
+
+def roles_by_project(user) -> dict[int, str]:
+    return dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses={200: ProjectSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        projects = selectors.projects_for_user(user=request.user).order_by("id")
+        roles = roles_by_project(request.user)
+        if request.user.is_staff:
+            roles = {project.pk: Role.LEAD for project in projects}
+        return Response(ProjectSerializer(projects, many=True, context={"roles": roles}).data)
+
+    @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer, **ERROR_RESPONSES})
+    def post(self, request: Request) -> Response:
+        if not user_may_create_projects(request.user):
+            raise NotAllowed("creating projects needs staff status or the add_project permission")
+        data = ProjectSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        project = services.project_create(creator=request.user, **data.validated_data)
+        body = ProjectSerializer(project, context={"roles": {project.pk: Role.LEAD}}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(APIView):
+    @extend_schema(responses={200: ProjectSerializer, **ERROR_RESPONSES})
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_for_user(user=request.user, project_id=project_id)
+        role = selectors.project_role_for(user=request.user, project=project)
+        return Response(ProjectSerializer(project, context={"roles": {project.pk: role}}).data)
+
+    @extend_schema(request=ProjectSerializer, responses={200: ProjectSerializer, **ERROR_RESPONSES})
+    def patch(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_for_user(
+            user=request.user, project_id=project_id, roles=selectors.LEAD_ROLES
+        )
+        data = ProjectSerializer(project, data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        services.project_update(project=project, **data.validated_data)
+        return Response(ProjectSerializer(project, context={"roles": {project.pk: Role.LEAD}}).data)
+
+
+class InviteView(APIView):
+    @extend_schema(responses={200: InviteSerializer(many=True), **ERROR_RESPONSES})
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_for_user(
+            user=request.user, project_id=project_id, roles=selectors.LEAD_ROLES
+        )
+        invites = project.invites.all()
+        return Response(InviteSerializer(invites, many=True, context={"request": request}).data)
+
+    @extend_schema(
+        request=InviteCreateSerializer, responses={201: InviteSerializer, **ERROR_RESPONSES}
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_for_user(
+            user=request.user, project_id=project_id, roles=selectors.LEAD_ROLES
+        )
+        data = InviteCreateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        invite = services.invite_create(
+            project=project, created_by=request.user, **data.validated_data
+        )
+        return Response(
+            InviteSerializer(invite, context={"request": request}).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class MemberListView(APIView):
+    @extend_schema(responses={200: MemberSerializer(many=True), **ERROR_RESPONSES})
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_for_user(
+            user=request.user, project_id=project_id, roles=selectors.DATA_ROLES
+        )
+        members = project.memberships.select_related("user").order_by("user__username")
+        return Response(MemberSerializer(members, many=True).data)
+
+
+class MemberDetailView(APIView):
+    @extend_schema(
+        request=MemberUpdateSerializer, responses={200: MemberSerializer, **ERROR_RESPONSES}
+    )
+    def patch(self, request: Request, project_id: int, username: str) -> Response:
+        project = selectors.project_for_user(
+            user=request.user, project_id=project_id, roles=selectors.LEAD_ROLES
+        )
+        data = MemberUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        membership = services.member_update(
+            project=project, username=username, **data.validated_data
+        )
+        return Response(MemberSerializer(membership).data)
+
+
+class RawBodyParser(parsers.BaseParser):
+    """Leaves the body as bytes: imports accept a JSON list or JSON Lines."""
+
+    media_type = "*/*"
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        return stream.read() if stream is not None else b""
+
+
+class PromptImportView(APIView):
+    parser_classes = [RawBodyParser]
+
+    @extend_schema(
+        request={
+            "application/json": {"type": "array", "items": {"type": "object"}},
+            "application/jsonl": {"type": "string"},
+        },
+        responses={201: ImportResultSerializer, **ERROR_RESPONSES},
+        examples=[
+            OpenApiExample(
+                "Two responses",
+                request_only=True,
+                value=[
+                    {
+                        "external_id": "p1",
+                        "prompt": "Explain recursion in one paragraph.",
+                        "responses": [
+                            {"external_id": "a", "text": "Recursion is…", "model": "m-7b"},
+                            {"external_id": "b", "text": "A function that…", "model": "m-70b"},
+                        ],
+                    }
+                ],
+            )
+        ],
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_for_user(
+            user=request.user, project_id=project_id, roles=selectors.DATA_ROLES
+        )
+        prompts = services.prompts_import(project=project, raw=request.data)
+        return Response(
+            {"created": len(prompts), "prompt_ids": [prompt.pk for prompt in prompts]},
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class NextTaskView(APIView):
+    @extend_schema(
+        responses={
+            200: TaskSerializer,
+            204: OpenApiResponse(description="Nothing left to rank"),
+            **ERROR_RESPONSES,
+        }
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_for_user(user=request.user, project_id=project_id)
+        assignment = services.lease_next_assignment(project=project, rater=request.user)
+        if assignment is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaskSerializer(task_payload(assignment)).data)
+
+
+class SkipView(APIView):
+    @extend_schema(request=SkipSerializer, responses={200: OpenApiResponse(), **ERROR_RESPONSES})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = SkipSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = services.assignment_skip(
+            assignment_id=assignment_id, rater=request.user, reason=data.validated_data["reason"]
+        )
+        return Response({"assignment_id": assignment.pk, "status": assignment.status})

@@ -1,0 +1,227 @@
+"""Parse and validate prompt import records (JSON list or JSON Lines); no database access.
+
+Every problem is reported with the line (1-based record number for a JSON list) and the
+field, so a file with one bad record is refused whole with a message that points at it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from labeling.errors import InvalidInput
+from labeling.models import MAX_RESPONSES, MIN_RESPONSES
+
+MESSAGE_ROLES = {"system", "user", "assistant"}
+MAX_TEXT_CHARS = 200_000
+
+
+@dataclass(frozen=True)
+class ResponseRecord:
+    text: str
+    external_id: str = ""
+    model: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class PromptRecord:
+    line: int
+    messages: list[dict[str, str]]
+    responses: list[ResponseRecord]
+    external_id: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    gold_ranking: list[list[int]] | None = None  # tie groups of response positions
+
+
+class RecordError(InvalidInput):
+    def __init__(self, line: int, field_name: str, problem: str):
+        super().__init__(f"line {line}: {field_name}: {problem}", field=field_name)
+        self.line = line
+
+
+def parse_import_body(raw: bytes | str) -> list[tuple[int, Any]]:
+    """Split a JSON list or JSON Lines payload into (line number, decoded value) pairs."""
+    text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+    stripped = text.lstrip()
+    if not stripped:
+        raise InvalidInput("the import is empty", field="body")
+    if stripped.startswith("["):
+        try:
+            values = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidInput(
+                f"line {error.lineno}: not valid JSON ({error.msg})", field="body"
+            ) from error
+        return [(index + 1, value) for index, value in enumerate(values)]
+    records = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append((line_number, json.loads(line)))
+        except json.JSONDecodeError as error:
+            raise RecordError(line_number, "json", f"not valid JSON ({error.msg})") from error
+    return records
+
+
+def validate_records(items: list[tuple[int, Any]]) -> list[PromptRecord]:
+    if not items:
+        raise InvalidInput("the import has no records", field="body")
+    records = [validate_record(line, value) for line, value in items]
+    seen: dict[str, int] = {}
+    for record in records:
+        if record.external_id:
+            if record.external_id in seen:
+                raise RecordError(
+                    record.line,
+                    "external_id",
+                    f"{record.external_id!r} repeats line {seen[record.external_id]}",
+                )
+            seen[record.external_id] = record.line
+    return records
+
+
+def validate_record(line: int, value: Any) -> PromptRecord:
+    if not isinstance(value, dict):
+        raise RecordError(line, "record", "must be a JSON object")
+    known = {"external_id", "prompt", "messages", "responses", "metadata", "gold_ranking", "id"}
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise RecordError(line, unknown[0], "unknown field")
+    external_id = _optional_string(line, "external_id", value.get("external_id", value.get("id")))
+    messages = _messages(line, value)
+    responses = _responses(line, value.get("responses"))
+    metadata = _metadata(line, "metadata", value.get("metadata"))
+    gold = _gold_ranking(line, value.get("gold_ranking"), responses)
+    return PromptRecord(
+        line=line,
+        messages=messages,
+        responses=responses,
+        external_id=external_id,
+        metadata=metadata,
+        gold_ranking=gold,
+    )
+
+
+def _optional_string(line: int, name: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if not isinstance(value, str):
+        raise RecordError(line, name, "must be a string")
+    if len(value) > 200:
+        raise RecordError(line, name, "must be at most 200 characters")
+    return value
+
+
+def _text(line: int, name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(line, name, "must be a non-empty string")
+    if len(value) > MAX_TEXT_CHARS:
+        raise RecordError(line, name, f"must be at most {MAX_TEXT_CHARS} characters")
+    return value
+
+
+def _metadata(line: int, name: str, value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise RecordError(line, name, "must be a JSON object")
+    return value
+
+
+def _messages(line: int, value: dict[str, Any]) -> list[dict[str, str]]:
+    has_prompt, has_messages = "prompt" in value, "messages" in value
+    if has_prompt == has_messages:
+        raise RecordError(line, "prompt", "give exactly one of 'prompt' or 'messages'")
+    if has_prompt:
+        return [{"role": "user", "content": _text(line, "prompt", value["prompt"])}]
+    raw = value["messages"]
+    if not isinstance(raw, list) or not raw:
+        raise RecordError(line, "messages", "must be a non-empty list of {role, content}")
+    messages = []
+    for index, message in enumerate(raw):
+        name = f"messages[{index}]"
+        if not isinstance(message, dict):
+            raise RecordError(line, name, "must be an object with role and content")
+        role = message.get("role")
+        if role not in MESSAGE_ROLES:
+            raise RecordError(line, f"{name}.role", f"must be one of {sorted(MESSAGE_ROLES)}")
+        messages.append(
+            {"role": role, "content": _text(line, f"{name}.content", message.get("content"))}
+        )
+    if messages[-1]["role"] == "assistant":
+        raise RecordError(line, "messages", "must end with a user or system turn")
+    return messages
+
+
+def _responses(line: int, raw: Any) -> list[ResponseRecord]:
+    if not isinstance(raw, list):
+        raise RecordError(line, "responses", "must be a list")
+    if not MIN_RESPONSES <= len(raw) <= MAX_RESPONSES:
+        raise RecordError(
+            line, "responses", f"needs {MIN_RESPONSES} to {MAX_RESPONSES} responses, got {len(raw)}"
+        )
+    responses, seen_ids = [], set()
+    for index, item in enumerate(raw):
+        name = f"responses[{index}]"
+        if isinstance(item, str):
+            item = {"text": item}
+        if not isinstance(item, dict):
+            raise RecordError(line, name, "must be an object with text")
+        unknown = sorted(set(item) - {"external_id", "id", "text", "model", "metadata"})
+        if unknown:
+            raise RecordError(line, f"{name}.{unknown[0]}", "unknown field")
+        external_id = _optional_string(
+            line, f"{name}.external_id", item.get("external_id", item.get("id"))
+        )
+        if external_id and external_id in seen_ids:
+            raise RecordError(line, f"{name}.external_id", f"{external_id!r} is used twice")
+        seen_ids.add(external_id)
+        responses.append(
+            ResponseRecord(
+                text=_text(line, f"{name}.text", item.get("text")),
+                external_id=external_id,
+                model=_optional_string(line, f"{name}.model", item.get("model")),
+                metadata=_metadata(line, f"{name}.metadata", item.get("metadata")),
+            )
+        )
+    return responses
+
+
+def _gold_ranking(line: int, raw: Any, responses: list[ResponseRecord]) -> list[list[int]] | None:
+    """Gold ranking as tie groups of response external ids or 0-based positions."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise RecordError(line, "gold_ranking", "must be a non-empty list of tie groups")
+    position_of = {r.external_id: i for i, r in enumerate(responses) if r.external_id}
+    groups: list[list[int]] = []
+    for group_index, group in enumerate(raw):
+        members = group if isinstance(group, list) else [group]
+        if not members:
+            raise RecordError(line, f"gold_ranking[{group_index}]", "is an empty group")
+        positions = []
+        for member in members:
+            if isinstance(member, str) and member in position_of:
+                positions.append(position_of[member])
+            elif (
+                isinstance(member, int)
+                and not isinstance(member, bool)
+                and 0 <= member < len(responses)
+            ):
+                positions.append(member)
+            else:
+                raise RecordError(
+                    line,
+                    f"gold_ranking[{group_index}]",
+                    f"{member!r} is neither a response external_id nor a response index",
+                )
+        groups.append(positions)
+    flat = [p for group in groups for p in group]
+    if sorted(flat) != list(range(len(responses))):
+        raise RecordError(line, "gold_ranking", "must place every response exactly once")
+    return groups

@@ -1,0 +1,403 @@
+"""Writes for the labeling app: projects, members, invites, imports and task leases."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterable
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from labeling.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from labeling.importing import PromptRecord, parse_import_body, validate_records
+from labeling.models import (
+    Assignment,
+    AssignmentStatus,
+    Invite,
+    MemberStatus,
+    Membership,
+    Project,
+    Prompt,
+    Response,
+    Role,
+)
+
+IMPORT_BATCH_SIZE = 2000
+LEASE_ATTEMPTS = 8
+
+
+# Projects and members -------------------------------------------------------------------
+
+
+@transaction.atomic
+def project_create(*, creator: AbstractBaseUser, name: str, **fields) -> Project:
+    project = Project.objects.create(name=name, created_by=creator, **fields)
+    Membership.objects.create(project=project, user=creator, role=Role.LEAD)
+    return project
+
+
+def project_update(*, project: Project, **fields) -> Project:
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.save(update_fields=list(fields))
+    return project
+
+
+def member_update(
+    *,
+    project: Project,
+    username: str,
+    role: str | None = None,
+    status: str | None = None,
+    excluded: bool | None = None,
+) -> Membership:
+    membership = (
+        Membership.objects.select_related("user")
+        .filter(project=project, user__username=username)
+        .first()
+    )
+    if membership is None:
+        raise NotFound(f"{username!r} is not a member of this project", field="username")
+    changed = []
+    for name, value in (("role", role), ("status", status), ("excluded", excluded)):
+        if value is not None:
+            setattr(membership, name, value)
+            changed.append(name)
+    if changed:
+        membership.save(update_fields=changed)
+    if status == MemberStatus.PAUSED:
+        assignments_release_for_rater(project=project, rater=membership.user)
+    return membership
+
+
+def assignments_release_for_rater(*, project: Project, rater: AbstractBaseUser) -> int:
+    """Return a paused rater's live leases to the pool by expiring them now."""
+    now = timezone.now()
+    return Assignment.objects.filter(
+        project=project,
+        rater=rater,
+        status=AssignmentStatus.LEASED,
+        expires_at__gt=now,
+        leased_at__lt=now,
+    ).update(expires_at=now)
+
+
+# Invites and signup ------------------------------------------------------------------------
+
+
+def invite_create(
+    *, project: Project, created_by: AbstractBaseUser, role: str = Role.RATER, max_uses=None
+) -> Invite:
+    if role not in Role.values:
+        raise InvalidInput(f"role must be one of {Role.values}", field="role")
+    return Invite.objects.create(
+        project=project, created_by=created_by, role=role, max_uses=max_uses
+    )
+
+
+def invite_usable(*, code: str) -> Invite:
+    invite = Invite.objects.select_related("project").filter(code=code).first()
+    if invite is None or not invite.is_usable():
+        raise InvalidInput("this invite code is unknown or has expired", field="invite_code")
+    return invite
+
+
+@transaction.atomic
+def invite_accept(*, code: str, user: AbstractBaseUser) -> Membership:
+    invite = invite_usable(code=code)
+    Invite.objects.filter(pk=invite.pk).update(uses=F("uses") + 1)
+    membership, created = Membership.objects.get_or_create(
+        project=invite.project, user=user, defaults={"role": invite.role}
+    )
+    return membership
+
+
+@transaction.atomic
+def user_signup_with_invite(*, invite_code: str, username: str, password: str):
+    invite_usable(code=invite_code)
+    User = get_user_model()
+    if not username or len(username) > 150:
+        raise InvalidInput("username must be 1 to 150 characters", field="username")
+    if User.objects.filter(username__iexact=username).exists():
+        raise InvalidInput("this username is taken", field="username")
+    user = User(username=username)
+    try:
+        validate_password(password, user)
+    except ValidationError as error:
+        raise InvalidInput(" ".join(error.messages), field="password") from error
+    user.set_password(password)
+    try:
+        user.save()
+    except IntegrityError as error:
+        raise InvalidInput("this username is taken", field="username") from error
+    invite_accept(code=invite_code, user=user)
+    return user
+
+
+# Import ---------------------------------------------------------------------------------------
+
+
+def prompts_import(*, project: Project, raw: bytes | str) -> list[Prompt]:
+    """Validate the whole payload, then write it in one transaction: all or nothing."""
+    records = validate_records(parse_import_body(raw))
+    return prompts_create(project=project, records=records)
+
+
+@transaction.atomic
+def prompts_create(*, project: Project, records: list[PromptRecord]) -> list[Prompt]:
+    _refuse_existing_external_ids(project=project, records=records)
+    created: list[Prompt] = []
+    for start in range(0, len(records), IMPORT_BATCH_SIZE):
+        batch = records[start : start + IMPORT_BATCH_SIZE]
+        prompts = Prompt.objects.bulk_create(
+            [
+                Prompt(
+                    project=project,
+                    external_id=record.external_id,
+                    messages=record.messages,
+                    metadata=record.metadata,
+                )
+                for record in batch
+            ]
+        )
+        responses = Response.objects.bulk_create(
+            [
+                Response(
+                    prompt=prompt,
+                    position=position,
+                    external_id=item.external_id,
+                    text=item.text,
+                    model_name=item.model,
+                    metadata=item.metadata,
+                )
+                for prompt, record in zip(prompts, batch, strict=True)
+                for position, item in enumerate(record.responses)
+            ]
+        )
+        _store_gold_rankings(prompts=prompts, records=batch, responses=responses)
+        created.extend(prompts)
+    return created
+
+
+def _refuse_existing_external_ids(*, project: Project, records: list[PromptRecord]) -> None:
+    wanted = {record.external_id: record.line for record in records if record.external_id}
+    if not wanted:
+        return
+    existing = set(
+        Prompt.objects.filter(project=project, external_id__in=list(wanted)).values_list(
+            "external_id", flat=True
+        )
+    )
+    if existing:
+        first = min(existing, key=lambda external_id: wanted[external_id])
+        raise InvalidInput(
+            f"line {wanted[first]}: external_id: {first!r} already exists in this project",
+            field="external_id",
+        )
+
+
+def _store_gold_rankings(
+    *, prompts: list[Prompt], records: list[PromptRecord], responses: list[Response]
+) -> None:
+    ids_by_prompt: dict[int, dict[int, int]] = {}
+    for response in responses:
+        ids_by_prompt.setdefault(response.prompt_id, {})[response.position] = response.pk
+    gold_prompts = []
+    for prompt, record in zip(prompts, records, strict=True):
+        if record.gold_ranking is None:
+            continue
+        id_of = ids_by_prompt[prompt.pk]
+        prompt.gold_ranking = [
+            [id_of[position] for position in group] for group in record.gold_ranking
+        ]
+        prompt.is_gold = True
+        gold_prompts.append(prompt)
+    if gold_prompts:
+        Prompt.objects.bulk_update(gold_prompts, ["gold_ranking", "is_gold"])
+
+
+# Leases --------------------------------------------------------------------------------------
+
+
+def occupied_assignments(*, now) -> Q:
+    """Assignments that hold an overlap slot: submitted ones and leases still live."""
+    return Q(status=AssignmentStatus.SUBMITTED) | Q(
+        status=AssignmentStatus.LEASED, expires_at__gt=now
+    )
+
+
+def require_active_rater(*, project: Project, rater: AbstractBaseUser) -> Membership:
+    membership = Membership.objects.filter(project=project, user=rater).first()
+    if membership is None:
+        raise NotFound("project not found")
+    if membership.status == MemberStatus.PAUSED:
+        raise NotAllowed(
+            "a lead has paused your work on this project; no tasks are served", code="paused"
+        )
+    return membership
+
+
+def lease_next_assignment(*, project: Project, rater: AbstractBaseUser) -> Assignment | None:
+    """The rater's live lease, or a new lease on the next open prompt, or None when done.
+
+    One short transaction: candidate prompts are locked with SKIP LOCKED so concurrent
+    raters never wait on each other, then the slot count is re-read under the lock because
+    the candidate scan may have seen a snapshot from before another lease committed.
+    """
+    require_active_rater(project=project, rater=rater)
+    with transaction.atomic():
+        now = timezone.now()
+        live = (
+            Assignment.objects.filter(
+                project=project, rater=rater, status=AssignmentStatus.LEASED, expires_at__gt=now
+            )
+            .order_by("id")
+            .first()
+        )
+        if live is not None:
+            return live
+        tried: list[int] = []
+        for _ in range(LEASE_ATTEMPTS):
+            prompt = _lock_next_open_prompt(project=project, rater=rater, now=now, skip=tried)
+            if prompt is None:
+                return None
+            if _free_slots(prompt=prompt, project=project, rater=rater, now=now) > 0:
+                return _lease_prompt(prompt=prompt, project=project, rater=rater, now=now)
+            tried.append(prompt.pk)
+        return None
+
+
+def _lock_next_open_prompt(
+    *, project: Project, rater: AbstractBaseUser, now, skip: Iterable[int]
+) -> Prompt | None:
+    slots_taken = (
+        Assignment.objects.filter(prompt=OuterRef("pk"), is_repeat=False)
+        .filter(occupied_assignments(now=now))
+        .values("prompt")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
+    already_done_by_rater = Assignment.objects.filter(
+        prompt=OuterRef("pk"), rater=rater, is_repeat=False
+    ).exclude(status=AssignmentStatus.LEASED)
+    return (
+        Prompt.objects.filter(project=project, is_complete=False)
+        .exclude(pk__in=list(skip))
+        .annotate(slots_taken=Coalesce(Subquery(slots_taken), Value(0)))
+        .filter(slots_taken__lt=project.overlap)
+        .exclude(Exists(already_done_by_rater))
+        .order_by("id")
+        .select_for_update(skip_locked=True, of=("self",))
+        .first()
+    )
+
+
+def _free_slots(*, prompt: Prompt, project: Project, rater: AbstractBaseUser, now) -> int:
+    taken = (
+        Assignment.objects.filter(prompt=prompt, is_repeat=False)
+        .filter(occupied_assignments(now=now))
+        .exclude(rater=rater)
+        .count()
+    )
+    return project.overlap - taken
+
+
+def _lease_prompt(*, prompt: Prompt, project: Project, rater: AbstractBaseUser, now) -> Assignment:
+    expires_at = now + timedelta(seconds=project.lease_seconds)
+    stale = Assignment.objects.filter(
+        prompt=prompt, rater=rater, is_repeat=False, status=AssignmentStatus.LEASED
+    ).first()
+    if stale is not None:
+        # The rater's own expired lease on a prompt that is still free: renew it as it was.
+        stale.leased_at, stale.expires_at = now, expires_at
+        stale.save(update_fields=["leased_at", "expires_at"])
+        return stale
+    response_ids = list(prompt.responses.order_by("position").values_list("id", flat=True))
+    random.SystemRandom().shuffle(response_ids)
+    return Assignment.objects.create(
+        project=project,
+        prompt=prompt,
+        rater=rater,
+        shown_order=response_ids,
+        leased_at=now,
+        expires_at=expires_at,
+    )
+
+
+def assignment_for_rater(*, assignment_id: int, rater: AbstractBaseUser) -> Assignment:
+    assignment = (
+        Assignment.objects.select_related("project", "prompt")
+        .filter(pk=assignment_id, rater=rater)
+        .first()
+    )
+    if assignment is None:
+        raise NotFound("assignment not found")
+    return assignment
+
+
+def assignment_lock_for_finish(*, assignment_id: int, rater: AbstractBaseUser) -> Assignment:
+    """Lock the rater's assignment for submit or skip; call inside a transaction."""
+    assignment = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("project", "prompt")
+        .filter(pk=assignment_id, rater=rater)
+        .first()
+    )
+    if assignment is None:
+        raise NotFound("assignment not found")
+    return assignment
+
+
+def assignment_claim_slot(*, assignment: Assignment) -> None:
+    """Refuse (409) finishing a lease whose slot was taken over after it expired.
+
+    An expired lease is still accepted while the prompt has a free slot; once another
+    rater's lease or ranking filled it, the late submit would exceed the overlap.
+    """
+    now = timezone.now()
+    if assignment.status != AssignmentStatus.LEASED:
+        raise Conflict(f"this assignment is already {assignment.status}", code="not_leased")
+    if assignment.expires_at > now or assignment.is_repeat:
+        return
+    prompt = Prompt.objects.select_for_update().get(pk=assignment.prompt_id)
+    free = _free_slots(prompt=prompt, project=assignment.project, rater=assignment.rater, now=now)
+    if free <= 0:
+        raise Conflict(
+            "your lease expired and the task was given to another rater", code="lease_taken"
+        )
+
+
+def assignment_mark_submitted(*, assignment: Assignment) -> None:
+    now = timezone.now()
+    assignment.status, assignment.finished_at = AssignmentStatus.SUBMITTED, now
+    assignment.save(update_fields=["status", "finished_at"])
+    if assignment.is_repeat:
+        return
+    submitted = Assignment.objects.filter(
+        prompt_id=assignment.prompt_id, is_repeat=False, status=AssignmentStatus.SUBMITTED
+    ).count()
+    if submitted >= assignment.project.overlap:
+        Prompt.objects.filter(pk=assignment.prompt_id).update(is_complete=True)
+
+
+@transaction.atomic
+def assignment_skip(*, assignment_id: int, rater: AbstractBaseUser, reason: str) -> Assignment:
+    reason = (reason or "").strip()
+    if not reason:
+        raise InvalidInput("say why you skip this task", field="reason")
+    assignment = assignment_lock_for_finish(assignment_id=assignment_id, rater=rater)
+    if assignment.status == AssignmentStatus.SKIPPED:
+        return assignment
+    if assignment.status != AssignmentStatus.LEASED:
+        raise Conflict(f"this assignment is already {assignment.status}", code="not_leased")
+    assignment.status, assignment.finished_at = AssignmentStatus.SKIPPED, timezone.now()
+    assignment.skip_reason = reason[:500]
+    assignment.save(update_fields=["status", "finished_at", "skip_reason"])
+    return assignment

@@ -1,0 +1,1 @@
+"""Rankings made and judged: submission, agreement runs, rater scores, the quality pages."""

@@ -1,0 +1,91 @@
+"""Submitted rankings and the agreement runs computed over them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from labeling.models import Assignment, Project, Prompt
+
+
+class Ranking(models.Model):
+    """A rater's ordering of all shown responses, best to worst, as tie groups of ids."""
+
+    assignment = models.OneToOneField(Assignment, on_delete=models.PROTECT, related_name="ranking")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rankings")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="rankings")
+    rater = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rankings"
+    )
+    groups = models.JSONField(help_text="Tie groups best→worst, e.g. [[12], [11, 13]].")
+    ratings = models.JSONField(default=dict, blank=True)
+    rationale = models.TextField(blank=True, default="")
+    seconds = models.FloatField(null=True, blank=True)
+    is_repeat = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(seconds__isnull=True) | Q(seconds__gte=0),
+                name="ranking_seconds_non_negative",
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "id"], name="ranking_project_id")]
+
+    def __str__(self) -> str:
+        return f"ranking {self.pk} by {self.rater_id}"
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class AgreementRun(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="agreement_runs")
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    trigger = models.CharField(max_length=32, default="manual")
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    last_ranking_id = models.BigIntegerField(
+        default=0, help_text="Highest ranking id the run saw; same data, same run."
+    )
+    n_prompts = models.PositiveIntegerField(default=0)
+    n_rankings = models.PositiveIntegerField(default=0)
+    metrics = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=RunStatus.values), name="agreement_run_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"agreement run {self.pk} ({self.status})"
+
+
+class RaterScore(models.Model):
+    run = models.ForeignKey(AgreementRun, on_delete=models.CASCADE, related_name="rater_scores")
+    rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    rankings = models.PositiveIntegerField(default=0)
+    agreement = models.FloatField(null=True, blank=True)
+    agreement_low = models.FloatField(null=True, blank=True)
+    agreement_high = models.FloatField(null=True, blank=True)
+    compared_pairs = models.PositiveIntegerField(default=0)
+    details = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "rater_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "rater"], name="rater_score_unique"),
+        ]

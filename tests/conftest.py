@@ -1,0 +1,94 @@
+"""Shared fixtures: a project with a lead, raters, an engineer and an outsider."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from labeling import services as labeling_services
+from labeling.models import Membership, Project, Role
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def sample_records(count: int, responses: int = 3, prefix: str = "p") -> list[dict]:
+    return [
+        {
+            "external_id": f"{prefix}{index}",
+            "prompt": f"Question number {index}: explain something.",
+            "responses": [
+                {"external_id": f"{prefix}{index}-r{slot}", "text": f"Answer {slot} to {index}", "model": f"model-{slot}"}
+                for slot in range(responses)
+            ],
+        }
+        for index in range(count)
+    ]
+
+
+@pytest.fixture
+def make_user(db) -> Callable[..., object]:
+    def make(username: str, **extra):
+        return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+
+    return make
+
+
+@pytest.fixture
+def lead(make_user):
+    return make_user("lead")
+
+
+@pytest.fixture
+def project(lead) -> Project:
+    return labeling_services.project_create(creator=lead, name="Helpfulness", overlap=2)
+
+
+@pytest.fixture
+def add_member(project) -> Callable[..., object]:
+    def add(user, role: str = Role.RATER, target: Project | None = None):
+        Membership.objects.create(project=target or project, user=user, role=role)
+        return user
+
+    return add
+
+
+@pytest.fixture
+def rater(make_user, add_member):
+    return add_member(make_user("rater1"))
+
+
+@pytest.fixture
+def rater2(make_user, add_member):
+    return add_member(make_user("rater2"))
+
+
+@pytest.fixture
+def engineer(make_user, add_member):
+    return add_member(make_user("engineer"), Role.ENGINEER)
+
+
+@pytest.fixture
+def outsider(make_user):
+    return make_user("outsider")
+
+
+@pytest.fixture
+def api_for() -> Callable[..., APIClient]:
+    def client_for(user) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return client_for
+
+
+@pytest.fixture
+def imported(project) -> Project:
+    labeling_services.prompts_import(project=project, raw=json.dumps(sample_records(5)))
+    return project

@@ -1,0 +1,375 @@
+"""Format writers, canonical JSONL output (plain and gzip) and the seeded train/test split."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+
+import pytest
+
+from exports.formats import (
+    FORMATS,
+    JsonlWriter,
+    encode_row,
+    rows_for_pair,
+    split_for_prompt,
+    write_jsonl,
+    write_jsonl_gz,
+)
+from exports.pairs import Pair, PromptData, RankingData, ResponseData, build_pairs
+
+METADATA_KEYS = [
+    "prompt_id",
+    "prompt_external_id",
+    "chosen_id",
+    "rejected_id",
+    "chosen_model",
+    "rejected_model",
+    "margin",
+    "agreement",
+    "n_raters",
+    "rater_keys",
+    "group_id",
+    "split",
+]
+
+RESPONSES = {
+    11: ResponseData(11, "r-a", "Rayleigh scattering — shorter wavelengths scatter more.", "gpt-x"),
+    12: ResponseData(12, "r-b", "Because it reflects the ocean.", "llama-y"),
+}
+
+
+def make_prompt(messages: list[dict[str, str]]) -> PromptData:
+    return PromptData(prompt_id=3, external_id="ext-3", messages=messages, responses=RESPONSES)
+
+
+SINGLE_TURN = make_prompt([{"role": "user", "content": "Why is the sky blue?"}])
+MULTI_TURN = make_prompt(
+    [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "Hi."},
+        {"role": "assistant", "content": "Hello."},
+        {"role": "user", "content": "Why is the sky blue?"},
+    ]
+)
+PAIR = Pair(
+    prompt_id=3,
+    chosen_id=11,
+    rejected_id=12,
+    margin=2.0,
+    agreement=0.75,
+    n_raters=4,
+    rater_keys=("0f3a9c1d2b4e5f60",),
+)
+
+
+def rows_without_metadata(fmt: str, prompt: PromptData) -> list[dict]:
+    return rows_for_pair(fmt, PAIR, prompt, "train", with_metadata=False)
+
+
+# --- formats ------------------------------------------------------------------------------
+
+
+def test_formats_registry_has_every_export_format() -> None:
+    assert set(FORMATS) == {
+        "trl",
+        "trl-conversational",
+        "trl-reward",
+        "trl-unpaired",
+        "openai",
+        "hh-rlhf",
+    }
+
+
+def test_trl_standard_row_is_prompt_chosen_rejected_strings() -> None:
+    assert rows_without_metadata("trl", SINGLE_TURN) == [
+        {
+            "prompt": "Why is the sky blue?",
+            "chosen": "Rayleigh scattering — shorter wavelengths scatter more.",
+            "rejected": "Because it reflects the ocean.",
+        }
+    ]
+
+
+def test_trl_standard_renders_multi_turn_prompt_as_role_prefixed_turns() -> None:
+    [row] = rows_without_metadata("trl", MULTI_TURN)
+
+    assert row["prompt"] == (
+        "System: You are terse.\n\nUser: Hi.\n\nAssistant: Hello.\n\nUser: Why is the sky blue?"
+    )
+
+
+def test_trl_conversational_row_uses_message_lists() -> None:
+    [row] = rows_without_metadata("trl-conversational", MULTI_TURN)
+
+    assert list(row) == ["prompt", "chosen", "rejected"]
+    assert row["prompt"] == MULTI_TURN.messages
+    assert row["chosen"] == [
+        {"role": "assistant", "content": "Rayleigh scattering — shorter wavelengths scatter more."}
+    ]
+    assert row["rejected"] == [{"role": "assistant", "content": "Because it reflects the ocean."}]
+
+
+def test_conversational_messages_keep_only_role_and_content_and_are_copies() -> None:
+    prompt = make_prompt([{"role": "user", "content": "Hi.", "name": "alice"}])
+
+    [row] = rows_without_metadata("trl-conversational", prompt)
+    row["prompt"][0]["content"] = "changed"
+
+    assert prompt.messages == [{"role": "user", "content": "Hi.", "name": "alice"}]
+
+
+def test_trl_reward_row_adds_margin() -> None:
+    [row] = rows_without_metadata("trl-reward", SINGLE_TURN)
+
+    assert row == {
+        "prompt": "Why is the sky blue?",
+        "chosen": "Rayleigh scattering — shorter wavelengths scatter more.",
+        "rejected": "Because it reflects the ocean.",
+        "margin": 2.0,
+    }
+
+
+def test_trl_unpaired_turns_one_pair_into_a_desirable_and_an_undesirable_row() -> None:
+    rows = rows_for_pair("trl-unpaired", PAIR, SINGLE_TURN, "test")
+
+    assert [(row["prompt"], row["completion"], row["label"]) for row in rows] == [
+        ("Why is the sky blue?", "Rayleigh scattering — shorter wavelengths scatter more.", True),
+        ("Why is the sky blue?", "Because it reflects the ocean.", False),
+    ]
+    assert [list(row)[:3] for row in rows] == [["prompt", "completion", "label"]] * 2
+    assert all(row["chosen_id"] == 11 and row["split"] == "test" for row in rows)
+
+
+def test_openai_row_follows_preference_fine_tuning_layout() -> None:
+    [row] = rows_without_metadata("openai", MULTI_TURN)
+
+    assert row == {
+        "input": {"messages": MULTI_TURN.messages},
+        "preferred_output": [
+            {
+                "role": "assistant",
+                "content": "Rayleigh scattering — shorter wavelengths scatter more.",
+            }
+        ],
+        "non_preferred_output": [
+            {"role": "assistant", "content": "Because it reflects the ocean."}
+        ],
+    }
+
+
+def test_hh_rlhf_row_is_human_assistant_transcripts() -> None:
+    [row] = rows_without_metadata("hh-rlhf", SINGLE_TURN)
+
+    assert row == {
+        "chosen": "\n\nHuman: Why is the sky blue?\n\nAssistant: "
+        "Rayleigh scattering — shorter wavelengths scatter more.",
+        "rejected": "\n\nHuman: Why is the sky blue?\n\nAssistant: Because it reflects the ocean.",
+    }
+
+
+def test_hh_rlhf_folds_system_message_into_first_human_turn() -> None:
+    [row] = rows_without_metadata("hh-rlhf", MULTI_TURN)
+
+    shared = "\n\nHuman: You are terse.\n\nHi.\n\nAssistant: Hello.\n\nHuman: Why is the sky blue?"
+    assert row["chosen"] == f"{shared}\n\nAssistant: {RESPONSES[11].text}"
+    assert row["rejected"] == f"{shared}\n\nAssistant: {RESPONSES[12].text}"
+    assert "System" not in row["chosen"]
+
+
+def test_hh_rlhf_keeps_a_trailing_system_message_as_a_human_turn() -> None:
+    prompt = make_prompt(
+        [{"role": "user", "content": "Hi."}, {"role": "system", "content": "Be kind."}]
+    )
+
+    [row] = rows_without_metadata("hh-rlhf", prompt)
+
+    assert row["rejected"] == (
+        "\n\nHuman: Hi.\n\nHuman: Be kind.\n\nAssistant: Because it reflects the ocean."
+    )
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_every_format_carries_metadata_columns_after_its_own(fmt: str) -> None:
+    for row in rows_for_pair(fmt, PAIR, MULTI_TURN, "train"):
+        own = rows_without_metadata(fmt, MULTI_TURN)[0]
+        assert list(row)[: len(own)] == list(own)
+        assert {key: row[key] for key in METADATA_KEYS} == {
+            "prompt_id": 3,
+            "prompt_external_id": "ext-3",
+            "chosen_id": 11,
+            "rejected_id": 12,
+            "chosen_model": "gpt-x",
+            "rejected_model": "llama-y",
+            "margin": 2.0,
+            "agreement": 0.75,
+            "n_raters": 4,
+            "rater_keys": ["0f3a9c1d2b4e5f60"],
+            "group_id": 3,
+            "split": "train",
+        }
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_without_metadata_no_metadata_column_is_added(fmt: str) -> None:
+    for row in rows_without_metadata(fmt, SINGLE_TURN):
+        assert not set(row) & (set(METADATA_KEYS) - {"margin"})
+
+
+def test_unknown_format_is_refused() -> None:
+    with pytest.raises(ValueError, match="unknown export format 'csv'"):
+        rows_for_pair("csv", PAIR, SINGLE_TURN, "train")
+
+
+def test_rows_from_built_pairs_carry_pair_values() -> None:
+    prompt = make_prompt([{"role": "user", "content": "Q"}])
+    rankings = [
+        RankingData(1, 3, "k1", [[11], [12]]),
+        RankingData(2, 3, "k2", [[12], [11]]),
+    ]
+    [_first, second] = build_pairs(prompt, rankings, "all_pairs")
+
+    [row] = rows_for_pair("trl", second, prompt, "train")
+
+    assert (row["chosen"], row["rejected"]) == (RESPONSES[12].text, RESPONSES[11].text)
+    assert (row["agreement"], row["n_raters"], row["rater_keys"]) == (0.5, 2, ["k2"])
+
+
+# --- JSONL --------------------------------------------------------------------------------
+
+
+def sample_rows(count: int = 500) -> list[dict]:
+    rows = []
+    for index in range(count):
+        pair = Pair(3, 11, 12, float(index % 3), index / count, 3, (f"key{index}",))
+        split = split_for_prompt(index, seed=1, test_fraction=0.2)
+        rows.extend(rows_for_pair("trl-conversational", pair, MULTI_TURN, split))
+    return rows
+
+
+def test_jsonl_lines_are_canonical_compact_utf8_json() -> None:
+    rows = sample_rows(3)
+    buffer = io.BytesIO()
+
+    result = write_jsonl(rows, buffer)
+
+    expected = "".join(
+        json.dumps(row, ensure_ascii=False, separators=(",", ":"), sort_keys=False) + "\n"
+        for row in rows
+    ).encode()
+    assert buffer.getvalue() == expected
+    assert "—".encode() in buffer.getvalue()
+    assert encode_row(rows[0]).encode() == expected.splitlines(keepends=True)[0]
+    assert [json.loads(line) for line in buffer.getvalue().splitlines()] == rows
+    assert result == (3, hashlib.sha256(expected).hexdigest(), len(expected))
+
+
+def test_jsonl_result_reports_rows_sha256_and_size() -> None:
+    buffer = io.BytesIO()
+
+    rows, sha256, size_bytes = write_jsonl(sample_rows(10), buffer)
+
+    assert rows == 10
+    assert sha256 == hashlib.sha256(buffer.getvalue()).hexdigest()
+    assert size_bytes == len(buffer.getvalue())
+
+
+def test_two_writes_of_same_rows_are_byte_identical() -> None:
+    first, second = io.BytesIO(), io.BytesIO()
+
+    first_result = write_jsonl(sample_rows(), first)
+    second_result = write_jsonl(iter(sample_rows()), second)
+
+    assert first.getvalue() == second.getvalue()
+    assert first_result == second_result
+
+
+def test_gzip_output_is_byte_identical_run_to_run_and_decompresses_to_jsonl() -> None:
+    plain, first, second = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    write_jsonl(sample_rows(), plain)
+
+    first_result = write_jsonl_gz(sample_rows(), first)
+    second_result = write_jsonl_gz(sample_rows(), second)
+
+    assert first.getvalue() == second.getvalue()
+    assert first_result == second_result
+    assert first_result.sha256 == hashlib.sha256(first.getvalue()).hexdigest()
+    assert first_result.size_bytes == len(first.getvalue())
+    assert first_result.rows == 500
+    assert gzip.decompress(first.getvalue()) == plain.getvalue()
+    assert first.getvalue()[4:8] == b"\x00\x00\x00\x00"  # header mtime is zero
+
+
+def test_jsonl_writer_streams_batches_like_a_single_write() -> None:
+    rows = sample_rows()
+    whole, batched = io.BytesIO(), io.BytesIO()
+    write_jsonl_gz(rows, whole)
+
+    with JsonlWriter(batched, compress=True) as writer:
+        for start in range(0, len(rows), 37):
+            writer.write_rows(rows[start : start + 37])
+        writer.write_rows([])
+
+    assert batched.getvalue() == whole.getvalue()
+    assert writer.result().rows == len(rows)
+
+
+def test_writing_no_rows_gives_an_empty_file() -> None:
+    buffer = io.BytesIO()
+
+    assert write_jsonl([], buffer) == (0, hashlib.sha256(b"").hexdigest(), 0)
+    assert buffer.getvalue() == b""
+
+
+# --- split --------------------------------------------------------------------------------
+
+
+def test_split_is_deterministic_for_a_seed() -> None:
+    first = [split_for_prompt(prompt_id, 42, 0.1) for prompt_id in range(1000)]
+    second = [split_for_prompt(prompt_id, 42, 0.1) for prompt_id in range(1000)]
+
+    assert first == second
+    assert set(first) == {"train", "test"}
+
+
+def test_split_never_puts_one_prompt_on_both_sides() -> None:
+    prompt = make_prompt([{"role": "user", "content": "Q"}])
+    rankings = [
+        RankingData(ranking_id, 3, f"k{ranking_id}", [[11], [12]]) for ranking_id in range(5)
+    ]
+    splits = {
+        row["split"]
+        for pair in build_pairs(prompt, rankings, "all_pairs")
+        for row in rows_for_pair("trl", pair, prompt, split_for_prompt(pair.prompt_id, 7, 0.5))
+    }
+
+    assert len(splits) == 1
+
+
+@pytest.mark.parametrize("test_fraction", [0.05, 0.1, 0.25, 0.5])
+def test_split_hits_roughly_the_test_fraction_over_10k_prompts(test_fraction: float) -> None:
+    tested = sum(
+        split_for_prompt(prompt_id, 2024, test_fraction) == "test" for prompt_id in range(10_000)
+    )
+
+    # binomial sd is at most 50 for n=10k; allow about 4 sd
+    assert abs(tested / 10_000 - test_fraction) < 0.02
+
+
+def test_split_changes_with_seed() -> None:
+    seed_one = [split_for_prompt(prompt_id, 1, 0.5) for prompt_id in range(200)]
+    seed_two = [split_for_prompt(prompt_id, 2, 0.5) for prompt_id in range(200)]
+
+    assert seed_one != seed_two
+
+
+def test_split_extremes_put_everything_on_one_side() -> None:
+    assert {split_for_prompt(prompt_id, 0, 0.0) for prompt_id in range(500)} == {"train"}
+    assert {split_for_prompt(prompt_id, 0, 1.0) for prompt_id in range(500)} == {"test"}
+
+
+def test_split_refuses_fraction_outside_unit_interval() -> None:
+    with pytest.raises(ValueError, match="test_fraction"):
+        split_for_prompt(1, 0, 1.5)
