@@ -104,7 +104,10 @@ def one_ranking_per_rater(table: RankingTable) -> RankingTable:
 
 
 def _less_and_equal_counts(ranks: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Per slot, how many slots of its row rank strictly better, and how many tie with it."""
+    """Per slot, how many slots of its row rank strictly better, and how many share its level.
+
+    The second count includes the slot itself; NaN (absent) slots count in neither.
+    """
     own = ranks[..., :, np.newaxis]
     others = ranks[..., np.newaxis, :]
     better = (others < own).sum(axis=-1).astype(np.float64)
@@ -239,8 +242,7 @@ def _pairs_of(count: IntArray) -> IntArray:
     return count * (count - 1) // 2
 
 
-def _pairwise_agreement_from_labels(labels: PairLabels) -> AgreementResult:
-    counts = _label_counts_per_unit(labels)
+def _pairwise_agreement_from_counts(counts: IntArray) -> AgreementResult:
     raters_per_unit = counts.sum(axis=1)
     rater_pairs = int(_pairs_of(raters_per_unit).sum())
     agreeing_pairs = int(_pairs_of(counts).sum())
@@ -256,7 +258,8 @@ def pairwise_agreement(table: RankingTable, include_ties: bool = True) -> Agreem
     tie labels first (the InstructGPT / AlpacaFarm convention).
     """
     labels = pair_labels(one_ranking_per_rater(table))
-    return _pairwise_agreement_from_labels(labels if include_ties else labels.without_ties())
+    used = labels if include_ties else labels.without_ties()
+    return _pairwise_agreement_from_counts(_label_counts_per_unit(used))
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,8 +440,7 @@ def fleiss_kappa_from_counts(counts: npt.ArrayLike) -> float | None:
     return (float(unit_agreement.mean()) - chance) / (1.0 - chance)
 
 
-def _fleiss_kappa_from_labels(labels: PairLabels) -> AgreementResult:
-    counts = _label_counts_per_unit(labels)
+def _fleiss_kappa_from_label_counts(counts: IntArray) -> AgreementResult:
     raters_per_unit = counts.sum(axis=1)
     used = raters_per_unit >= 2
     return AgreementResult(
@@ -450,7 +452,8 @@ def _fleiss_kappa_from_labels(labels: PairLabels) -> AgreementResult:
 
 def fleiss_kappa_pairs(table: RankingTable) -> AgreementResult:
     """Fleiss' kappa on pair labels (first better / second better / tie)."""
-    return _fleiss_kappa_from_labels(pair_labels(one_ranking_per_rater(table)))
+    labels = pair_labels(one_ranking_per_rater(table))
+    return _fleiss_kappa_from_label_counts(_label_counts_per_unit(labels))
 
 
 def kendall_w_mean(table: RankingTable) -> AgreementResult:
@@ -511,8 +514,9 @@ def project_agreement(table: RankingTable) -> dict[str, float | int | None]:
     """
     table = one_ranking_per_rater(table)
     labels = pair_labels(table)
-    with_ties = _pairwise_agreement_from_labels(labels)
-    without_ties = _pairwise_agreement_from_labels(labels.without_ties())
+    label_counts = _label_counts_per_unit(labels)
+    with_ties = _pairwise_agreement_from_counts(label_counts)
+    without_ties = _pairwise_agreement_from_counts(label_counts[:, [0, 2]])
     coincidences = _mid_rank_coincidences(table)
     alpha_ordinal = _alpha_from_coincidences(
         coincidences, _ordinal_distances(coincidences.matrix.sum(axis=0))
@@ -526,7 +530,7 @@ def project_agreement(table: RankingTable) -> dict[str, float | int | None]:
         "pairwise_agreement_no_ties": _float_or_none(without_ties.value),
         "alpha_ordinal": _float_or_none(alpha_ordinal),
         "alpha_interval": _float_or_none(alpha_interval),
-        "fleiss_kappa_pairs": _float_or_none(_fleiss_kappa_from_labels(labels).value),
+        "fleiss_kappa_pairs": _float_or_none(_fleiss_kappa_from_label_counts(label_counts).value),
         "kendall_w_mean": _float_or_none(kendall_w_mean(table).value),
         "n_prompts": int((rankings_per_prompt >= 2).sum()),
         "n_rankings": table.n_rankings,

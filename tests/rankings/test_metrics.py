@@ -428,6 +428,9 @@ def test_project_agreement_is_json_serializable_and_consistent(seed: int) -> Non
     summary = project_agreement(table)
     json.dumps(summary, allow_nan=False)
     assert summary["pairwise_agreement"] == pairwise_agreement(table).value
+    no_ties = pairwise_agreement(table, include_ties=False).value
+    assert summary["pairwise_agreement_no_ties"] == pytest.approx(no_ties)
+    assert summary["fleiss_kappa_pairs"] == pytest.approx(fleiss_kappa_pairs(table).value)
     assert summary["alpha_interval"] == pytest.approx(krippendorff_alpha_interval(table).value)
     assert summary["n_rankings"] == table.n_rankings
 

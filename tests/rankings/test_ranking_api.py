@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from labeling import services
+from labeling.models import Assignment
+from rankings.models import Ranking
+
+pytestmark = pytest.mark.django_db
+
+
+def next_task(client, project):
+    return client.get(f"/api/projects/{project.pk}/next-task/")
+
+
+def submit(client, assignment_id, ranking, **extra):
+    return client.post(
+        f"/api/assignments/{assignment_id}/ranking/", {"ranking": ranking, **extra}, format="json"
+    )
+
+
+def test_next_task_shows_responses_in_shown_order_without_models(api_for, rater, imported):
+    response = next_task(api_for(rater), imported)
+    assert response.status_code == 200
+    task = response.json()
+    assignment = Assignment.objects.get(pk=task["assignment_id"])
+    assert [item["id"] for item in task["responses"]] == assignment.shown_order
+    assert [item["label"] for item in task["responses"]] == ["A", "B", "C"]
+    assert "model" not in str(task["responses"])
+    assert task["prompt"]["messages"][0]["role"] == "user"
+
+
+def test_submit_stores_the_ranking_and_the_next_task_moves_on(api_for, rater, imported):
+    client = api_for(rater)
+    task = next_task(client, imported).json()
+    ids = [item["id"] for item in task["responses"]]
+    response = submit(client, task["assignment_id"], [[ids[1]], [ids[0], ids[2]]], seconds=12.5)
+    assert response.status_code == 201, response.json()
+    ranking = Ranking.objects.get()
+    assert ranking.groups == [[ids[1]], [ids[0], ids[2]]]
+    assert ranking.seconds == 12.5
+    assert next_task(client, imported).json()["assignment_id"] != task["assignment_id"]
+
+
+@pytest.mark.parametrize(
+    ("make_ranking", "field", "message"),
+    [
+        (lambda ids: [[ids[0]], [ids[1]]], "ranking", "missing"),
+        (lambda ids: [[ids[0]], [ids[0]], [ids[1], ids[2]]], "ranking[1]", "appears twice"),
+        (lambda ids: [[ids[0]], [ids[1]], [ids[2]], [999999]], "ranking[3]", "is not one of"),
+        (lambda ids: [], "ranking", "non-empty"),
+        (lambda ids: [[ids[0]], [], [ids[1], ids[2]]], "ranking[1]", "empty tie group"),
+    ],
+)
+def test_bad_rankings_are_a_400_naming_the_problem(
+    api_for, rater, imported, make_ranking, field, message
+):
+    client = api_for(rater)
+    task = next_task(client, imported).json()
+    ids = [item["id"] for item in task["responses"]]
+    response = submit(client, task["assignment_id"], make_ranking(ids))
+    assert response.status_code == 400
+    assert response.json()["field"] == field
+    assert message in response.json()["detail"]
+    assert not Ranking.objects.exists()
+
+
+def test_ties_are_refused_when_the_project_does_not_allow_them(api_for, rater, imported):
+    imported.allow_ties = False
+    imported.save()
+    client = api_for(rater)
+    task = next_task(client, imported).json()
+    ids = [item["id"] for item in task["responses"]]
+    response = submit(client, task["assignment_id"], [[ids[0], ids[1]], [ids[2]]])
+    assert response.status_code == 400
+    assert response.json()["detail"] == "ranking[0]: ties are not allowed in this project"
+    assert submit(client, task["assignment_id"], [ids[0], ids[1], ids[2]]).status_code == 201
+
+
+def test_a_second_submit_does_not_create_a_second_ranking(api_for, rater, imported):
+    client = api_for(rater)
+    task = next_task(client, imported).json()
+    ranking = [[item["id"]] for item in task["responses"]]
+    assert submit(client, task["assignment_id"], ranking).status_code == 201
+    repeated = submit(client, task["assignment_id"], ranking)
+    assert repeated.status_code == 200
+    different = submit(client, task["assignment_id"], list(reversed(ranking)))
+    assert different.status_code == 409
+    assert Ranking.objects.count() == 1
+
+
+def test_submit_on_a_lease_taken_over_by_another_rater_is_a_409(api_for, rater, rater2, imported):
+    imported.overlap = 1
+    imported.save()
+    client = api_for(rater)
+    task = next_task(client, imported).json()
+    past = timezone.now() - timedelta(hours=1)
+    Assignment.objects.filter(pk=task["assignment_id"]).update(
+        leased_at=past, expires_at=past + timedelta(minutes=10)
+    )
+    taken = services.lease_next_assignment(project=imported, rater=rater2)
+    assert taken.prompt_id == task["prompt"]["id"]
+    response = submit(client, task["assignment_id"], [[item["id"]] for item in task["responses"]])
+    assert response.status_code == 409
+    assert response.json()["code"] == "lease_taken"
+    assert not Ranking.objects.exists()
+
+
+def test_submit_on_an_expired_lease_that_is_still_free_is_accepted(api_for, rater, imported):
+    client = api_for(rater)
+    task = next_task(client, imported).json()
+    past = timezone.now() - timedelta(hours=1)
+    Assignment.objects.filter(pk=task["assignment_id"]).update(
+        leased_at=past, expires_at=past + timedelta(minutes=10)
+    )
+    response = submit(client, task["assignment_id"], [[item["id"]] for item in task["responses"]])
+    assert response.status_code == 201
+
+
+def test_a_rater_cannot_submit_another_raters_assignment(api_for, rater, rater2, imported):
+    task = next_task(api_for(rater), imported).json()
+    response = submit(api_for(rater2), task["assignment_id"], [[r["id"]] for r in task["responses"]])
+    assert response.status_code == 404
+
+
+def test_skip_needs_a_reason_and_moves_on(api_for, rater, imported):
+    client = api_for(rater)
+    task = next_task(client, imported).json()
+    missing = client.post(f"/api/assignments/{task['assignment_id']}/skip/", {}, format="json")
+    assert missing.status_code == 400
+    assert missing.json()["field"] == "reason"
+    skipped = client.post(
+        f"/api/assignments/{task['assignment_id']}/skip/", {"reason": "not my language"}, format="json"
+    )
+    assert skipped.status_code == 200
+    assert next_task(client, imported).json()["prompt"]["id"] != task["prompt"]["id"]
+
+
+def test_empty_queue_is_a_204(api_for, rater, project):
+    assert next_task(api_for(rater), project).status_code == 204
+
+
+def test_rater_cannot_read_another_projects_tasks(api_for, rater, imported, make_user):
+    other_lead = make_user("otherlead")
+    other = services.project_create(creator=other_lead, name="Other")
+    response = next_task(api_for(rater), other)
+    assert response.status_code == 404
