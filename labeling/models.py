@@ -113,6 +113,9 @@ class Invite(models.Model):
     class Meta:
         ordering = ["-created_at"]
 
+    def __str__(self) -> str:
+        return f"{self.role} invite to {self.project_id}"
+
     def is_usable(self) -> bool:
         if self.expires_at <= timezone.now():
             return False

@@ -21,8 +21,8 @@ from labeling.models import (
     Assignment,
     AssignmentStatus,
     Invite,
-    MemberStatus,
     Membership,
+    MemberStatus,
     Project,
     Prompt,
     Response,
@@ -113,7 +113,7 @@ def invite_usable(*, code: str) -> Invite:
 def invite_accept(*, code: str, user: AbstractBaseUser) -> Membership:
     invite = invite_usable(code=code)
     Invite.objects.filter(pk=invite.pk).update(uses=F("uses") + 1)
-    membership, created = Membership.objects.get_or_create(
+    membership, _ = Membership.objects.get_or_create(
         project=invite.project, user=user, defaults={"role": invite.role}
     )
     return membership

@@ -89,3 +89,6 @@ class RaterScore(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "rater"], name="rater_score_unique"),
         ]
+
+    def __str__(self) -> str:
+        return f"score of rater {self.rater_id} in run {self.run_id}"

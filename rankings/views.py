@@ -95,10 +95,13 @@ def _render_after_error(
     if not request.htmx:
         messages.error(request, error.message)
         return redirect("rankings:rate", project_id=project.pk)
-    if isinstance(error, Conflict) or assignment.status != AssignmentStatus.LEASED:
-        return _render_next_task(request, project, error=error.message, status=error.status_code)
+    # 409 and 422 (not 400/403, which django-htmx's debug script takes over as error pages)
+    # are swapped into the task by rank.js.
+    status = 409 if isinstance(error, Conflict) else 422
+    if status == 409 or assignment.status != AssignmentStatus.LEASED:
+        return _render_next_task(request, project, error=error.message, status=status)
     return _render_task(
-        request, project, assignment=assignment, error=error.message, status=error.status_code
+        request, project, assignment=assignment, error=error.message, status=status
     )
 
 
@@ -115,14 +118,15 @@ def _render_next_task(
     except NotFound as not_member:
         raise Http404(not_member.message) from None
     except NotAllowed as refused:
-        # After a successful submit or skip the answer stays 200: that action went through.
+        # Only the page itself answers 403; after an action the action's own status stands.
         return _render_task(
             request,
             project,
             assignment=None,
             notice=notice,
+            error=error,
             paused=refused.message,
-            status=200 if notice else refused.status_code,
+            status=status if notice or error else refused.status_code,
         )
     return _render_task(
         request, project, assignment=assignment, notice=notice, error=error, status=status

@@ -16,13 +16,28 @@ from labeling.models import Membership, Project, Role
 PASSWORD = "correct-horse-battery-staple"
 
 
+@pytest.fixture(autouse=True)
+def celery_tasks_run_in_process():
+    """Tasks run in-process unless a test starts a real worker (it turns this off itself)."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
 def sample_records(count: int, responses: int = 3, prefix: str = "p") -> list[dict]:
     return [
         {
             "external_id": f"{prefix}{index}",
             "prompt": f"Question number {index}: explain something.",
             "responses": [
-                {"external_id": f"{prefix}{index}-r{slot}", "text": f"Answer {slot} to {index}", "model": f"model-{slot}"}
+                {
+                    "external_id": f"{prefix}{index}-r{slot}",
+                    "text": f"Answer {slot} to {index}",
+                    "model": f"model-{slot}",
+                }
                 for slot in range(responses)
             ],
         }

@@ -13,4 +13,4 @@ register = template.Library()
 @register.filter(name="markdown")
 def markdown_filter(text: str) -> SafeString:
     # Safe only because render_markdown sanitizes with an allow-list after rendering.
-    return mark_safe(render_markdown(text))  # noqa: S308
+    return mark_safe(render_markdown(text))

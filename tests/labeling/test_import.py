@@ -38,7 +38,10 @@ def test_it_imports_json_lines_with_messages_and_gold(api_for, lead, project):
                 {"role": "system", "content": "Be brief."},
                 {"role": "user", "content": "Hi"},
             ],
-            "responses": [{"external_id": "a", "text": "Hello"}, {"external_id": "b", "text": "Yo"}],
+            "responses": [
+                {"external_id": "a", "text": "Hello"},
+                {"external_id": "b", "text": "Yo"},
+            ],
             "gold_ranking": [["a"], ["b"]],
         },
         {"prompt": "Second", "responses": ["one", "two", "three"], "metadata": {"topic": "x"}},
@@ -71,8 +74,10 @@ def test_an_import_with_one_bad_line_imports_nothing_and_names_the_line(api_for,
         (lambda r: r.update(colour="red"), "line 2: colour: unknown field"),
         (lambda r: r.update(external_id="p0"), "line 2: external_id: 'p0' repeats line 1"),
         (lambda r: r.update(gold_ranking=[["p1-r0"]]), "line 2: gold_ranking: must place every"),
-        (lambda r: r.update(messages=[{"role": "bot", "content": "x"}]) or r.pop("prompt"),
-         "line 2: messages[0].role: must be one of"),
+        (
+            lambda r: r.update(messages=[{"role": "bot", "content": "x"}]) or r.pop("prompt"),
+            "line 2: messages[0].role: must be one of",
+        ),
     ],
 )
 def test_bad_records_are_refused_with_line_and_field(api_for, lead, project, change, message):

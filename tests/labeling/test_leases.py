@@ -46,7 +46,8 @@ def test_expired_lease_returns_prompt_to_pool(imported, rater, rater2, make_user
     other = services.lease_next_assignment(project=imported, rater=rater2)
     assert other.prompt_id != first.prompt_id
     Assignment.objects.filter(pk=first.pk).update(
-        expires_at=timezone.now() - timedelta(seconds=1), leased_at=timezone.now() - timedelta(hours=1)
+        expires_at=timezone.now() - timedelta(seconds=1),
+        leased_at=timezone.now() - timedelta(hours=1),
     )
     third = add_member(make_user("rater3"))
     taken_over = services.lease_next_assignment(project=imported, rater=third)
@@ -59,8 +60,12 @@ def test_prompt_never_gets_more_than_overlap_rankings(imported, make_user, add_m
     imported.save()
     raters = [add_member(make_user(f"crowd{index}")) for index in range(6)]
     for rater in raters:
-        while (assignment := services.lease_next_assignment(project=imported, rater=rater)) is not None:
-            ranking_submit(assignment_id=assignment.pk, rater=rater, ranking=whole_ranking(assignment))
+        while (
+            assignment := services.lease_next_assignment(project=imported, rater=rater)
+        ) is not None:
+            ranking_submit(
+                assignment_id=assignment.pk, rater=rater, ranking=whole_ranking(assignment)
+            )
     for prompt in Prompt.objects.filter(project=imported):
         assert Ranking.objects.filter(prompt=prompt).count() == 2
         assert prompt.is_complete
@@ -80,9 +85,9 @@ def test_paused_rater_gets_no_tasks_and_loses_live_lease(imported, rater, lead):
 def test_concurrent_raters_never_share_a_live_lease_or_exceed_overlap(make_user, lead):
     assert connection.vendor == "postgresql", "SKIP LOCKED is only tested on PostgreSQL"
     project = services.project_create(creator=lead, name="Race", overlap=2)
-    from tests.conftest import sample_records
-
     import json
+
+    from tests.conftest import sample_records
 
     services.prompts_import(project=project, raw=json.dumps(sample_records(6)))
     raters = [make_user(f"racer{index}") for index in range(8)]
@@ -100,7 +105,7 @@ def test_concurrent_raters_never_share_a_live_lease_or_exceed_overlap(make_user,
                 ranking_submit(
                     assignment_id=assignment.pk, rater=user, ranking=whole_ranking(assignment)
                 )
-        except BaseException as error:  # noqa: BLE001 - surfaced by the assertion below
+        except BaseException as error:
             errors.append(error)
         finally:
             connection.close()
@@ -112,7 +117,9 @@ def test_concurrent_raters_never_share_a_live_lease_or_exceed_overlap(make_user,
         thread.join(timeout=60)
     assert errors == []
     per_prompt = {
-        prompt.pk: Assignment.objects.filter(prompt=prompt, status=AssignmentStatus.SUBMITTED).count()
+        prompt.pk: Assignment.objects.filter(
+            prompt=prompt, status=AssignmentStatus.SUBMITTED
+        ).count()
         for prompt in Prompt.objects.filter(project=project)
     }
     assert per_prompt == {prompt_id: 2 for prompt_id in per_prompt}
@@ -125,9 +132,9 @@ def test_concurrent_raters_never_share_a_live_lease_or_exceed_overlap(make_user,
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_next_task_calls_get_distinct_leases(make_user, lead):
     project = services.project_create(creator=lead, name="Burst", overlap=1)
-    from tests.conftest import sample_records
-
     import json
+
+    from tests.conftest import sample_records
 
     services.prompts_import(project=project, raw=json.dumps(sample_records(20)))
     raters = [make_user(f"burst{index}") for index in range(10)]
