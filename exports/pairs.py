@@ -78,25 +78,21 @@ def build_pairs(
     for ranking in ordered:
         _check_ranking(prompt, ranking)
     agreement = _AgreementTable([_group_positions(ranking.groups) for ranking in ordered])
-    n_raters = len(ordered)
-    pairs: list[Pair] = []
-    for ranking in ordered:
-        rater_keys = (ranking.rater_key,)
-        for chosen_id, rejected_id, margin in _ranking_pairs(
-            ranking.groups, strategy, include_ties
-        ):
-            pairs.append(
-                Pair(
-                    prompt_id=prompt.prompt_id,
-                    chosen_id=chosen_id,
-                    rejected_id=rejected_id,
-                    margin=float(margin),
-                    agreement=agreement.share(chosen_id, rejected_id, tied=margin == 0),
-                    n_raters=n_raters,
-                    rater_keys=rater_keys,
-                )
-            )
-    return pairs
+    prompt_id, n_raters = prompt.prompt_id, len(ordered)
+    # Positional construction: this loop runs once per exported pair.
+    return [
+        Pair(
+            prompt_id,
+            chosen_id,
+            rejected_id,
+            float(margin),
+            agreement.share(chosen_id, rejected_id, tied=margin == 0),
+            n_raters,
+            (ranking.rater_key,),
+        )
+        for ranking in ordered
+        for chosen_id, rejected_id, margin in _ranking_pairs(ranking.groups, strategy, include_ties)
+    ]
 
 
 def _check_ranking(prompt: PromptData, ranking: RankingData) -> None:

@@ -20,6 +20,10 @@ class Role(models.TextChoices):
     ENGINEER = "engineer", "ML engineer"
 
 
+def new_rater_key_salt() -> str:
+    return secrets.token_hex(16)
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
@@ -35,6 +39,12 @@ class Project(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_projects"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    rater_key_salt = models.CharField(
+        max_length=64,
+        default=new_rater_key_salt,
+        editable=False,
+        help_text="Secret behind the pseudonymous rater keys in exports; stable per project.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )

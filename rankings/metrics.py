@@ -506,34 +506,52 @@ def _float_or_none(value: float | None) -> float | None:
     return float(value)
 
 
-def project_agreement(table: RankingTable) -> dict[str, float | int | None]:
-    """All project-level agreement numbers in one JSON-serializable dict (None = undefined).
+#: The project-level statistics ``project_agreement`` reports, in display order.
+PROJECT_STATISTICS = (
+    "pairwise_agreement",
+    "pairwise_agreement_no_ties",
+    "kappa",
+    "alpha_ordinal",
+    "alpha_interval",
+    "kendall_w",
+)
 
+
+def project_agreement(table: RankingTable) -> dict[str, float | int | None]:
+    """All project-level agreement numbers in one flat JSON-serializable dict (None = undefined).
+
+    Each statistic in ``PROJECT_STATISTICS`` comes with ``<name>_n_units`` and
+    ``<name>_n_pairs``: the units that entered it and the rater pairs compared within them.
     ``n_rankings`` counts rankings after keeping one per (prompt, rater); ``n_prompts`` counts
-    prompts with at least two of them; ``n_units`` / ``n_pairs`` belong to pairwise agreement.
+    prompts with at least two of them; ``n_raters`` the raters with at least one.
     """
     table = one_ranking_per_rater(table)
-    labels = pair_labels(table)
-    label_counts = _label_counts_per_unit(labels)
-    with_ties = _pairwise_agreement_from_counts(label_counts)
-    without_ties = _pairwise_agreement_from_counts(label_counts[:, [0, 2]])
+    label_counts = _label_counts_per_unit(pair_labels(table))
     coincidences = _mid_rank_coincidences(table)
-    alpha_ordinal = _alpha_from_coincidences(
-        coincidences, _ordinal_distances(coincidences.matrix.sum(axis=0))
-    )
-    alpha_interval = _alpha_from_coincidences(
-        coincidences, _interval_distances(coincidences.values)
-    )
-    rankings_per_prompt = np.bincount(table.prompt_index, minlength=table.n_prompts)
-    return {
-        "pairwise_agreement": _float_or_none(with_ties.value),
-        "pairwise_agreement_no_ties": _float_or_none(without_ties.value),
-        "alpha_ordinal": _float_or_none(alpha_ordinal),
-        "alpha_interval": _float_or_none(alpha_interval),
-        "fleiss_kappa_pairs": _float_or_none(_fleiss_kappa_from_label_counts(label_counts).value),
-        "kendall_w_mean": _float_or_none(kendall_w_mean(table).value),
-        "n_prompts": int((rankings_per_prompt >= 2).sum()),
-        "n_rankings": table.n_rankings,
-        "n_units": with_ties.n_units,
-        "n_pairs": with_ties.n_pairs,
+    value_totals = coincidences.matrix.sum(axis=0)
+    results = {
+        "pairwise_agreement": _pairwise_agreement_from_counts(label_counts),
+        "pairwise_agreement_no_ties": _pairwise_agreement_from_counts(label_counts[:, [0, 2]]),
+        "kappa": _fleiss_kappa_from_label_counts(label_counts),
+        "alpha_ordinal": AgreementResult(
+            value=_alpha_from_coincidences(coincidences, _ordinal_distances(value_totals)),
+            n_units=coincidences.n_units,
+            n_pairs=coincidences.n_pairs,
+        ),
+        "alpha_interval": AgreementResult(
+            value=_alpha_from_coincidences(coincidences, _interval_distances(coincidences.values)),
+            n_units=coincidences.n_units,
+            n_pairs=coincidences.n_pairs,
+        ),
+        "kendall_w": kendall_w_mean(table),
     }
+    summary: dict[str, float | int | None] = {}
+    for name, result in results.items():
+        summary[name] = _float_or_none(result.value)
+        summary[f"{name}_n_units"] = result.n_units
+        summary[f"{name}_n_pairs"] = result.n_pairs
+    rankings_per_prompt = np.bincount(table.prompt_index, minlength=table.n_prompts)
+    summary["n_prompts"] = int((rankings_per_prompt >= 2).sum())
+    summary["n_rankings"] = table.n_rankings
+    summary["n_raters"] = int(np.unique(table.rater_index).size)
+    return summary

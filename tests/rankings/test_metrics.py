@@ -355,7 +355,7 @@ def test_one_rater_per_prompt_leaves_every_statistic_undefined() -> None:
     ):
         assert result == AgreementResult(value=None, n_units=0, n_pairs=0)
     summary = project_agreement(table)
-    assert summary["n_prompts"] == 0 and summary["n_units"] == 0
+    assert summary["n_prompts"] == 0 and summary["pairwise_agreement_n_units"] == 0
     assert summary["pairwise_agreement"] is None and summary["alpha_ordinal"] is None
 
 
@@ -399,15 +399,26 @@ def test_perfect_agreement_with_two_responses_gives_one_everywhere() -> None:
     summary = project_agreement(table)
     assert summary == {
         "pairwise_agreement": 1.0,
+        "pairwise_agreement_n_units": 2,
+        "pairwise_agreement_n_pairs": 4,
         "pairwise_agreement_no_ties": 1.0,
+        "pairwise_agreement_no_ties_n_units": 2,
+        "pairwise_agreement_no_ties_n_pairs": 4,
+        "kappa": 1.0,
+        "kappa_n_units": 2,
+        "kappa_n_pairs": 4,
         "alpha_ordinal": 1.0,
+        "alpha_ordinal_n_units": 4,
+        "alpha_ordinal_n_pairs": 8,
         "alpha_interval": 1.0,
-        "fleiss_kappa_pairs": 1.0,
-        "kendall_w_mean": 1.0,
+        "alpha_interval_n_units": 4,
+        "alpha_interval_n_pairs": 8,
+        "kendall_w": 1.0,
+        "kendall_w_n_units": 2,
+        "kendall_w_n_pairs": 4,
         "n_prompts": 2,
         "n_rankings": 5,
-        "n_units": 2,
-        "n_pairs": 4,
+        "n_raters": 3,
     }
 
 
@@ -430,7 +441,12 @@ def test_project_agreement_is_json_serializable_and_consistent(seed: int) -> Non
     assert summary["pairwise_agreement"] == pairwise_agreement(table).value
     no_ties = pairwise_agreement(table, include_ties=False).value
     assert summary["pairwise_agreement_no_ties"] == pytest.approx(no_ties)
-    assert summary["fleiss_kappa_pairs"] == pytest.approx(fleiss_kappa_pairs(table).value)
+    assert summary["kappa"] == pytest.approx(fleiss_kappa_pairs(table).value)
+    assert summary["kendall_w"] == pytest.approx(kendall_w_mean(table).value)
+    ordinal = krippendorff_alpha_ordinal(table)
+    assert summary["alpha_ordinal"] == pytest.approx(ordinal.value)
+    assert summary["alpha_ordinal_n_units"] == ordinal.n_units
+    assert summary["kappa_n_pairs"] == fleiss_kappa_pairs(table).n_pairs
     assert summary["alpha_interval"] == pytest.approx(krippendorff_alpha_interval(table).value)
     assert summary["n_rankings"] == table.n_rankings
 
