@@ -1,9 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-api_patterns = [
+api_patterns: list[URLPattern | URLResolver] = [
     path("", include("labeling.api.urls")),
     path("", include("rankings.api.urls")),
     path("", include("exports.api.urls")),

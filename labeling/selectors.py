@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
 
 from labeling.errors import NotAllowed, NotFound
 from labeling.models import Assignment, AssignmentStatus, Membership, Project, Prompt, Role
 
-AnyUser = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser
 
 LEAD_ROLES = (Role.LEAD,)
 DATA_ROLES = (Role.LEAD, Role.ENGINEER)
 
 
-def projects_for_user(*, user: AnyUser) -> QuerySet[Project]:
+def projects_for_user(*, user: User) -> QuerySet[Project]:
     if getattr(user, "is_staff", False):
         return Project.objects.all()
     return Project.objects.filter(memberships__user=user).distinct()
@@ -64,7 +64,7 @@ def project_progress(*, project: Project) -> dict[str, int]:
     }
 
 
-def rater_done_count(*, project: Project, rater: AnyUser) -> int:
+def rater_done_count(*, project: Project, rater: User) -> int:
     return Assignment.objects.filter(
         project=project, rater=rater, status=AssignmentStatus.SUBMITTED
     ).count()

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -37,7 +37,7 @@ LEASE_ATTEMPTS = 8
 
 
 @transaction.atomic
-def project_create(*, creator: AbstractBaseUser, name: str, **fields) -> Project:
+def project_create(*, creator: User, name: str, **fields) -> Project:
     project = Project.objects.create(name=name, created_by=creator, **fields)
     Membership.objects.create(project=project, user=creator, role=Role.LEAD)
     return project
@@ -77,7 +77,7 @@ def member_update(
     return membership
 
 
-def assignments_release_for_rater(*, project: Project, rater: AbstractBaseUser) -> int:
+def assignments_release_for_rater(*, project: Project, rater: User) -> int:
     """Return a paused rater's live leases to the pool by expiring them now."""
     now = timezone.now()
     return Assignment.objects.filter(
@@ -93,7 +93,7 @@ def assignments_release_for_rater(*, project: Project, rater: AbstractBaseUser) 
 
 
 def invite_create(
-    *, project: Project, created_by: AbstractBaseUser, role: str = Role.RATER, max_uses=None
+    *, project: Project, created_by: User, role: str = Role.RATER, max_uses=None
 ) -> Invite:
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {Role.values}", field="role")
@@ -110,7 +110,7 @@ def invite_usable(*, code: str) -> Invite:
 
 
 @transaction.atomic
-def invite_accept(*, code: str, user: AbstractBaseUser) -> Membership:
+def invite_accept(*, code: str, user: User) -> Membership:
     invite = invite_usable(code=code)
     Invite.objects.filter(pk=invite.pk).update(uses=F("uses") + 1)
     membership, _ = Membership.objects.get_or_create(
@@ -233,7 +233,7 @@ def occupied_assignments(*, now) -> Q:
     )
 
 
-def require_active_rater(*, project: Project, rater: AbstractBaseUser) -> Membership:
+def require_active_rater(*, project: Project, rater: User) -> Membership:
     membership = Membership.objects.filter(project=project, user=rater).first()
     if membership is None:
         raise NotFound("project not found")
@@ -244,7 +244,7 @@ def require_active_rater(*, project: Project, rater: AbstractBaseUser) -> Member
     return membership
 
 
-def lease_next_assignment(*, project: Project, rater: AbstractBaseUser) -> Assignment | None:
+def lease_next_assignment(*, project: Project, rater: User) -> Assignment | None:
     """The rater's live lease, or a new lease on the next open prompt, or None when done.
 
     One short transaction: candidate prompts are locked with SKIP LOCKED so concurrent
@@ -275,7 +275,7 @@ def lease_next_assignment(*, project: Project, rater: AbstractBaseUser) -> Assig
 
 
 def _lock_next_open_prompt(
-    *, project: Project, rater: AbstractBaseUser, now, skip: Iterable[int]
+    *, project: Project, rater: User, now, skip: Iterable[int]
 ) -> Prompt | None:
     slots_taken = (
         Assignment.objects.filter(prompt=OuterRef("pk"), is_repeat=False)
@@ -299,7 +299,7 @@ def _lock_next_open_prompt(
     )
 
 
-def _free_slots(*, prompt: Prompt, project: Project, rater: AbstractBaseUser, now) -> int:
+def _free_slots(*, prompt: Prompt, project: Project, rater: User, now) -> int:
     taken = (
         Assignment.objects.filter(prompt=prompt, is_repeat=False)
         .filter(occupied_assignments(now=now))
@@ -309,7 +309,7 @@ def _free_slots(*, prompt: Prompt, project: Project, rater: AbstractBaseUser, no
     return project.overlap - taken
 
 
-def _lease_prompt(*, prompt: Prompt, project: Project, rater: AbstractBaseUser, now) -> Assignment:
+def _lease_prompt(*, prompt: Prompt, project: Project, rater: User, now) -> Assignment:
     expires_at = now + timedelta(seconds=project.lease_seconds)
     stale = Assignment.objects.filter(
         prompt=prompt, rater=rater, is_repeat=False, status=AssignmentStatus.LEASED
@@ -331,7 +331,7 @@ def _lease_prompt(*, prompt: Prompt, project: Project, rater: AbstractBaseUser, 
     )
 
 
-def assignment_for_rater(*, assignment_id: int, rater: AbstractBaseUser) -> Assignment:
+def assignment_for_rater(*, assignment_id: int, rater: User) -> Assignment:
     assignment = (
         Assignment.objects.select_related("project", "prompt")
         .filter(pk=assignment_id, rater=rater)
@@ -342,7 +342,7 @@ def assignment_for_rater(*, assignment_id: int, rater: AbstractBaseUser) -> Assi
     return assignment
 
 
-def assignment_lock_for_finish(*, assignment_id: int, rater: AbstractBaseUser) -> Assignment:
+def assignment_lock_for_finish(*, assignment_id: int, rater: User) -> Assignment:
     """Lock the rater's assignment for submit or skip; call inside a transaction."""
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
@@ -388,7 +388,7 @@ def assignment_mark_submitted(*, assignment: Assignment) -> None:
 
 
 @transaction.atomic
-def assignment_skip(*, assignment_id: int, rater: AbstractBaseUser, reason: str) -> Assignment:
+def assignment_skip(*, assignment_id: int, rater: User, reason: str) -> Assignment:
     reason = (reason or "").strip()
     if not reason:
         raise InvalidInput("say why you skip this task", field="reason")

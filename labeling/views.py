@@ -9,6 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
 from labeling import selectors, services
+from labeling.auth import signed_in_user
 from labeling.errors import InvalidInput
 from labeling.forms import JoinForm
 from labeling.models import Membership
@@ -17,7 +18,7 @@ from labeling.models import Membership
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
     memberships = (
-        Membership.objects.filter(user=request.user)
+        Membership.objects.filter(user=signed_in_user(request))
         .select_related("project")
         .order_by("project__name")
     )
@@ -26,7 +27,9 @@ def home(request: HttpRequest) -> HttpResponse:
             "membership": membership,
             "project": membership.project,
             "progress": selectors.project_progress(project=membership.project),
-            "done": selectors.rater_done_count(project=membership.project, rater=request.user),
+            "done": selectors.rater_done_count(
+                project=membership.project, rater=signed_in_user(request)
+            ),
         }
         for membership in memberships
     ]
@@ -41,7 +44,7 @@ def join(request: HttpRequest, code: str) -> HttpResponse:
         return render(request, "labeling/join.html", {"error": error.message}, status=404)
     if request.user.is_authenticated:
         if request.method == "POST":
-            services.invite_accept(code=code, user=request.user)
+            services.invite_accept(code=code, user=signed_in_user(request))
             messages.success(request, f"You joined {invite.project.name}.")
             return redirect("labeling:home")
         return render(request, "labeling/join.html", {"invite": invite})

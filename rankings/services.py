@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import math
+import logging
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
-import numpy as np
-from django.contrib.auth.models import AbstractBaseUser
+from django.conf import settings
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
 from labeling import services as labeling_services
 from labeling.errors import Conflict, InvalidInput
-from labeling.models import AssignmentStatus
+from labeling.models import AssignmentStatus, Project
 from rankings import metrics, selectors
 from rankings.models import AgreementRun, Ranking, RaterScore, RunStatus
 from rankings.validation import (
@@ -22,13 +24,15 @@ from rankings.validation import (
     clean_seconds,
 )
 
+logger = logging.getLogger(__name__)
+
 MAX_RATIONALE_CHARS = 5000
 
 
 def ranking_submit(
     *,
     assignment_id: int,
-    rater: AbstractBaseUser,
+    rater: User,
     ranking: Any,
     ratings: Any = None,
     rationale: str = "",
@@ -81,84 +85,142 @@ def ranking_submit(
 # Agreement runs ---------------------------------------------------------------------------
 
 
-def agreement_run_request(*, project, trigger: str) -> AgreementRun:
-    """Queue an agreement run; the worker starts it once this transaction commits."""
-    from rankings import tasks
+def agreement_run_abandon_cutoff() -> datetime:
+    """Runs queued or started before this never finished: their message or worker was lost.
 
+    Twice the hard task time limit, so a run waiting behind a long export is not abandoned.
+    """
+    return timezone.now() - timedelta(seconds=2 * settings.CELERY_TASK_TIME_LIMIT)
+
+
+def agreement_run_request(*, project: Project, trigger: str) -> AgreementRun:
+    """Queue an agreement run; the worker starts it once this transaction commits.
+
+    A run still waiting in the queue is returned instead of a second one: it has not read
+    the rankings yet, so it will see everything the new one would.
+    """
     with transaction.atomic():
+        # Serialize requests per project so two clicks cannot both miss the queued run.
+        Project.objects.select_for_update().filter(pk=project.pk).first()
+        waiting = (
+            AgreementRun.objects.filter(
+                project=project,
+                status=RunStatus.QUEUED,
+                created_at__gte=agreement_run_abandon_cutoff(),
+            )
+            .order_by("-id")
+            .first()
+        )
+        if waiting is not None:
+            return waiting
         run = AgreementRun.objects.create(project=project, trigger=trigger)
-        tasks.agreement_run_compute_task.delay_on_commit(run.pk)
+        transaction.on_commit(partial(_agreement_run_enqueue, run_id=run.pk))
     return run
 
 
+def _agreement_run_enqueue(*, run_id: int) -> None:
+    """Send the compute task; if the broker refuses, fail the run rather than leave it queued."""
+    from rankings import tasks  # tasks imports this module
+
+    try:
+        tasks.agreement_run_compute_task.delay(run_id)
+    except Exception as error:
+        logger.exception("could not queue agreement run %s", run_id)
+        AgreementRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+            status=RunStatus.FAILED,
+            error=f"could not queue the run: {_describe(error)}",
+            finished_at=timezone.now(),
+        )
+
+
 def agreement_run_claim(*, run_id: int) -> bool:
-    """Move a queued run to running; only one worker wins, so retries are harmless."""
+    """Move a queued run to running; only one worker wins, so redelivered messages are harmless."""
     claimed = AgreementRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started_at=timezone.now()
     )
     return claimed == 1
 
 
-def agreement_run_compute(*, run_id: int) -> dict:
+def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
+    """Compute a claimed run's project and rater agreement and store it; returns a summary.
+
+    A run that is not queued any more (done, failed, taken by another worker) is skipped.
+    Any error marks the run failed with the error and is logged, not raised: the run row
+    is where leads and clients look, and an eager run must not break the request that
+    queued it.
+    """
     if not agreement_run_claim(run_id=run_id):
-        run = AgreementRun.objects.get(pk=run_id)
-        return {"run_id": run_id, "status": run.status, "skipped": True}
-    run = AgreementRun.objects.select_related("project").get(pk=run_id)
+        status = AgreementRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
+        return {"run_id": run_id, "status": status or "missing", "skipped": True}
     try:
+        run = AgreementRun.objects.select_related("project").get(pk=run_id)
         last_id = selectors.latest_ranking_id(project=run.project)
         table, rater_user_ids = selectors.ranking_table(project=run.project, up_to_id=last_id)
         summary = metrics.project_agreement(table)
         rater_rows = metrics.rater_leave_one_out_agreement(table)
-        counts = np.bincount(table.rater_index, minlength=len(rater_user_ids))
-    except Exception as error:
-        AgreementRun.objects.filter(pk=run_id).update(
-            status=RunStatus.FAILED, error=repr(error)[:2000], finished_at=timezone.now()
-        )
-        raise
-    with transaction.atomic():
-        run.status, run.finished_at, run.last_ranking_id = RunStatus.DONE, timezone.now(), last_id
-        run.metrics = summary
-        run.n_prompts = int(summary.get("n_prompts") or 0)
-        run.n_rankings = int(summary.get("n_rankings") or 0)
-        run.save()
-        RaterScore.objects.bulk_create(
-            [
+        with transaction.atomic():
+            # Conditional, like the claim: a run given up as abandoned stays failed.
+            finished = AgreementRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+                status=RunStatus.DONE,
+                finished_at=timezone.now(),
+                last_ranking_id=last_id,
+                metrics=summary,
+                n_prompts=int(summary["n_prompts"] or 0),
+                n_rankings=int(summary["n_rankings"] or 0),
+                error="",
+            )
+            if not finished:
+                return {"run_id": run_id, "status": RunStatus.FAILED, "skipped": True}
+            RaterScore.objects.bulk_create(
                 RaterScore(
-                    run=run,
+                    run_id=run_id,
                     rater_id=rater_user_ids[row.rater_index],
-                    rankings=int(counts[row.rater_index]),
-                    agreement=_finite_or_none(row.agreement),
-                    agreement_low=_finite_or_none(row.low),
-                    agreement_high=_finite_or_none(row.high),
-                    compared_pairs=int(row.n_pairs),
+                    rankings=row.n_rankings,
+                    agreement=row.agreement,
+                    agreement_low=row.low,
+                    agreement_high=row.high,
+                    compared_pairs=row.n_pairs,
                 )
                 for row in rater_rows
-            ]
+            )
+    except Exception as error:
+        logger.exception("agreement run %s failed", run_id)
+        AgreementRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
+            status=RunStatus.FAILED, error=_describe(error), finished_at=timezone.now()
         )
-    return {"run_id": run.pk, "status": run.status, "n_rankings": run.n_rankings}
+        return {"run_id": run_id, "status": RunStatus.FAILED, "error": _describe(error)}
+    return {"run_id": run_id, "status": RunStatus.DONE, "n_rankings": summary["n_rankings"]}
 
 
-def _finite_or_none(value) -> float | None:
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:2000]
 
 
-def agreement_run_is_stale(*, project) -> bool:
-    """True when rankings arrived after the last finished or pending run saw them."""
-    latest = selectors.latest_ranking_id(project=project)
-    if latest == 0:
-        return False
-    pending = AgreementRun.objects.filter(
-        project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).exists()
-    if pending:
-        return False
-    last_seen = (
-        AgreementRun.objects.filter(project=project, status=RunStatus.DONE)
-        .order_by("-id")
-        .values_list("last_ranking_id", flat=True)
-        .first()
+def agreement_run_is_stale(*, project: Project) -> bool:
+    """True when rankings arrived after every finished run and no live run will see them."""
+    return (
+        selectors.projects_with_unseen_rankings(cutoff=agreement_run_abandon_cutoff())
+        .filter(pk=project.pk)
+        .exists()
     )
-    return last_seen is None or last_seen < latest
+
+
+def agreement_runs_fail_abandoned() -> int:
+    """Mark runs whose message or worker was lost as failed, so new runs can be queued."""
+    cutoff = agreement_run_abandon_cutoff()
+    return AgreementRun.objects.filter(selectors.abandoned_run_filter(cutoff=cutoff)).update(
+        status=RunStatus.FAILED,
+        error="abandoned: no worker finished the run in time",
+        finished_at=timezone.now(),
+    )
+
+
+def agreement_runs_queue_due() -> dict[str, int]:
+    """Beat entry: queue a run for every project with rankings newer than its last run."""
+    abandoned = agreement_runs_fail_abandoned()
+    queued = 0
+    due = selectors.projects_with_unseen_rankings(cutoff=agreement_run_abandon_cutoff())
+    for project in due.iterator():
+        agreement_run_request(project=project, trigger="schedule")
+        queued += 1
+    return {"queued": queued, "abandoned": abandoned}

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
-from labeling.models import Project
 from rankings import services
 
 
 @shared_task(name="rankings.tasks.agreement_run_compute")
-def agreement_run_compute_task(run_id: int) -> dict:
+def agreement_run_compute_task(run_id: int) -> dict[str, Any]:
+    """Compute one agreement run; a run already claimed or finished is skipped."""
     return services.agreement_run_compute(run_id=run_id)
 
 
 @shared_task(name="rankings.tasks.agreement_run_all_projects")
-def agreement_run_all_projects() -> dict:
+def agreement_run_all_projects() -> dict[str, int]:
     """Beat entry: queue a run for every project with rankings newer than its last run."""
-    queued = 0
-    for project in Project.objects.all().iterator():
-        if services.agreement_run_is_stale(project=project):
-            services.agreement_run_request(project=project, trigger="schedule")
-            queued += 1
-    return {"queued": queued}
+    return services.agreement_runs_queue_due()

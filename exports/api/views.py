@@ -14,6 +14,7 @@ from exports.api.serializers import ExportCreateSerializer, ExportJobSerializer
 from exports.models import ExportJob, ExportStatus
 from labeling import selectors as labeling_selectors
 from labeling.api.views import ERROR_RESPONSES
+from labeling.auth import signed_in_user
 from labeling.errors import Conflict, NotFound
 
 PARAM_FIELDS = (
@@ -37,7 +38,7 @@ class ExportListView(APIView):
     @extend_schema(responses={200: ExportJobSerializer(many=True), **ERROR_RESPONSES})
     def get(self, request: Request, project_id: int) -> Response:
         project = labeling_selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=labeling_selectors.DATA_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
         )
         jobs = project.export_jobs.all()[:100]
         return Response(ExportJobSerializer(jobs, many=True).data)
@@ -47,14 +48,14 @@ class ExportListView(APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = labeling_selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=labeling_selectors.DATA_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
         )
         data = ExportCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         values = dict(data.validated_data)
         params = {name: values.pop(name) for name in PARAM_FIELDS if name in values}
         job = services.export_job_create(
-            project=project, created_by=request.user, params=params, **values
+            project=project, created_by=signed_in_user(request), params=params, **values
         )
         job.refresh_from_db()
         return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -64,7 +65,9 @@ class ExportDetailView(APIView):
     @extend_schema(responses={200: ExportJobSerializer, **ERROR_RESPONSES})
     def get(self, request: Request, export_id: int) -> Response:
         return Response(
-            ExportJobSerializer(export_job_for_user(user=request.user, export_id=export_id)).data
+            ExportJobSerializer(
+                export_job_for_user(user=signed_in_user(request), export_id=export_id)
+            ).data
         )
 
 
@@ -77,7 +80,7 @@ class ExportDownloadView(APIView):
         }
     )
     def get(self, request: Request, export_id: int) -> FileResponse:
-        job = export_job_for_user(user=request.user, export_id=export_id)
+        job = export_job_for_user(user=signed_in_user(request), export_id=export_id)
         if job.status != ExportStatus.DONE or not job.file:
             raise Conflict(f"the export is {job.status}, not done", code="not_ready")
         filename = f"ranklab-project-{job.project_id}-export-{job.pk}-{job.format}.{job.container}"

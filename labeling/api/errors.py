@@ -19,7 +19,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         return None
     if isinstance(exc, exceptions.ValidationError):
         field, message = _first_field_error(exc.detail)
-        body = {"detail": f"{field}: {message}" if field else message, "code": "invalid"}
+        body: dict[str, Any] = {
+            "detail": f"{field}: {message}" if field else message,
+            "code": "invalid",
+        }
         if field:
             body["field"] = field
         body["errors"] = exc.detail

@@ -96,7 +96,8 @@ class ImportResultSerializer(serializers.Serializer):
 
 class TaskResponseSerializer(serializers.Serializer):
     id = serializers.IntegerField()
-    label = serializers.CharField()
+    # A field named like Field.label: the metaclass moves it into the declared fields.
+    label = serializers.CharField()  # type: ignore[assignment]
     text = serializers.CharField()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib.auth import authenticate
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework import parsers, status
@@ -26,6 +28,7 @@ from labeling.api.serializers import (
     TokenSerializer,
     task_payload,
 )
+from labeling.auth import signed_in_user
 from labeling.errors import InvalidInput, NotAllowed
 from labeling.models import Membership, Role
 
@@ -83,7 +86,7 @@ def roles_by_project(user) -> dict[int, str]:
 class ProjectListView(APIView):
     @extend_schema(responses={200: ProjectSerializer(many=True)})
     def get(self, request: Request) -> Response:
-        projects = selectors.projects_for_user(user=request.user).order_by("id")
+        projects = selectors.projects_for_user(user=signed_in_user(request)).order_by("id")
         roles = roles_by_project(request.user)
         if request.user.is_staff:
             roles = {project.pk: Role.LEAD for project in projects}
@@ -95,7 +98,7 @@ class ProjectListView(APIView):
             raise NotAllowed("creating projects needs staff status or the add_project permission")
         data = ProjectSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        project = services.project_create(creator=request.user, **data.validated_data)
+        project = services.project_create(creator=signed_in_user(request), **data.validated_data)
         body = ProjectSerializer(project, context={"roles": {project.pk: Role.LEAD}}).data
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -103,14 +106,14 @@ class ProjectListView(APIView):
 class ProjectDetailView(APIView):
     @extend_schema(responses={200: ProjectSerializer, **ERROR_RESPONSES})
     def get(self, request: Request, project_id: int) -> Response:
-        project = selectors.project_for_user(user=request.user, project_id=project_id)
-        role = selectors.project_role_for(user=request.user, project=project)
+        project = selectors.project_for_user(user=signed_in_user(request), project_id=project_id)
+        role = selectors.project_role_for(user=signed_in_user(request), project=project)
         return Response(ProjectSerializer(project, context={"roles": {project.pk: role}}).data)
 
     @extend_schema(request=ProjectSerializer, responses={200: ProjectSerializer, **ERROR_RESPONSES})
     def patch(self, request: Request, project_id: int) -> Response:
         project = selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=selectors.LEAD_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=selectors.LEAD_ROLES
         )
         data = ProjectSerializer(project, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
@@ -122,7 +125,7 @@ class InviteView(APIView):
     @extend_schema(responses={200: InviteSerializer(many=True), **ERROR_RESPONSES})
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=selectors.LEAD_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=selectors.LEAD_ROLES
         )
         invites = project.invites.all()
         return Response(InviteSerializer(invites, many=True, context={"request": request}).data)
@@ -132,12 +135,12 @@ class InviteView(APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=selectors.LEAD_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=selectors.LEAD_ROLES
         )
         data = InviteCreateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         invite = services.invite_create(
-            project=project, created_by=request.user, **data.validated_data
+            project=project, created_by=signed_in_user(request), **data.validated_data
         )
         return Response(
             InviteSerializer(invite, context={"request": request}).data,
@@ -149,7 +152,7 @@ class MemberListView(APIView):
     @extend_schema(responses={200: MemberSerializer(many=True), **ERROR_RESPONSES})
     def get(self, request: Request, project_id: int) -> Response:
         project = selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=selectors.DATA_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=selectors.DATA_ROLES
         )
         members = project.memberships.select_related("user").order_by("user__username")
         return Response(MemberSerializer(members, many=True).data)
@@ -161,7 +164,7 @@ class MemberDetailView(APIView):
     )
     def patch(self, request: Request, project_id: int, username: str) -> Response:
         project = selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=selectors.LEAD_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=selectors.LEAD_ROLES
         )
         data = MemberUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -208,9 +211,10 @@ class PromptImportView(APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=selectors.DATA_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=selectors.DATA_ROLES
         )
-        prompts = services.prompts_import(project=project, raw=request.data)
+        # RawBodyParser hands the body over as bytes.
+        prompts = services.prompts_import(project=project, raw=cast(bytes, request.data))
         return Response(
             {"created": len(prompts), "prompt_ids": [prompt.pk for prompt in prompts]},
             status=status.HTTP_201_CREATED,
@@ -226,8 +230,8 @@ class NextTaskView(APIView):
         }
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project = selectors.project_for_user(user=request.user, project_id=project_id)
-        assignment = services.lease_next_assignment(project=project, rater=request.user)
+        project = selectors.project_for_user(user=signed_in_user(request), project_id=project_id)
+        assignment = services.lease_next_assignment(project=project, rater=signed_in_user(request))
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskSerializer(task_payload(assignment)).data)
@@ -239,6 +243,8 @@ class SkipView(APIView):
         data = SkipSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = services.assignment_skip(
-            assignment_id=assignment_id, rater=request.user, reason=data.validated_data["reason"]
+            assignment_id=assignment_id,
+            rater=signed_in_user(request),
+            reason=data.validated_data["reason"],
         )
         return Response({"assignment_id": assignment.pk, "status": assignment.status})

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from rankings.metrics import PROJECT_STATISTICS
+
 
 class RankingSubmitSerializer(serializers.Serializer):
     ranking = serializers.JSONField(help_text="Tie groups best→worst: [[12], [11, 13], [14]]")
@@ -22,7 +24,28 @@ class RankingSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class AgreementRunSerializer(serializers.Serializer):
+def _metric_fields() -> dict[str, serializers.Field]:
+    """One field per stored statistic and its counts, read from the run's ``metrics`` JSON.
+
+    Declared rather than copied through so the schema documents them; runs stored before a
+    statistic existed read as null / 0.
+    """
+    fields: dict[str, serializers.Field] = {}
+    for name in PROJECT_STATISTICS:
+        fields[name] = serializers.FloatField(
+            source=f"metrics.{name}", default=None, allow_null=True, read_only=True
+        )
+        for count in (f"{name}_n_units", f"{name}_n_pairs"):
+            fields[count] = serializers.IntegerField(
+                source=f"metrics.{count}", default=0, read_only=True
+            )
+    fields["n_raters"] = serializers.IntegerField(
+        source="metrics.n_raters", default=0, read_only=True
+    )
+    return fields
+
+
+class _AgreementRunFields(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.CharField()
     trigger = serializers.CharField()
@@ -30,13 +53,12 @@ class AgreementRunSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     n_prompts = serializers.IntegerField()
     n_rankings = serializers.IntegerField()
-    metrics = serializers.JSONField()
 
-    def to_representation(self, instance):
-        data = super().to_representation(instance)
-        # Flatten the metrics so clients read latest.kappa, latest.alpha_ordinal, …
-        metrics = data.pop("metrics") or {}
-        return {**metrics, **data}
+
+# A finished run with its statistics flat, so clients read latest.kappa, latest.alpha_ordinal…
+AgreementRunSerializer = type(
+    "AgreementRunSerializer", (_AgreementRunFields,), {**_metric_fields(), "__module__": __name__}
+)
 
 
 class AgreementSerializer(serializers.Serializer):

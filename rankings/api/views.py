@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from labeling import selectors as labeling_selectors
 from labeling.api.views import ERROR_RESPONSES
+from labeling.auth import signed_in_user
 from rankings import selectors, services
 from rankings.api.serializers import (
     AgreementQueuedSerializer,
@@ -33,7 +34,7 @@ class RankingSubmitView(APIView):
         data = RankingSubmitSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         ranking, created = services.ranking_submit(
-            assignment_id=assignment_id, rater=request.user, **data.validated_data
+            assignment_id=assignment_id, rater=signed_in_user(request), **data.validated_data
         )
         return Response(
             RankingSerializer(ranking).data,
@@ -42,10 +43,12 @@ class RankingSubmitView(APIView):
 
 
 class AgreementView(APIView):
+    """The project's latest agreement and its history (GET); queue a run now (POST)."""
+
     @extend_schema(responses={200: AgreementSerializer, **ERROR_RESPONSES})
     def get(self, request: Request, project_id: int) -> Response:
         project = labeling_selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=labeling_selectors.DATA_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
         )
         history = selectors.agreement_history(project=project)
         latest = history[0] if history else None
@@ -54,7 +57,12 @@ class AgreementView(APIView):
     @extend_schema(request=None, responses={202: AgreementQueuedSerializer, **ERROR_RESPONSES})
     def post(self, request: Request, project_id: int) -> Response:
         project = labeling_selectors.project_for_user(
-            user=request.user, project_id=project_id, roles=labeling_selectors.DATA_ROLES
+            user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
         )
         run = services.agreement_run_request(project=project, trigger="manual")
-        return Response({"run_id": run.pk, "status": run.status}, status=status.HTTP_202_ACCEPTED)
+        # Without a broker the run has already been computed on commit; report that.
+        run.refresh_from_db(fields=["status"])
+        return Response(
+            AgreementQueuedSerializer({"run_id": run.pk, "status": run.status}).data,
+            status=status.HTTP_202_ACCEPTED,
+        )

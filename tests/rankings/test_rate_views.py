@@ -39,7 +39,9 @@ def skip_url(assignment) -> str:
 
 
 def live_assignment(rater) -> Assignment:
-    return Assignment.objects.get(rater=rater, status=AssignmentStatus.LEASED)
+    return Assignment.objects.get(
+        rater=rater, status=AssignmentStatus.LEASED, expires_at__gt=timezone.now()
+    )
 
 
 def shown_card_ids(html: str) -> list[int]:
@@ -163,7 +165,7 @@ def test_htmx_submit_accepts_ties_when_the_project_allows_them(rater_client, rat
     ("ranking", "message"),
     [
         ("not json", "ranking: is not valid JSON"),
-        ("{}", "ranking: must be a list of tie groups"),
+        ("{{}}", "ranking: must be a list of tie groups"),
         ("[[{first}]]", "every response must be ranked"),
         ("[[{first}], [{first}], [999999]]", "appears twice"),
     ],
