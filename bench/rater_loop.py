@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import ROOT, django_setup, machine, percentile, recreate_database  # noqa: E402
+from _setup import ROOT, django_setup, machine, percentile, recreate_database
 
 PORT = int(os.environ.get("BENCH_PORT", "8799"))
 
@@ -213,7 +213,8 @@ def main() -> None:
     )
     baseline = naive_baseline(project_id, args.raters, args.overlap, attempts=20)
     print(
-        f"naive lease (no row locks), {args.raters} raters at once: {baseline} over-assigned prompts"
+        f"naive lease (no row locks), {args.raters} raters at once: "
+        f"{baseline} over-assigned prompts"
     )
 
 
