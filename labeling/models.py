@@ -33,8 +33,37 @@ class Project(models.Model):
     )
     lease_seconds = models.PositiveIntegerField(default=600)
     allow_ties = models.BooleanField(default=True)
-    gold_rate = models.FloatField(default=0.0)
-    repeat_rate = models.FloatField(default=0.0)
+    gold_rate = models.FloatField(
+        default=0.1, help_text="Share of served tasks that are gold prompts (when any are left)."
+    )
+    repeat_rate = models.FloatField(
+        default=0.0, help_text="Share of served tasks that repeat a prompt the rater ranked."
+    )
+    repeat_delay_seconds = models.PositiveIntegerField(
+        default=1800, help_text="A ranking is repeated no sooner than this after it was made."
+    )
+    max_overlap = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Adaptive overlap: low-agreement prompts get extra raters up to this many.",
+    )
+    adaptive_agreement_threshold = models.FloatField(
+        null=True, blank=True, help_text="Prompt agreement below this asks for extra raters."
+    )
+    rubric = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Rating scales shown under each response: "
+        '[{"key": "helpful", "label": "Helpful", "kind": "scale", "min": 1, "max": 7, '
+        '"required": false}, {"key": "unsafe", "label": "Unsafe", "kind": "checkbox"}]',
+    )
+    require_rationale = models.BooleanField(default=False)
+    quality_settings = models.JSONField(
+        default=dict, blank=True, help_text="Flag thresholds overriding the defaults."
+    )
+    agreement_every_n_rankings = models.PositiveIntegerField(
+        default=50, help_text="Queue an agreement run after this many new rankings (0: off)."
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="created_projects"
     )
@@ -144,6 +173,10 @@ class Prompt(models.Model):
     is_complete = models.BooleanField(
         default=False, help_text="Set once `overlap` rankings are in; keeps the queue scan short."
     )
+    extra_raters = models.PositiveSmallIntegerField(
+        default=0, help_text="Raters asked for beyond the project's overlap (adaptive overlap)."
+    )
+    extra_reason = models.CharField(max_length=300, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -224,6 +257,11 @@ class Assignment(models.Model):
                 fields=["prompt", "rater"],
                 condition=Q(is_repeat=False),
                 name="assignment_one_per_prompt_rater",
+            ),
+            models.UniqueConstraint(
+                fields=["prompt", "rater"],
+                condition=Q(is_repeat=True),
+                name="assignment_one_repeat_per_prompt_rater",
             ),
             models.CheckConstraint(
                 condition=Q(status__in=AssignmentStatus.values), name="assignment_status_valid"

@@ -244,14 +244,19 @@ def require_active_rater(*, project: Project, rater: User) -> Membership:
     return membership
 
 
-def lease_next_assignment(*, project: Project, rater: User) -> Assignment | None:
-    """The rater's live lease, or a new lease on the next open prompt, or None when done.
+def lease_next_assignment(
+    *, project: Project, rater: User, rng: random.Random | None = None
+) -> Assignment | None:
+    """The rater's live lease, or a new lease, or None when nothing is left for them.
 
-    One short transaction: candidate prompts are locked with SKIP LOCKED so concurrent
-    raters never wait on each other, then the slot count is re-read under the lock because
-    the candidate scan may have seen a snapshot from before another lease committed.
+    At the project's rates the new lease is a repeat of a prompt the rater ranked a while
+    ago, or a gold prompt; otherwise the next open prompt under its overlap. Raters can't
+    tell these apart. One short transaction: open prompts are locked with SKIP LOCKED so
+    concurrent raters never wait on each other, then the slot count is re-read under the
+    lock because the candidate scan may have seen a snapshot from before another lease.
     """
     require_active_rater(project=project, rater=rater)
+    rng = rng or random.SystemRandom()
     with transaction.atomic():
         now = timezone.now()
         live = (
@@ -263,15 +268,29 @@ def lease_next_assignment(*, project: Project, rater: User) -> Assignment | None
         )
         if live is not None:
             return live
-        tried: list[int] = []
-        for _ in range(LEASE_ATTEMPTS):
-            prompt = _lock_next_open_prompt(project=project, rater=rater, now=now, skip=tried)
-            if prompt is None:
-                return None
-            if _free_slots(prompt=prompt, project=project, rater=rater, now=now) > 0:
-                return _lease_prompt(prompt=prompt, project=project, rater=rater, now=now)
-            tried.append(prompt.pk)
-        return None
+        if project.repeat_rate and rng.random() < project.repeat_rate:
+            repeat = _lease_repeat(project=project, rater=rater, now=now, rng=rng)
+            if repeat is not None:
+                return repeat
+        if project.gold_rate and rng.random() < project.gold_rate:
+            gold = _lease_gold(project=project, rater=rater, now=now, rng=rng)
+            if gold is not None:
+                return gold
+        return _lease_open_prompt(project=project, rater=rater, now=now, rng=rng)
+
+
+def _lease_open_prompt(
+    *, project: Project, rater: User, now, rng: random.Random
+) -> Assignment | None:
+    tried: list[int] = []
+    for _ in range(LEASE_ATTEMPTS):
+        prompt = _lock_next_open_prompt(project=project, rater=rater, now=now, skip=tried)
+        if prompt is None:
+            return None
+        if _free_slots(prompt=prompt, project=project, rater=rater, now=now) > 0:
+            return _lease_prompt(prompt=prompt, project=project, rater=rater, now=now, rng=rng)
+        tried.append(prompt.pk)
+    return None
 
 
 def _lock_next_open_prompt(
@@ -288,10 +307,10 @@ def _lock_next_open_prompt(
         prompt=OuterRef("pk"), rater=rater, is_repeat=False
     ).exclude(status=AssignmentStatus.LEASED)
     return (
-        Prompt.objects.filter(project=project, is_complete=False)
+        Prompt.objects.filter(project=project, is_complete=False, is_gold=False)
         .exclude(pk__in=list(skip))
         .annotate(slots_taken=Coalesce(Subquery(slots_taken), Value(0)))
-        .filter(slots_taken__lt=project.overlap)
+        .filter(slots_taken__lt=project.overlap + F("extra_raters"))
         .exclude(Exists(already_done_by_rater))
         .order_by("id")
         .select_for_update(skip_locked=True, of=("self",))
@@ -299,17 +318,81 @@ def _lock_next_open_prompt(
     )
 
 
+def prompt_overlap(*, project: Project, prompt: Prompt) -> int:
+    """Rankings a prompt collects: the project's overlap plus any adaptive extra raters."""
+    return project.overlap + prompt.extra_raters
+
+
 def _free_slots(*, prompt: Prompt, project: Project, rater: User, now) -> int:
+    if prompt.is_gold:
+        return 1  # every rater may rank a gold prompt once; it has no overlap cap
     taken = (
         Assignment.objects.filter(prompt=prompt, is_repeat=False)
         .filter(occupied_assignments(now=now))
         .exclude(rater=rater)
         .count()
     )
-    return project.overlap - taken
+    return prompt_overlap(project=project, prompt=prompt) - taken
 
 
-def _lease_prompt(*, prompt: Prompt, project: Project, rater: User, now) -> Assignment:
+def _lease_gold(*, project: Project, rater: User, now, rng: random.Random) -> Assignment | None:
+    """A gold prompt the rater has not had yet; gold has no overlap cap."""
+    seen = Assignment.objects.filter(prompt=OuterRef("pk"), rater=rater, is_repeat=False)
+    prompt = (
+        Prompt.objects.filter(project=project, is_gold=True)
+        .exclude(Exists(seen))
+        .order_by("id")
+        .first()
+    )
+    if prompt is None:
+        return None
+    return _lease_prompt(prompt=prompt, project=project, rater=rater, now=now, rng=rng)
+
+
+def _lease_repeat(*, project: Project, rater: User, now, rng: random.Random) -> Assignment | None:
+    """A prompt the rater ranked at least `repeat_delay_seconds` ago, reshuffled."""
+    already_repeated = Assignment.objects.filter(
+        prompt=OuterRef("prompt_id"), rater=rater, is_repeat=True
+    )
+    original = (
+        Assignment.objects.filter(
+            project=project,
+            rater=rater,
+            is_repeat=False,
+            status=AssignmentStatus.SUBMITTED,
+            finished_at__lte=now - timedelta(seconds=project.repeat_delay_seconds),
+        )
+        .exclude(Exists(already_repeated))
+        .order_by("finished_at")
+        .first()
+    )
+    if original is None:
+        return None
+    shown = _reshuffled(list(original.shown_order), rng=rng)
+    return Assignment.objects.create(
+        project=project,
+        prompt_id=original.prompt_id,
+        rater=rater,
+        shown_order=shown,
+        is_repeat=True,
+        leased_at=now,
+        expires_at=now + timedelta(seconds=project.lease_seconds),
+    )
+
+
+def _reshuffled(order: list[int], *, rng: random.Random) -> list[int]:
+    """A new order, different from the given one whenever there is more than one choice."""
+    shuffled = order[:]
+    for _ in range(10):
+        rng.shuffle(shuffled)
+        if shuffled != order:
+            break
+    return shuffled
+
+
+def _lease_prompt(
+    *, prompt: Prompt, project: Project, rater: User, now, rng: random.Random
+) -> Assignment:
     expires_at = now + timedelta(seconds=project.lease_seconds)
     stale = Assignment.objects.filter(
         prompt=prompt, rater=rater, is_repeat=False, status=AssignmentStatus.LEASED
@@ -320,7 +403,7 @@ def _lease_prompt(*, prompt: Prompt, project: Project, rater: User, now) -> Assi
         stale.save(update_fields=["leased_at", "expires_at"])
         return stale
     response_ids = list(prompt.responses.order_by("position").values_list("id", flat=True))
-    random.SystemRandom().shuffle(response_ids)
+    rng.shuffle(response_ids)
     return Assignment.objects.create(
         project=project,
         prompt=prompt,
@@ -383,7 +466,7 @@ def assignment_mark_submitted(*, assignment: Assignment) -> None:
     submitted = Assignment.objects.filter(
         prompt_id=assignment.prompt_id, is_repeat=False, status=AssignmentStatus.SUBMITTED
     ).count()
-    if submitted >= assignment.project.overlap:
+    if submitted >= prompt_overlap(project=assignment.project, prompt=assignment.prompt):
         Prompt.objects.filter(pk=assignment.prompt_id).update(is_complete=True)
 
 
@@ -401,3 +484,19 @@ def assignment_skip(*, assignment_id: int, rater: User, reason: str) -> Assignme
     assignment.skip_reason = reason[:500]
     assignment.save(update_fields=["status", "finished_at", "skip_reason"])
     return assignment
+
+
+def prompts_request_extra_raters(
+    *, project: Project, prompt_ids: Iterable[int], reason: str
+) -> int:
+    """Adaptive overlap: put prompts back in the queue for one more rater each.
+
+    Only up to the project's `max_overlap`; returns how many prompts were reopened.
+    """
+    if not project.max_overlap or project.max_overlap <= project.overlap:
+        return 0
+    return (
+        Prompt.objects.filter(project=project, pk__in=list(prompt_ids), is_gold=False)
+        .filter(extra_raters__lt=project.max_overlap - project.overlap)
+        .update(extra_raters=F("extra_raters") + 1, is_complete=False, extra_reason=reason[:300])
+    )

@@ -23,6 +23,11 @@ class Ranking(models.Model):
     ratings = models.JSONField(default=dict, blank=True)
     rationale = models.TextField(blank=True, default="")
     seconds = models.FloatField(null=True, blank=True)
+    strength = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        help_text="Pairwise strength of preference: 3 much better … 0 about the same.",
+    )
     is_repeat = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -32,6 +37,10 @@ class Ranking(models.Model):
             models.CheckConstraint(
                 condition=Q(seconds__isnull=True) | Q(seconds__gte=0),
                 name="ranking_seconds_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | Q(strength__lte=3),
+                name="ranking_strength_range",
             ),
         ]
         indexes = [models.Index(fields=["project", "id"], name="ranking_project_id")]
