@@ -19,7 +19,7 @@ ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "code": {"class"}, "th": {"align"}
 def markdown_parser() -> MarkdownIt:
     # html=False: raw HTML in the source is shown as text, never passed through.
     return (
-        MarkdownIt("commonmark", {"html": False, "linkify": False})
+        MarkdownIt("commonmark", {"html": False, "linkify": False, "breaks": True})
         .enable("table")
         .enable("strikethrough")
     )

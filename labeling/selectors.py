@@ -68,3 +68,18 @@ def rater_done_count(*, project: Project, rater: User) -> int:
     return Assignment.objects.filter(
         project=project, rater=rater, status=AssignmentStatus.SUBMITTED
     ).count()
+
+
+def task_payload(assignment: Assignment) -> dict:
+    """The task as the rater sees it: responses in shown order, labels A, B, C…; no models."""
+    texts = dict(assignment.prompt.responses.values_list("id", "text"))
+    return {
+        "assignment_id": assignment.pk,
+        "prompt": {"id": assignment.prompt_id, "messages": assignment.prompt.messages},
+        "responses": [
+            {"id": response_id, "label": chr(ord("A") + index), "text": texts[response_id]}
+            for index, response_id in enumerate(assignment.shown_order)
+        ],
+        "allow_ties": assignment.project.allow_ties,
+        "expires_at": assignment.expires_at,
+    }

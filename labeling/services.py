@@ -427,6 +427,13 @@ def assignment_for_rater(*, assignment_id: int, rater: User) -> Assignment:
 
 def assignment_lock_for_finish(*, assignment_id: int, rater: User) -> Assignment:
     """Lock the rater's assignment for submit or skip; call inside a transaction."""
+    membership = Membership.objects.filter(
+        project__assignments__pk=assignment_id, user=rater
+    ).first()
+    if membership is not None and membership.status == MemberStatus.PAUSED:
+        raise NotAllowed(
+            "a lead has paused your work on this project; this task was returned", code="paused"
+        )
     assignment = (
         Assignment.objects.select_for_update(of=("self",))
         .select_related("project", "prompt")

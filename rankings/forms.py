@@ -8,7 +8,7 @@ from typing import Any
 from django import forms
 from django.core.exceptions import NON_FIELD_ERRORS
 
-from rankings.services import MAX_RATIONALE_CHARS
+from rankings.validation import MAX_RATIONALE_CHARS
 
 RANK_FIELD_PREFIX = "rank_"
 
@@ -28,7 +28,9 @@ class RankingForm(forms.Form):
     def __init__(self, *args: Any, shown_ids: list[int], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.shown_ids = [int(response_id) for response_id in shown_ids]
-        choices = [("", "–")] + [(str(rank), str(rank)) for rank in range(1, len(shown_ids) + 1)]
+        choices = [("", "rank?")] + [
+            (str(rank), str(rank)) for rank in range(1, len(shown_ids) + 1)
+        ]
         for response_id in self.shown_ids:
             self.fields[f"{RANK_FIELD_PREFIX}{response_id}"] = forms.TypedChoiceField(
                 choices=choices, coerce=int, required=False, empty_value=None
@@ -47,7 +49,8 @@ class RankingForm(forms.Form):
         return parsed
 
     def clean(self) -> dict[str, Any]:
-        cleaned = super().clean()
+        super().clean()
+        cleaned = self.cleaned_data
         if cleaned.get("ranking") is None and not self.errors:
             cleaned["ranking"] = self._groups_from_rank_numbers(cleaned)
         return cleaned
@@ -62,7 +65,6 @@ class RankingForm(forms.Form):
         return [by_rank[rank] for rank in sorted(by_rank)]
 
 
-
 class SkipForm(forms.Form):
     reason = forms.CharField(
         max_length=500, error_messages={"required": "say why you skip this task"}
@@ -72,6 +74,6 @@ class SkipForm(forms.Form):
 def first_error(form: forms.Form) -> str:
     """One line for the rater: the first problem, named by its field."""
     for field, errors in form.errors.items():
-        message = errors[0]
+        message = str(errors[0])
         return message if field == NON_FIELD_ERRORS else f"{field}: {message}"
     return ""

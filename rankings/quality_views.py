@@ -17,6 +17,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
+from django_htmx.middleware import HtmxDetails
 
 from labeling import selectors as labeling_selectors
 from labeling.errors import NotAllowed, NotFound
@@ -42,9 +43,15 @@ CHART_SERIES = (
 )
 
 
+class LeadRequest(HttpRequest):
+    """What login_required and django-htmx's middleware guarantee on this page."""
+
+    htmx: HtmxDetails
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
-def quality(request: HttpRequest, project_id: int) -> HttpResponse:
+def quality(request: LeadRequest, project_id: int) -> HttpResponse:
     project = _project_for_data_role(request, project_id)
     if request.method == "POST":
         services.agreement_run_request(project=project, trigger="manual")

@@ -21,12 +21,12 @@ from rankings.validation import (
     RankingProblem,
     clean_ranking_groups,
     clean_ratings,
+    clean_rationale,
     clean_seconds,
+    clean_strength,
 )
 
 logger = logging.getLogger(__name__)
-
-MAX_RATIONALE_CHARS = 5000
 
 
 def ranking_submit(
@@ -37,6 +37,7 @@ def ranking_submit(
     ratings: Any = None,
     rationale: str = "",
     seconds: Any = None,
+    strength: Any = None,
 ) -> tuple[Ranking, bool]:
     """Store the ranking for a leased assignment; returns (ranking, created).
 
@@ -47,20 +48,18 @@ def ranking_submit(
         assignment = labeling_services.assignment_lock_for_finish(
             assignment_id=assignment_id, rater=rater
         )
+        project = assignment.project
         shown_ids = [int(response_id) for response_id in assignment.shown_order]
         try:
             groups = clean_ranking_groups(
-                ranking, shown_ids=shown_ids, allow_ties=assignment.project.allow_ties
+                ranking, shown_ids=shown_ids, allow_ties=project.allow_ties
             )
-            cleaned_ratings = clean_ratings(ratings, shown_ids=shown_ids)
+            cleaned_ratings = clean_ratings(ratings, shown_ids=shown_ids, rubric=project.rubric)
             cleaned_seconds = clean_seconds(seconds)
+            cleaned_strength = clean_strength(strength, groups=groups)
+            rationale = clean_rationale(rationale, required=project.require_rationale)
         except RankingProblem as problem:
             raise InvalidInput(f"{problem.field}: {problem.message}", field=problem.field) from None
-        rationale = (rationale or "").strip()
-        if len(rationale) > MAX_RATIONALE_CHARS:
-            raise InvalidInput(
-                f"rationale: must be at most {MAX_RATIONALE_CHARS} characters", field="rationale"
-            )
         if assignment.status == AssignmentStatus.SUBMITTED:
             existing = Ranking.objects.get(assignment=assignment)
             if existing.groups == groups:
@@ -76,6 +75,7 @@ def ranking_submit(
             ratings=cleaned_ratings,
             rationale=rationale,
             seconds=cleaned_seconds,
+            strength=cleaned_strength,
             is_repeat=assignment.is_repeat,
         )
         labeling_services.assignment_mark_submitted(assignment=assignment)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from labeling.rubric import rubric_problems
+
+MAX_RATIONALE_CHARS = 5000
+
 
 class RankingProblem(ValueError):
     def __init__(self, field: str, message: str):
@@ -66,10 +70,16 @@ def clean_seconds(raw: Any) -> float | None:
     return float(raw)
 
 
-def clean_ratings(raw: Any, *, shown_ids: list[int]) -> dict[str, dict[str, Any]]:
-    """Ratings keyed by response id: {"12": {"helpful": 6, "unsafe": false}, ...}."""
+def clean_ratings(
+    raw: Any, *, shown_ids: list[int], rubric: list[dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Ratings keyed by response id, checked against the project's rubric.
+
+    `{"12": {"helpful": 6, "unsafe": false}, ...}`; required scales must be given for
+    every response.
+    """
     if raw is None:
-        return {}
+        raw = {}
     if not isinstance(raw, dict):
         raise RankingProblem("ratings", "must be an object keyed by response id")
     shown = {str(response_id) for response_id in shown_ids}
@@ -79,9 +89,39 @@ def clean_ratings(raw: Any, *, shown_ids: list[int]) -> dict[str, dict[str, Any]
             raise RankingProblem(f"ratings.{key}", "is not one of this task's responses")
         if not isinstance(values, dict):
             raise RankingProblem(f"ratings.{key}", "must be an object of scale → value")
-        for scale, value in values.items():
-            if isinstance(value, bool) or (isinstance(value, int | float) and -100 <= value <= 100):
-                continue
-            raise RankingProblem(f"ratings.{key}.{scale}", "must be a number or true/false")
         cleaned[str(key)] = values
+    problems = rubric_problems(rubric or [], cleaned, shown_ids)
+    if problems:
+        field, message = problems[0]
+        raise RankingProblem(field, message)
     return cleaned
+
+
+def clean_strength(raw: Any, *, groups: list[list[int]]) -> int | None:
+    """Pairwise strength (3 much better, 2 better, 1 slightly better, 0 about the same).
+
+    Only for two responses; "about the same" must come with a tie and the others without.
+    """
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 3:
+        raise RankingProblem("strength", "must be 0, 1, 2 or 3")
+    if sum(len(group) for group in groups) != 2:
+        raise RankingProblem("strength", "is only for pairwise (two-response) tasks")
+    tied = len(groups) == 1
+    if tied != (raw == 0):
+        raise RankingProblem(
+            "strength", "0 (about the same) goes with a tie, 1 to 3 with a preference"
+        )
+    return raw
+
+
+def clean_rationale(raw: Any, *, required: bool) -> str:
+    text = (raw or "").strip() if isinstance(raw, str | type(None)) else None
+    if text is None:
+        raise RankingProblem("rationale", "must be text")
+    if len(text) > MAX_RATIONALE_CHARS:
+        raise RankingProblem("rationale", f"must be at most {MAX_RATIONALE_CHARS} characters")
+    if required and not text:
+        raise RankingProblem("rationale", "this project asks for a short rationale")
+    return text

@@ -8,22 +8,30 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.models import User
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.middleware import HtmxDetails
 
 from labeling import selectors as labeling_selectors
 from labeling import services as labeling_services
-from labeling.api.serializers import task_payload
 from labeling.errors import Conflict, InvalidInput, NotAllowed, NotFound, RanklabError
 from labeling.models import Assignment, AssignmentStatus, Project
 from rankings import services
 from rankings.forms import RankingForm, SkipForm, first_error
 
 
+class RaterRequest(HttpRequest):
+    """What login_required and django-htmx's middleware guarantee on these views."""
+
+    htmx: HtmxDetails
+    user: User
+
+
 @login_required
 @require_GET
-def rate(request: HttpRequest, project_id: int) -> HttpResponse:
+def rate(request: RaterRequest, project_id: int) -> HttpResponse:
     try:
         project = labeling_selectors.project_for_user(user=request.user, project_id=project_id)
     except NotFound as error:
@@ -33,7 +41,7 @@ def rate(request: HttpRequest, project_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
+def submit(request: RaterRequest, assignment_id: int) -> HttpResponse:
     assignment = _assignment_for_rater(request, assignment_id)
     project = assignment.project
     form = RankingForm(request.POST, shown_ids=assignment.shown_order)
@@ -57,7 +65,7 @@ def submit(request: HttpRequest, assignment_id: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def skip(request: HttpRequest, assignment_id: int) -> HttpResponse:
+def skip(request: RaterRequest, assignment_id: int) -> HttpResponse:
     assignment = _assignment_for_rater(request, assignment_id)
     project = assignment.project
     form = SkipForm(request.POST)
@@ -79,7 +87,7 @@ def _raise_invalid(form: RankingForm | SkipForm) -> None:
     raise InvalidInput(first_error(form))
 
 
-def _assignment_for_rater(request: HttpRequest, assignment_id: int) -> Assignment:
+def _assignment_for_rater(request: RaterRequest, assignment_id: int) -> Assignment:
     try:
         return labeling_services.assignment_for_rater(
             assignment_id=assignment_id, rater=request.user
@@ -89,7 +97,7 @@ def _assignment_for_rater(request: HttpRequest, assignment_id: int) -> Assignmen
 
 
 def _render_after_error(
-    request: HttpRequest, project: Project, assignment: Assignment, error: RanklabError
+    request: RaterRequest, project: Project, assignment: Assignment, error: RanklabError
 ) -> HttpResponse:
     """A conflict moves on to the next task; bad input keeps the rater on the current one."""
     if not request.htmx:
@@ -100,13 +108,11 @@ def _render_after_error(
     status = 409 if isinstance(error, Conflict) else 422
     if status == 409 or assignment.status != AssignmentStatus.LEASED:
         return _render_next_task(request, project, error=error.message, status=status)
-    return _render_task(
-        request, project, assignment=assignment, error=error.message, status=status
-    )
+    return _render_task(request, project, assignment=assignment, error=error.message, status=status)
 
 
 def _render_next_task(
-    request: HttpRequest,
+    request: RaterRequest,
     project: Project,
     *,
     notice: str = "",
@@ -134,7 +140,7 @@ def _render_next_task(
 
 
 def _render_task(
-    request: HttpRequest,
+    request: RaterRequest,
     project: Project,
     *,
     assignment: Assignment | None,
@@ -160,7 +166,7 @@ def _render_task(
 
 def _task(assignment: Assignment) -> dict:
     """The task as the API serves it, plus the no-JavaScript rank field of each response."""
-    task = task_payload(assignment)
+    task = labeling_selectors.task_payload(assignment)
     form = RankingForm(shown_ids=assignment.shown_order)
     for response in task["responses"]:
         response["rank_field"] = form[f"rank_{response['id']}"]

@@ -6,7 +6,8 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from labeling.models import Assignment, Invite, Membership, Project, Role
+from labeling.models import Invite, Membership, Project, Role
+from labeling.rubric import RubricProblem, clean_rubric
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -24,6 +25,13 @@ class ProjectSerializer(serializers.ModelSerializer):
             "allow_ties",
             "gold_rate",
             "repeat_rate",
+            "repeat_delay_seconds",
+            "max_overlap",
+            "adaptive_agreement_threshold",
+            "rubric",
+            "require_rationale",
+            "quality_settings",
+            "agreement_every_n_rankings",
             "created_at",
             "role",
         ]
@@ -33,7 +41,22 @@ class ProjectSerializer(serializers.ModelSerializer):
             "lease_seconds": {"min_value": 30, "max_value": 86_400},
             "gold_rate": {"min_value": 0.0, "max_value": 1.0},
             "repeat_rate": {"min_value": 0.0, "max_value": 1.0},
+            "max_overlap": {"min_value": 1, "max_value": 100},
+            "adaptive_agreement_threshold": {"min_value": 0.0, "max_value": 1.0},
         }
+
+    def validate_rubric(self, value):
+        try:
+            return clean_rubric(value)
+        except RubricProblem as problem:
+            raise serializers.ValidationError(str(problem)) from None
+
+    def validate(self, attrs):
+        overlap = attrs.get("overlap", getattr(self.instance, "overlap", 3))
+        max_overlap = attrs.get("max_overlap", getattr(self.instance, "max_overlap", None))
+        if max_overlap is not None and max_overlap < overlap:
+            raise serializers.ValidationError({"max_overlap": "must be at least overlap"})
+        return attrs
 
     def get_role(self, project: Project) -> str | None:
         roles = self.context.get("roles") or {}
@@ -116,18 +139,3 @@ class TaskSerializer(serializers.Serializer):
 
 class SkipSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
-
-
-def task_payload(assignment: Assignment) -> dict:
-    """The task as the rater sees it: responses in shown order, labels A, B, C…; no models."""
-    texts = dict(assignment.prompt.responses.values_list("id", "text"))
-    return {
-        "assignment_id": assignment.pk,
-        "prompt": {"id": assignment.prompt_id, "messages": assignment.prompt.messages},
-        "responses": [
-            {"id": response_id, "label": chr(ord("A") + index), "text": texts[response_id]}
-            for index, response_id in enumerate(assignment.shown_order)
-        ],
-        "allow_ties": assignment.project.allow_ties,
-        "expires_at": assignment.expires_at,
-    }

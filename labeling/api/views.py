@@ -26,7 +26,6 @@ from labeling.api.serializers import (
     TaskSerializer,
     TokenRequestSerializer,
     TokenSerializer,
-    task_payload,
 )
 from labeling.auth import signed_in_user
 from labeling.errors import InvalidInput, NotAllowed
@@ -234,7 +233,7 @@ class NextTaskView(APIView):
         assignment = services.lease_next_assignment(project=project, rater=signed_in_user(request))
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(TaskSerializer(task_payload(assignment)).data)
+        return Response(TaskSerializer(selectors.task_payload(assignment)).data)
 
 
 class SkipView(APIView):

@@ -12,6 +12,11 @@ class RankingSubmitSerializer(serializers.Serializer):
     ratings = serializers.JSONField(required=False, allow_null=True)
     rationale = serializers.CharField(required=False, allow_blank=True, default="")
     seconds = serializers.JSONField(required=False, allow_null=True)
+    strength = serializers.JSONField(
+        required=False,
+        allow_null=True,
+        help_text="Pairwise tasks: 3 much better, 2 better, 1 slightly better, 0 about the same",
+    )
 
 
 class RankingSerializer(serializers.Serializer):

@@ -144,6 +144,9 @@
         event.preventDefault();
       },
     };
+    root.querySelectorAll("[data-js-only]").forEach((element) => {
+      element.hidden = false;
+    });
     restartClock();
     render();
   }
@@ -151,6 +154,8 @@
   function setUpWithin(element) {
     if (!element || !element.querySelectorAll) return;
     if (element.matches("[data-rank-task]")) setUp(element);
+    // A swapped-in task takes focus so keyboard users continue from its start.
+    if (element.id === "task") element.focus({ preventScroll: true });
     element.querySelectorAll("[data-rank-task]").forEach(setUp);
     element.querySelectorAll("time[data-local-time]").forEach((time) => {
       const when = new Date(time.getAttribute("datetime"));

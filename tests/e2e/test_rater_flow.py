@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from labeling import services as labeling_services
 from labeling.models import Assignment, Membership, Role
@@ -46,9 +48,9 @@ PROMPTS = [
             {"role": "user", "content": "Write a haiku about autumn rain."},
         ],
         "responses": [
-            {"text": "Cold rain on the roof\nmaple leaves float down the drain\nthe kettle whistles"},
+            {"text": "Cold rain on the roof\nmaple leaves float down the drain\nthe kettle hums"},
             {"text": "Autumn rain falls down. It is wet. The end."},
-            {"text": "*Grey sky, soft drumming —*\n*red leaves cling to the window,*\n*the year exhales slow.*"},
+            {"text": "*Grey sky, soft drumming —*\n*red leaves on the glass,*\n*the year sighs.*"},
         ],
     },
 ]
@@ -80,9 +82,12 @@ def log_in(page, live_server, username: str) -> None:
 
 
 def shown_ids(page) -> list[int]:
-    return [int(value) for value in page.eval_on_selector_all(
-        "[data-response-id]", "cards => cards.map(card => card.dataset.responseId)"
-    )]
+    return [
+        int(value)
+        for value in page.eval_on_selector_all(
+            "[data-response-id]", "cards => cards.map(card => card.dataset.responseId)"
+        )
+    ]
 
 
 def badge(page, label: str) -> str:
@@ -175,6 +180,30 @@ def test_reset_clears_the_picks_and_the_skip_form_moves_on(page, live_server, ra
     page.wait_for_selector(".flash.success:has-text('Task skipped.')")
     assert page.evaluate("window.__marker") == 1
     assert Assignment.objects.get(rater=rater, status="skipped").skip_reason
+
+
+def test_a_lease_taken_over_shows_the_message_and_the_next_task(page, live_server, rater_setup):
+    project, rater = rater_setup
+    log_in(page, live_server, "rita")
+    page.goto(f"{live_server.url}/rate/{project.pk}/")
+    mine = Assignment.objects.get(rater=rater)
+    past = timezone.now() - timedelta(minutes=20)
+    Assignment.objects.filter(pk=mine.pk).update(
+        leased_at=past, expires_at=past + timedelta(minutes=10)
+    )
+    other = get_user_model().objects.create_user(username="quick", password=PASSWORD)
+    Membership.objects.create(project=project, user=other, role=Role.RATER)
+    assert labeling_services.lease_next_assignment(project=project, rater=other).prompt == (
+        mine.prompt
+    )
+
+    page.evaluate("window.__marker = 1")
+    for key in ("1", "2", "3", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_selector(".flash.error:has-text('given to another rater')")
+    assert page.evaluate("window.__marker") == 1
+    assert "concise poet" in page.inner_text(".conversation")
+    assert not Ranking.objects.exists()
 
 
 def test_responses_stack_on_a_narrow_screen(browser, live_server, rater_setup):

@@ -148,3 +148,13 @@ def test_rater_cannot_read_another_projects_tasks(api_for, rater, imported, make
     other = services.project_create(creator=other_lead, name="Other")
     response = next_task(api_for(rater), other)
     assert response.status_code == 404
+
+
+def test_a_paused_rater_cannot_submit_an_open_task(api_for, rater, imported):
+    client = api_for(rater)
+    task = next_task(client, imported).json()
+    services.member_update(project=imported, username=rater.username, status="paused")
+    response = submit(client, task["assignment_id"], [[r["id"]] for r in task["responses"]])
+    assert response.status_code == 403
+    assert response.json()["code"] == "paused"
+    assert not Ranking.objects.exists()
