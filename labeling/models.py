@@ -116,6 +116,9 @@ class Membership(models.Model):
         default=False, help_text="Leave this member's rankings out of agreement and exports."
     )
     joined_at = models.DateTimeField(default=timezone.now)
+    guidelines_seen_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the rater last confirmed the guidelines."
+    )
 
     class Meta:
         ordering = ["project_id", "user__username"]

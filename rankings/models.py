@@ -30,6 +30,12 @@ class Ranking(models.Model):
     )
     is_repeat = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(null=True, blank=True)
+    revisions = models.JSONField(
+        default=list,
+        blank=True,
+        help_text="Earlier versions replaced by an undo and resubmit; nothing is deleted.",
+    )
 
     class Meta:
         ordering = ["id"]
