@@ -6,9 +6,10 @@ field, so a file with one bad record is refused whole with a message that points
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 from labeling.errors import InvalidInput
 from labeling.models import MAX_RESPONSES, MIN_RESPONSES
@@ -48,22 +49,29 @@ def parse_import_body(raw: bytes | str) -> list[tuple[int, Any]]:
     if not stripped:
         raise InvalidInput("the import is empty", field="body")
     if stripped.startswith("["):
-        try:
-            values = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InvalidInput(
-                f"line {error.lineno}: not valid JSON ({error.msg})", field="body"
-            ) from error
+        values = _decode_json_list(text)
         return [(index + 1, value) for index, value in enumerate(values)]
     records = []
     for line_number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
-            records.append((line_number, json.loads(line)))
-        except json.JSONDecodeError as error:
+            records.append((line_number, orjson.loads(line)))
+        except orjson.JSONDecodeError as error:
             raise RecordError(line_number, "json", f"not valid JSON ({error.msg})") from error
     return records
+
+
+def _decode_json_list(text: str) -> list[Any]:
+    try:
+        values = orjson.loads(text)
+    except orjson.JSONDecodeError as error:
+        raise InvalidInput(
+            f"line {error.lineno}: not valid JSON ({error.msg})", field="body"
+        ) from error
+    if not isinstance(values, list):
+        raise InvalidInput("the import must be a JSON list or JSON Lines", field="body")
+    return values
 
 
 def validate_records(items: list[tuple[int, Any]]) -> list[PromptRecord]:

@@ -15,6 +15,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from labeling import bulk
 from labeling.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from labeling.importing import PromptRecord, parse_import_body, validate_records
 from labeling.models import (
@@ -144,16 +145,19 @@ def user_signup_with_invite(*, invite_code: str, username: str, password: str):
 # Import ---------------------------------------------------------------------------------------
 
 
-def prompts_import(*, project: Project, raw: bytes | str) -> list[Prompt]:
+def prompts_import(*, project: Project, raw: bytes | str) -> list[int]:
     """Validate the whole payload, then write it in one transaction: all or nothing."""
     records = validate_records(parse_import_body(raw))
     return prompts_create(project=project, records=records)
 
 
 @transaction.atomic
-def prompts_create(*, project: Project, records: list[PromptRecord]) -> list[Prompt]:
+def prompts_create(*, project: Project, records: list[PromptRecord]) -> list[int]:
+    """Insert prompts with their responses and gold rankings; returns the new prompt ids."""
     _refuse_existing_external_ids(project=project, records=records)
-    created: list[Prompt] = []
+    if bulk.is_postgresql():
+        return _prompts_copy(project=project, records=records)
+    created: list[int] = []
     for start in range(0, len(records), IMPORT_BATCH_SIZE):
         batch = records[start : start + IMPORT_BATCH_SIZE]
         prompts = Prompt.objects.bulk_create(
@@ -182,8 +186,46 @@ def prompts_create(*, project: Project, records: list[PromptRecord]) -> list[Pro
             ]
         )
         _store_gold_rankings(prompts=prompts, records=batch, responses=responses)
-        created.extend(prompts)
+        created.extend(prompt.pk for prompt in prompts)
     return created
+
+
+def _prompts_copy(*, project: Project, records: list[PromptRecord]) -> list[int]:
+    """PostgreSQL path: ids reserved from the sequences, rows streamed with COPY."""
+    prompt_ids = bulk.reserve_ids(Prompt, len(records))
+    response_ids = iter(bulk.reserve_ids(Response, sum(len(r.responses) for r in records)))
+    now = timezone.now()
+    prompt_rows, response_rows = [], []
+    for prompt_id, record in zip(prompt_ids, records, strict=True):
+        id_of_position = {}
+        for position, item in enumerate(record.responses):
+            response_id = next(response_ids)
+            id_of_position[position] = response_id
+            response_rows.append(
+                (response_id, prompt_id, position, item.external_id, item.text, item.model,
+                 item.metadata)
+            )  # fmt: skip
+        gold = (
+            [[id_of_position[position] for position in group] for group in record.gold_ranking]
+            if record.gold_ranking is not None
+            else None
+        )
+        prompt_rows.append(
+            (prompt_id, project.pk, record.external_id, record.messages, record.metadata, gold,
+             gold is not None, False, 0, "", now)
+        )  # fmt: skip
+    bulk.copy_rows(
+        Prompt,
+        ["id", "project", "external_id", "messages", "metadata", "gold_ranking", "is_gold",
+         "is_complete", "extra_raters", "extra_reason", "created_at"],
+        prompt_rows,
+    )  # fmt: skip
+    bulk.copy_rows(
+        Response,
+        ["id", "prompt", "position", "external_id", "text", "model_name", "metadata"],
+        response_rows,
+    )
+    return prompt_ids
 
 
 def _refuse_existing_external_ids(*, project: Project, records: list[PromptRecord]) -> None:

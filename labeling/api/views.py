@@ -213,9 +213,9 @@ class PromptImportView(APIView):
             user=signed_in_user(request), project_id=project_id, roles=selectors.DATA_ROLES
         )
         # RawBodyParser hands the body over as bytes.
-        prompts = services.prompts_import(project=project, raw=cast(bytes, request.data))
+        prompt_ids = services.prompts_import(project=project, raw=cast(bytes, request.data))
         return Response(
-            {"created": len(prompts), "prompt_ids": [prompt.pk for prompt in prompts]},
+            {"created": len(prompt_ids), "prompt_ids": prompt_ids},
             status=status.HTTP_201_CREATED,
         )
 
