@@ -13,7 +13,8 @@ from exports.pairs import Pair, PromptData
 
 Row = dict[str, Any]
 Message = dict[str, Any]
-FormatWriter = Callable[[Pair, PromptData], list[Row]]
+PairRows = Callable[[Pair], list[Row]]
+FormatWriter = Callable[[PromptData], PairRows]
 
 TRAIN = "train"
 TEST = "test"
@@ -74,90 +75,133 @@ def _assistant(text: str) -> list[Message]:
 
 
 # --- format writers ---------------------------------------------------------------------
+#
+# A writer is given one prompt, renders everything that does not depend on the pair once,
+# and returns the function that turns each pair of that prompt into rows. Rows of one
+# prompt therefore share their prompt and response objects: treat rows as read-only.
 
 
-def trl_standard_rows(pair: Pair, prompt: PromptData) -> list[Row]:
-    chosen, rejected = _texts(pair, prompt)
-    return [{"prompt": prompt_text(prompt), "chosen": chosen, "rejected": rejected}]
-
-
-def trl_conversational_rows(pair: Pair, prompt: PromptData) -> list[Row]:
-    chosen, rejected = _texts(pair, prompt)
-    return [
-        {
-            "prompt": prompt_messages(prompt),
-            "chosen": _assistant(chosen),
-            "rejected": _assistant(rejected),
-        }
-    ]
-
-
-def trl_reward_rows(pair: Pair, prompt: PromptData) -> list[Row]:
-    chosen, rejected = _texts(pair, prompt)
-    return [
-        {
-            "prompt": prompt_text(prompt),
-            "chosen": chosen,
-            "rejected": rejected,
-            "margin": pair.margin,
-        }
-    ]
-
-
-def trl_unpaired_rows(pair: Pair, prompt: PromptData) -> list[Row]:
-    chosen, rejected = _texts(pair, prompt)
+def trl_standard_writer(prompt: PromptData) -> PairRows:
     text = prompt_text(prompt)
-    return [
-        {"prompt": text, "completion": chosen, "label": True},
-        {"prompt": text, "completion": rejected, "label": False},
-    ]
+    responses = _response_texts(prompt)
+
+    def rows(pair: Pair) -> list[Row]:
+        return [
+            {
+                "prompt": text,
+                "chosen": responses[pair.chosen_id],
+                "rejected": responses[pair.rejected_id],
+            }
+        ]
+
+    return rows
 
 
-def openai_rows(pair: Pair, prompt: PromptData) -> list[Row]:
-    chosen, rejected = _texts(pair, prompt)
-    return [
-        {
-            "input": {"messages": prompt_messages(prompt)},
-            "preferred_output": _assistant(chosen),
-            "non_preferred_output": _assistant(rejected),
-        }
-    ]
+def trl_conversational_writer(prompt: PromptData) -> PairRows:
+    messages = prompt_messages(prompt)
+    responses = _response_messages(prompt)
+
+    def rows(pair: Pair) -> list[Row]:
+        return [
+            {
+                "prompt": messages,
+                "chosen": responses[pair.chosen_id],
+                "rejected": responses[pair.rejected_id],
+            }
+        ]
+
+    return rows
 
 
-def hh_rlhf_rows(pair: Pair, prompt: PromptData) -> list[Row]:
-    chosen, rejected = _texts(pair, prompt)
+def trl_reward_writer(prompt: PromptData) -> PairRows:
+    text = prompt_text(prompt)
+    responses = _response_texts(prompt)
+
+    def rows(pair: Pair) -> list[Row]:
+        return [
+            {
+                "prompt": text,
+                "chosen": responses[pair.chosen_id],
+                "rejected": responses[pair.rejected_id],
+                "margin": pair.margin,
+            }
+        ]
+
+    return rows
+
+
+def trl_unpaired_writer(prompt: PromptData) -> PairRows:
+    text = prompt_text(prompt)
+    responses = _response_texts(prompt)
+
+    def rows(pair: Pair) -> list[Row]:
+        return [
+            {"prompt": text, "completion": responses[pair.chosen_id], "label": True},
+            {"prompt": text, "completion": responses[pair.rejected_id], "label": False},
+        ]
+
+    return rows
+
+
+def openai_writer(prompt: PromptData) -> PairRows:
+    conversation = {"messages": prompt_messages(prompt)}
+    responses = _response_messages(prompt)
+
+    def rows(pair: Pair) -> list[Row]:
+        return [
+            {
+                "input": conversation,
+                "preferred_output": responses[pair.chosen_id],
+                "non_preferred_output": responses[pair.rejected_id],
+            }
+        ]
+
+    return rows
+
+
+def hh_rlhf_writer(prompt: PromptData) -> PairRows:
     transcript = hh_rlhf_transcript(prompt)
-    return [
-        {
-            "chosen": f"{transcript}\n\nAssistant: {chosen}",
-            "rejected": f"{transcript}\n\nAssistant: {rejected}",
-        }
-    ]
+    transcripts = {
+        response_id: f"{transcript}\n\nAssistant: {response.text}"
+        for response_id, response in prompt.responses.items()
+    }
+
+    def rows(pair: Pair) -> list[Row]:
+        return [{"chosen": transcripts[pair.chosen_id], "rejected": transcripts[pair.rejected_id]}]
+
+    return rows
 
 
-def _texts(pair: Pair, prompt: PromptData) -> tuple[str, str]:
-    return prompt.responses[pair.chosen_id].text, prompt.responses[pair.rejected_id].text
+def _response_texts(prompt: PromptData) -> dict[int, str]:
+    return {response_id: response.text for response_id, response in prompt.responses.items()}
+
+
+def _response_messages(prompt: PromptData) -> dict[int, list[Message]]:
+    return {
+        response_id: _assistant(response.text) for response_id, response in prompt.responses.items()
+    }
 
 
 FORMATS: dict[str, FormatWriter] = {
-    "trl": trl_standard_rows,
-    "trl-conversational": trl_conversational_rows,
-    "trl-reward": trl_reward_rows,
-    "trl-unpaired": trl_unpaired_rows,
-    "openai": openai_rows,
-    "hh-rlhf": hh_rlhf_rows,
+    "trl": trl_standard_writer,
+    "trl-conversational": trl_conversational_writer,
+    "trl-reward": trl_reward_writer,
+    "trl-unpaired": trl_unpaired_writer,
+    "openai": openai_writer,
+    "hh-rlhf": hh_rlhf_writer,
 }
 
 
 def metadata_columns(pair: Pair, prompt: PromptData, split: str) -> Row:
     """Columns that ride along with every format so rows can be traced and filtered."""
+    responses = prompt.responses
     return {
         "prompt_id": pair.prompt_id,
         "prompt_external_id": prompt.external_id,
         "chosen_id": pair.chosen_id,
         "rejected_id": pair.rejected_id,
-        "chosen_model": prompt.responses[pair.chosen_id].model,
-        "rejected_model": prompt.responses[pair.rejected_id].model,
+        "chosen_model": responses[pair.chosen_id].model,
+        "rejected_model": responses[pair.rejected_id].model,
         "margin": pair.margin,
         "agreement": pair.agreement,
         "n_raters": pair.n_raters,
@@ -167,19 +211,30 @@ def metadata_columns(pair: Pair, prompt: PromptData, split: str) -> Row:
     }
 
 
+def rows_for_pairs(
+    fmt: str, pairs: Iterable[Pair], prompt: PromptData, split: str, with_metadata: bool = True
+) -> list[Row]:
+    """Output rows for pairs of one prompt, rendering the prompt once for all of them."""
+    writer = FORMATS.get(fmt)
+    if writer is None:
+        raise ValueError(f"unknown export format {fmt!r}; expected one of {sorted(FORMATS)}")
+    pair_rows = writer(prompt)
+    output: list[Row] = []
+    for pair in pairs:
+        rows = pair_rows(pair)
+        if with_metadata:
+            metadata = metadata_columns(pair, prompt, split)
+            for row in rows:
+                row.update(metadata)
+        output.extend(rows)
+    return output
+
+
 def rows_for_pair(
     fmt: str, pair: Pair, prompt: PromptData, split: str, with_metadata: bool = True
 ) -> list[Row]:
     """The output rows of one pair in format `fmt` (two rows for `trl-unpaired`)."""
-    writer = FORMATS.get(fmt)
-    if writer is None:
-        raise ValueError(f"unknown export format {fmt!r}; expected one of {sorted(FORMATS)}")
-    rows = writer(pair, prompt)
-    if with_metadata:
-        metadata = metadata_columns(pair, prompt, split)
-        for row in rows:
-            row.update(metadata)
-    return rows
+    return rows_for_pairs(fmt, [pair], prompt, split, with_metadata)
 
 
 # --- train/test split -------------------------------------------------------------------
@@ -249,10 +304,10 @@ class JsonlWriter:
 
     def write_rows(self, rows: Iterable[Row]) -> int:
         """Write a batch of rows; returns how many were written."""
-        lines = [_ENCODER.encode(row) for row in rows]
+        lines = [encode_row(row) for row in rows]
         if not lines:
             return 0
-        data = ("\n".join(lines) + "\n").encode()
+        data = "".join(lines).encode()
         if self._gzip is not None:
             self._gzip.write(data)
         else:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from labeling import services as labeling_services
 from labeling.errors import Conflict, InvalidInput
-from labeling.models import AssignmentStatus, Project
+from labeling.models import Assignment, AssignmentStatus, Project
 from rankings import metrics, selectors
 from rankings.models import AgreementRun, Ranking, RaterScore, RunStatus
 from rankings.validation import (
@@ -66,17 +66,15 @@ def ranking_submit(
                 return existing, False
             raise Conflict("this task was already submitted with another ranking", code="submitted")
         labeling_services.assignment_claim_slot(assignment=assignment)
-        stored = Ranking.objects.create(
+        # A task reopened by an undo already has its ranking: replace it (see ranking_undo).
+        stored = _ranking_store(
             assignment=assignment,
-            project_id=assignment.project_id,
-            prompt_id=assignment.prompt_id,
             rater=rater,
             groups=groups,
             ratings=cleaned_ratings,
             rationale=rationale,
             seconds=cleaned_seconds,
             strength=cleaned_strength,
-            is_repeat=assignment.is_repeat,
         )
         labeling_services.assignment_mark_submitted(assignment=assignment)
     return stored, True
@@ -220,7 +218,104 @@ def agreement_runs_queue_due() -> dict[str, int]:
     abandoned = agreement_runs_fail_abandoned()
     queued = 0
     due = selectors.projects_with_unseen_rankings(cutoff=agreement_run_abandon_cutoff())
-    for project in due.iterator():
+    for project in list(due):  # few projects; no cursor held open across the writes
         agreement_run_request(project=project, trigger="schedule")
         queued += 1
     return {"queued": queued, "abandoned": abandoned}
+
+
+# Rater page: undo and resubmit --------------------------------------------------------------
+
+UNDO_SECONDS = 30
+# The page counts the window down from when it heard back; allow for that round trip.
+UNDO_GRACE_SECONDS = 5
+
+
+def ranking_undo(*, assignment_id: int, rater: User) -> Ranking:
+    """Reopen the task the rater just submitted, for `UNDO_SECONDS` after submitting.
+
+    The assignment is leased to them again and the prompt counts one ranking fewer; the
+    stored ranking stays (nothing is deleted) and is replaced, its old version kept in
+    `revisions`, when they submit again. If they never do, it stands as it was.
+    """
+    with transaction.atomic():
+        assignment = labeling_services.assignment_lock_for_finish(
+            assignment_id=assignment_id, rater=rater
+        )
+        if assignment.status != AssignmentStatus.SUBMITTED:
+            raise Conflict(
+                f"only a submitted task can be reopened; this one is {assignment.status}",
+                code="not_submitted",
+            )
+        now = timezone.now()
+        window = timedelta(seconds=UNDO_SECONDS + UNDO_GRACE_SECONDS)
+        if assignment.finished_at is None or now - assignment.finished_at > window:
+            raise Conflict(
+                f"too late to undo: a submit can be undone for {UNDO_SECONDS} seconds",
+                code="undo_expired",
+            )
+        if assignment.expires_at <= now:
+            raise Conflict(
+                "too late to undo: your time on this task had run out", code="lease_expired"
+            )
+        ranking = Ranking.objects.get(assignment=assignment)
+        labeling_services.assignment_reopen(assignment=assignment)
+    return ranking
+
+
+def _ranking_store(
+    *,
+    assignment: Assignment,
+    rater: User,
+    groups: list[list[int]],
+    ratings: dict[str, dict[str, Any]],
+    rationale: str,
+    seconds: float | None,
+    strength: int | None,
+) -> Ranking:
+    """Create the assignment's ranking, or replace the one a reopened task already has.
+
+    Replacing keeps the earlier version in `revisions`, so one Ranking row per assignment
+    counts once in agreement and exports however often it is undone.
+    """
+    existing = Ranking.objects.select_for_update().filter(assignment=assignment).first()
+    if existing is None:
+        return Ranking.objects.create(
+            assignment=assignment,
+            project_id=assignment.project_id,
+            prompt_id=assignment.prompt_id,
+            rater=rater,
+            groups=groups,
+            ratings=ratings,
+            rationale=rationale,
+            seconds=seconds,
+            strength=strength,
+            is_repeat=assignment.is_repeat,
+        )
+    now = timezone.now()
+    existing.revisions = [
+        *existing.revisions,
+        {
+            "groups": existing.groups,
+            "ratings": existing.ratings,
+            "rationale": existing.rationale,
+            "seconds": existing.seconds,
+            "strength": existing.strength,
+            "submitted_at": (existing.updated_at or existing.created_at).isoformat(),
+            "replaced_at": now.isoformat(),
+        },
+    ]
+    existing.groups, existing.ratings, existing.rationale = groups, ratings, rationale
+    existing.seconds, existing.strength, existing.updated_at = seconds, strength, now
+    existing.save(
+        update_fields=[
+            "revisions",
+            "groups",
+            "ratings",
+            "rationale",
+            "seconds",
+            "strength",
+            "updated_at",
+        ]
+    )
+    return existing

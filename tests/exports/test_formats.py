@@ -14,6 +14,7 @@ from exports.formats import (
     JsonlWriter,
     encode_row,
     rows_for_pair,
+    rows_for_pairs,
     split_for_prompt,
     write_jsonl,
     write_jsonl_gz,
@@ -218,9 +219,25 @@ def test_without_metadata_no_metadata_column_is_added(fmt: str) -> None:
         assert not set(row) & (set(METADATA_KEYS) - {"margin"})
 
 
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_rows_for_pairs_matches_rows_for_each_pair_in_order(fmt: str) -> None:
+    rankings = [
+        RankingData(1, 3, "k1", [[11], [12]]),
+        RankingData(2, 3, "k2", [[12], [11]]),
+    ]
+    pairs = build_pairs(MULTI_TURN, rankings, "all_pairs")
+
+    batch = rows_for_pairs(fmt, pairs, MULTI_TURN, "test")
+
+    assert batch == [row for pair in pairs for row in rows_for_pair(fmt, pair, MULTI_TURN, "test")]
+    assert len(batch) == len(pairs) * (2 if fmt == "trl-unpaired" else 1)
+
+
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown export format 'csv'"):
         rows_for_pair("csv", PAIR, SINGLE_TURN, "train")
+    with pytest.raises(ValueError, match="unknown export format 'csv'"):
+        rows_for_pairs("csv", [], SINGLE_TURN, "train")
 
 
 def test_rows_from_built_pairs_carry_pair_values() -> None:
