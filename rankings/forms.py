@@ -30,7 +30,7 @@ def response_label(index: int) -> str:
 
 
 def join_labels(labels: list[str]) -> str:
-    """"A", "A and C", "A, B and D"."""
+    """ "A", "A and C", "A, B and D"."""
     if len(labels) <= 1:
         return "".join(labels)
     return f"{', '.join(labels[:-1])} and {labels[-1]}"
@@ -279,12 +279,5 @@ class SkipForm(forms.Form):
 
 
 def form_problems(form: forms.Form) -> list[str]:
-    """Every problem of a bound form as sentences for the rater, fields first."""
-    problems: list[str] = []
-    for field, errors in form.errors.items():
-        for error in errors:
-            text = str(error)
-            if field != forms.forms.NON_FIELD_ERRORS and field in ("ranking", "reason"):
-                text = text if text[:1].isupper() else f"{field}: {text}"
-            problems.append(text)
-    return problems
+    """Every problem of a bound form, as the sentences the rater reads."""
+    return [str(error) for errors in form.errors.values() for error in errors]

@@ -97,6 +97,26 @@ class RaterScore(models.Model):
     agreement_low = models.FloatField(null=True, blank=True)
     agreement_high = models.FloatField(null=True, blank=True)
     compared_pairs = models.PositiveIntegerField(default=0)
+    gold_accuracy = models.FloatField(null=True, blank=True)
+    gold_pairs = models.PositiveIntegerField(default=0)
+    self_consistency = models.FloatField(null=True, blank=True)
+    repeat_pairs = models.PositiveIntegerField(default=0)
+    first_shown_win_rate = models.FloatField(
+        null=True, blank=True, help_text="Share of shown-adjacent pairs won by the earlier card."
+    )
+    position_p_value = models.FloatField(null=True, blank=True)
+    position_pairs = models.PositiveIntegerField(default=0)
+    straight_lining_rate = models.FloatField(
+        null=True, blank=True, help_text="Share of rankings equal to the shown order."
+    )
+    median_seconds = models.FloatField(null=True, blank=True)
+    speed_ratio = models.FloatField(
+        null=True, blank=True, help_text="Rater's median seconds over the project's, by length."
+    )
+    tie_rate = models.FloatField(null=True, blank=True)
+    longer_win_rate = models.FloatField(
+        null=True, blank=True, help_text="Share of decided pairs won by the longer response."
+    )
     details = models.JSONField(default=dict, blank=True)
 
     class Meta:
@@ -107,3 +127,84 @@ class RaterScore(models.Model):
 
     def __str__(self) -> str:
         return f"score of rater {self.rater_id} in run {self.run_id}"
+
+
+class PromptAgreement(models.Model):
+    """One prompt's consensus ranking and agreement as of a run."""
+
+    run = models.ForeignKey(AgreementRun, on_delete=models.CASCADE, related_name="prompt_rows")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="agreement_rows")
+    n_rankings = models.PositiveIntegerField(default=0)
+    agreement = models.FloatField(null=True, blank=True, help_text="Pairwise agreement.")
+    consensus = models.JSONField(
+        default=list, blank=True, help_text="Consensus tie groups of response ids, best first."
+    )
+    scores = models.JSONField(
+        default=dict, blank=True, help_text="Consensus strength per response id."
+    )
+    method = models.CharField(max_length=32, default="bradley_terry")
+
+    class Meta:
+        ordering = ["run_id", "prompt_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "prompt"], name="prompt_agreement_unique"),
+        ]
+        indexes = [models.Index(fields=["run", "agreement"], name="prompt_agreement_low")]
+
+    def __str__(self) -> str:
+        return f"prompt {self.prompt_id} in run {self.run_id}"
+
+
+class FlagCode(models.TextChoices):
+    LOW_AGREEMENT = "LOW_AGREEMENT", "Low agreement with other raters"
+    GOLD_FAILURES = "GOLD_FAILURES", "Fails gold prompts"
+    SELF_INCONSISTENT = "SELF_INCONSISTENT", "Inconsistent on repeats"
+    POSITION_BIAS = "POSITION_BIAS", "Prefers the first-shown response"
+    STRAIGHT_LINING = "STRAIGHT_LINING", "Ranks in shown order"
+    TOO_FAST = "TOO_FAST", "Much faster than the project"
+
+
+class FlagStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    DISMISSED = "dismissed", "Dismissed"
+    RATER_PAUSED = "rater_paused", "Rater paused"
+
+
+class Flag(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="flags")
+    rater = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="quality_flags"
+    )
+    run = models.ForeignKey(
+        AgreementRun, on_delete=models.SET_NULL, null=True, blank=True, related_name="flags"
+    )
+    code = models.CharField(max_length=32, choices=FlagCode.choices)
+    evidence = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=FlagStatus.choices, default=FlagStatus.OPEN)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="resolved_flags",
+    )
+    note = models.CharField(max_length=500, blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "rater", "code"],
+                condition=Q(status="open"),
+                name="flag_one_open_per_rater_code",
+            ),
+            models.CheckConstraint(condition=Q(code__in=FlagCode.values), name="flag_code_valid"),
+            models.CheckConstraint(
+                condition=Q(status__in=FlagStatus.values), name="flag_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.code} on rater {self.rater_id} ({self.status})"

@@ -17,6 +17,12 @@ PASSWORD = "correct-horse-battery-staple"
 
 
 @pytest.fixture(autouse=True)
+def fast_password_hashing(settings):
+    """The default hasher costs about a second per user on a 2-core machine."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def celery_tasks_run_in_process():
     """Tasks run in-process unless a test starts a real worker (it turns this off itself)."""
     from config.celery import app
