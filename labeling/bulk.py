@@ -28,12 +28,19 @@ def reserve_ids(model: type[models.Model], count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def _concrete_field(model: type[models.Model], name: str) -> models.Field:
+    field = model._meta.get_field(name)
+    if not isinstance(field, models.Field) or not field.column:
+        raise ValueError(f"{model.__name__}.{name} is not a concrete column")
+    return field
+
+
 def copy_rows(
     model: type[models.Model], field_names: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> None:
     """COPY rows into the model's table; JSON fields are serialised here."""
-    fields = [model._meta.get_field(name) for name in field_names]
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    fields = [_concrete_field(model, name) for name in field_names]
+    columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
     json_positions = [index for index, field in enumerate(fields) if isinstance(field, JSON_FIELDS)]
     table = connection.ops.quote_name(model._meta.db_table)
     with connection.cursor() as cursor:
