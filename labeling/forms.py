@@ -1,6 +1,112 @@
+"""Forms for the labeling pages: joining, creating and configuring projects, importing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
 from django import forms
+
+from labeling.models import Project, Role
+from labeling.rubric import RubricProblem, clean_rubric
+
+MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
 
 class JoinForm(forms.Form):
     username = forms.CharField(max_length=150)
     password = forms.CharField(widget=forms.PasswordInput, strip=False)
+
+
+class ProjectCreateForm(forms.ModelForm):
+    class Meta:
+        model = Project
+        fields = ["name", "description", "overlap", "allow_ties"]
+
+
+class ProjectSettingsForm(forms.ModelForm):
+    rubric = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
+        help_text='JSON list of scales and checkboxes, or "hhh" for the 1 to 7 HHH preset.',
+    )
+
+    class Meta:
+        model = Project
+        fields = [
+            "name",
+            "description",
+            "guidelines",
+            "overlap",
+            "max_overlap",
+            "adaptive_agreement_threshold",
+            "lease_seconds",
+            "allow_ties",
+            "gold_rate",
+            "repeat_rate",
+            "repeat_delay_seconds",
+            "require_rationale",
+            "rubric",
+            "agreement_every_n_rankings",
+        ]
+        widgets = {
+            "description": forms.Textarea(attrs={"rows": 2}),
+            "guidelines": forms.Textarea(attrs={"rows": 6}),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance and not self.is_bound:
+            self.initial["rubric"] = (
+                json.dumps(self.instance.rubric) if self.instance.rubric else ""
+            )
+
+    def clean_rubric(self) -> list[dict[str, Any]]:
+        raw = (self.cleaned_data.get("rubric") or "").strip()
+        if raw in ("", "hhh"):
+            value: Any = raw
+        else:
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError as error:
+                raise forms.ValidationError(f"not valid JSON: {error.msg}") from error
+        try:
+            return clean_rubric(value)
+        except RubricProblem as problem:
+            raise forms.ValidationError(str(problem)) from None
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or {}
+        overlap, max_overlap = cleaned.get("overlap"), cleaned.get("max_overlap")
+        if overlap and max_overlap is not None and max_overlap < overlap:
+            self.add_error("max_overlap", "must be at least the overlap")
+        for name in ("gold_rate", "repeat_rate", "adaptive_agreement_threshold"):
+            value = cleaned.get(name)
+            if value is not None and not 0 <= value <= 1:
+                self.add_error(name, "must be between 0 and 1")
+        return cleaned
+
+
+class InviteForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.RATER)
+
+
+class ImportForm(forms.Form):
+    file = forms.FileField(help_text="JSON list or JSON Lines, as for the API.")
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_IMPORT_BYTES:
+            raise forms.ValidationError("the file is larger than 200 MB; use the API in parts")
+        return upload
+
+
+class MemberActionForm(forms.Form):
+    action = forms.ChoiceField(
+        choices=[
+            ("pause", "Pause"),
+            ("resume", "Resume"),
+            ("exclude", "Exclude"),
+            ("include", "Include"),
+        ]
+    )

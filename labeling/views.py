@@ -1,39 +1,193 @@
-"""Browser pages for labeling: my projects, joining by invite, the lead's project page."""
+"""Browser pages for labeling: my projects, joining by invite, the lead's project pages."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.core.exceptions import PermissionDenied
+from django.db.models import Count, Q
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 from labeling import selectors, services
 from labeling.auth import signed_in_user
-from labeling.errors import InvalidInput
-from labeling.forms import JoinForm
-from labeling.models import Membership
+from labeling.errors import InvalidInput, NotAllowed, NotFound, RanklabError
+from labeling.forms import (
+    ImportForm,
+    InviteForm,
+    JoinForm,
+    MemberActionForm,
+    ProjectCreateForm,
+    ProjectSettingsForm,
+)
+from labeling.models import Membership, Project, Role
+
+
+def lead_project_or_error(request: HttpRequest, project_id: int, roles=selectors.LEAD_ROLES):
+    try:
+        return selectors.project_for_user(
+            user=signed_in_user(request), project_id=project_id, roles=roles
+        )
+    except NotFound as error:
+        raise Http404(error.message) from error
+    except NotAllowed as error:
+        raise PermissionDenied(error.message) from error
 
 
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    user = signed_in_user(request)
     memberships = (
-        Membership.objects.filter(user=signed_in_user(request))
-        .select_related("project")
-        .order_by("project__name")
+        Membership.objects.filter(user=user).select_related("project").order_by("project__name")
     )
     rows = [
         {
             "membership": membership,
             "project": membership.project,
             "progress": selectors.project_progress(project=membership.project),
-            "done": selectors.rater_done_count(
-                project=membership.project, rater=signed_in_user(request)
-            ),
+            "done": selectors.rater_done_count(project=membership.project, rater=user),
+            "manages": user.is_staff or membership.role == Role.LEAD,
+            "sees_data": user.is_staff or membership.role in selectors.DATA_ROLES,
         }
         for membership in memberships
     ]
-    return render(request, "labeling/home.html", {"rows": rows})
+    may_create = user.is_staff or user.has_perm("labeling.add_project")
+    return render(request, "labeling/home.html", {"rows": rows, "may_create": may_create})
+
+
+@login_required
+def project_new(request: HttpRequest) -> HttpResponse:
+    user = signed_in_user(request)
+    if not (user.is_staff or user.has_perm("labeling.add_project")):
+        raise PermissionDenied("creating projects needs staff status or the add_project permission")
+    form = ProjectCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        project = services.project_create(creator=user, **form.cleaned_data)
+        messages.success(request, f"Project “{project.name}” created. Import prompts next.")
+        return redirect("labeling:project", project_id=project.pk)
+    return render(request, "labeling/project_new.html", {"form": form})
+
+
+def project_page_context(project: Project, **extra) -> dict:
+    members = (
+        project.memberships.select_related("user")
+        .annotate(
+            submitted=Count(
+                "user__assignments",
+                filter=Q(user__assignments__project=project, user__assignments__status="submitted"),
+            )
+        )
+        .order_by("role", "user__username")
+    )
+    return {
+        "project": project,
+        "progress": selectors.project_progress(project=project),
+        "members": members,
+        "invites": project.invites.order_by("-created_at")[:10],
+        "settings_form": extra.pop("settings_form", None) or ProjectSettingsForm(instance=project),
+        "import_form": extra.pop("import_form", None) or ImportForm(),
+        "invite_form": InviteForm(),
+        "gold_count": project.prompts.filter(is_gold=True).count(),
+        "reopened": project.prompts.filter(extra_raters__gt=0).order_by("-id")[:20],
+        **extra,
+    }
+
+
+@login_required
+def project_detail(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project_or_error(request, project_id)
+    return render(request, "labeling/project.html", project_page_context(project))
+
+
+@login_required
+@require_POST
+def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project_or_error(request, project_id)
+    form = ProjectSettingsForm(request.POST, instance=project)
+    if form.is_valid():
+        form.save()
+        message = "Settings saved."
+        form = ProjectSettingsForm(instance=project)
+        status = 200
+    else:
+        message = "Some settings need fixing; see the marked fields."
+        status = 422
+    context = project_page_context(project, settings_form=form, settings_message=message)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "labeling/project.html#settings", context, status=status)
+    if status == 200:
+        messages.success(request, message)
+        return redirect("labeling:project", project_id=project.pk)
+    return render(request, "labeling/project.html", context, status=status)
+
+
+@login_required
+@require_POST
+def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project_or_error(request, project_id, roles=selectors.DATA_ROLES)
+    form = ImportForm(request.POST, request.FILES)
+    import_message, import_error = "", ""
+    if form.is_valid():
+        try:
+            created = services.prompts_import(project=project, raw=form.cleaned_data["file"].read())
+        except RanklabError as error:
+            import_error = f"Nothing was imported: {error.message}"
+        else:
+            import_message = f"Imported {len(created)} prompts."
+    else:
+        import_error = "; ".join(
+            str(message) for errors in form.errors.values() for message in errors
+        )
+    status = 422 if import_error else 200
+    if not request.htmx and not import_error:  # type: ignore[attr-defined]
+        messages.success(request, import_message)
+        return redirect("labeling:project", project_id=project.pk)
+    context = project_page_context(
+        project, import_message=import_message, import_error=import_error
+    )
+    template = "labeling/project.html#imports" if request.htmx else "labeling/project.html"  # type: ignore[attr-defined]
+    return render(request, template, context, status=status)
+
+
+@login_required
+@require_POST
+def project_invite(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project_or_error(request, project_id)
+    form = InviteForm(request.POST)
+    if not form.is_valid():
+        raise Http404("unknown role")
+    invite = services.invite_create(
+        project=project, created_by=signed_in_user(request), role=form.cleaned_data["role"]
+    )
+    context = project_page_context(project, new_invite=invite)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "labeling/project.html#invites", context)
+    messages.success(request, f"Invite created: /join/{invite.code}/")
+    return redirect("labeling:project", project_id=project.pk)
+
+
+@login_required
+@require_POST
+def project_member(request: HttpRequest, project_id: int, username: str) -> HttpResponse:
+    project = lead_project_or_error(request, project_id)
+    form = MemberActionForm(request.POST)
+    if not form.is_valid():
+        raise Http404("unknown action")
+    action = form.cleaned_data["action"]
+    try:
+        if action in ("pause", "resume"):
+            status = "paused" if action == "pause" else "active"
+            services.member_update(project=project, username=username, status=status)
+        else:
+            services.member_update(project=project, username=username, excluded=action == "exclude")
+    except NotFound as error:
+        raise Http404(error.message) from error
+    context = project_page_context(project)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "labeling/project.html#members", context)
+    return redirect("labeling:project", project_id=project.pk)
 
 
 def join(request: HttpRequest, code: str) -> HttpResponse:
