@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
+from itertools import islice
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from labeling import bulk
 from labeling import services as labeling_services
 from labeling.errors import Conflict, InvalidInput
 from labeling.models import Assignment, AssignmentStatus, Project
-from rankings import metrics, selectors
-from rankings.models import AgreementRun, Ranking, RaterScore, RunStatus
+from rankings import consensus, metrics, quality, selectors
+from rankings.models import AgreementRun, PromptAgreement, Ranking, RaterScore, RunStatus
 from rankings.validation import (
     RankingProblem,
     clean_ranking_groups,
@@ -77,6 +82,7 @@ def ranking_submit(
             strength=cleaned_strength,
         )
         labeling_services.assignment_mark_submitted(assignment=assignment)
+        transaction.on_commit(partial(agreement_run_request_if_due, project=project))
     return stored, True
 
 
@@ -140,12 +146,14 @@ def agreement_run_claim(*, run_id: int) -> bool:
 
 
 def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
-    """Compute a claimed run's project and rater agreement and store it; returns a summary.
+    """Compute a claimed run and store it: project metrics, a score row per rater and an
+    agreement row (with consensus) per prompt; then apply its findings. Returns a summary.
 
     A run that is not queued any more (done, failed, taken by another worker) is skipped.
     Any error marks the run failed with the error and is logged, not raised: the run row
     is where leads and clients look, and an eager run must not break the request that
-    queued it.
+    queued it. Flags and adaptive overlap (``quality.apply_run_findings``) run once the run
+    is stored; their failure is logged and leaves the run done.
     """
     if not agreement_run_claim(run_id=run_id):
         status = AgreementRun.objects.filter(pk=run_id).values_list("status", flat=True).first()
@@ -153,9 +161,9 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
     try:
         run = AgreementRun.objects.select_related("project").get(pk=run_id)
         last_id = selectors.latest_ranking_id(project=run.project)
-        table, rater_user_ids = selectors.ranking_table(project=run.project, up_to_id=last_id)
-        summary = metrics.project_agreement(table)
-        rater_rows = metrics.rater_leave_one_out_agreement(table)
+        data = selectors.agreement_data(project=run.project, up_to_id=last_id)
+        maths = agreement_maths(data)
+        summary = maths.summary
         with transaction.atomic():
             # Conditional, like the claim: a run given up as abandoned stays failed.
             finished = AgreementRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
@@ -170,24 +178,192 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
             if not finished:
                 return {"run_id": run_id, "status": RunStatus.FAILED, "skipped": True}
             RaterScore.objects.bulk_create(
-                RaterScore(
-                    run_id=run_id,
-                    rater_id=rater_user_ids[row.rater_index],
-                    rankings=row.n_rankings,
-                    agreement=row.agreement,
-                    agreement_low=row.low,
-                    agreement_high=row.high,
-                    compared_pairs=row.n_pairs,
-                )
-                for row in rater_rows
+                _rater_scores(run_id=run_id, data=data, maths=maths), batch_size=BATCH_SIZE
             )
+            n_prompt_rows = _prompt_agreements_store(run_id=run_id, data=data, maths=maths)
     except Exception as error:
         logger.exception("agreement run %s failed", run_id)
         AgreementRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
             status=RunStatus.FAILED, error=_describe(error), finished_at=timezone.now()
         )
         return {"run_id": run_id, "status": RunStatus.FAILED, "error": _describe(error)}
-    return {"run_id": run_id, "status": RunStatus.DONE, "n_rankings": summary["n_rankings"]}
+    return {
+        "run_id": run_id,
+        "status": RunStatus.DONE,
+        "n_rankings": summary["n_rankings"],
+        "n_prompt_rows": n_prompt_rows,
+        "findings": _agreement_run_findings(run_id=run_id),
+    }
+
+
+# Rows per INSERT when bulk_create stores score and prompt rows (COPY on PostgreSQL).
+BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class AgreementMaths:
+    """Everything an agreement run computes, before it is stored (see ``agreement_maths``)."""
+
+    summary: dict[str, Any]
+    agreement: list[metrics.RaterAgreement]
+    agreement_no_ties: list[metrics.RaterAgreement]
+    quality: list[metrics.RaterQuality]
+    reliability: metrics.FloatArray
+    prompts: metrics.PromptAgreementArrays
+    consensus: consensus.PromptConsensus
+
+
+def agreement_maths(data: selectors.AgreementData) -> AgreementMaths:
+    """The numbers of a run from its arrays; no database access.
+
+    Repeats are left out of agreement and consensus (they only measure self-consistency);
+    gold prompts count like any other. Consensus weighs each rater by reliability: their
+    leave-one-out agreement rescaled so chance level is 0 (``consensus.reliability_weights``).
+    """
+    table = data.agreement_table()
+    summary = metrics.project_agreement(table)
+    agreement = metrics.rater_leave_one_out_agreement(table)
+    chance = metrics.chance_agreement(table)
+    reliability = consensus.reliability_weights(
+        [np.nan if row.agreement is None else row.agreement for row in agreement], chance
+    )
+    return AgreementMaths(
+        summary=summary,
+        agreement=agreement,
+        agreement_no_ties=metrics.rater_leave_one_out_agreement(table, include_ties=False),
+        quality=metrics.rater_quality(data.table, data.context),
+        reliability=reliability,
+        prompts=metrics.prompt_pairwise_agreement(table),
+        consensus=consensus.prompt_consensus(table, reliability, consensus.BRADLEY_TERRY),
+    )
+
+
+def _rater_scores(
+    *, run_id: int, data: selectors.AgreementData, maths: AgreementMaths
+) -> list[RaterScore]:
+    rows = []
+    for rater, user_id in enumerate(data.rater_user_ids):
+        together = maths.agreement[rater]
+        without_ties = maths.agreement_no_ties[rater]
+        behaviour = maths.quality[rater]
+        rows.append(
+            RaterScore(
+                run_id=run_id,
+                rater_id=user_id,
+                rankings=together.n_rankings,
+                agreement=together.agreement,
+                agreement_low=together.low,
+                agreement_high=together.high,
+                compared_pairs=together.n_pairs,
+                gold_accuracy=behaviour.gold_accuracy,
+                gold_pairs=behaviour.gold_pairs,
+                self_consistency=behaviour.self_consistency,
+                repeat_pairs=behaviour.repeat_pairs,
+                first_shown_win_rate=behaviour.first_shown_win_rate,
+                position_p_value=behaviour.position_p_value,
+                position_pairs=behaviour.position_pairs,
+                straight_lining_rate=behaviour.straight_lining_rate,
+                median_seconds=behaviour.median_seconds,
+                speed_ratio=behaviour.speed_ratio,
+                tie_rate=behaviour.tie_rate,
+                longer_win_rate=behaviour.longer_win_rate,
+                details={
+                    "agreement_no_ties": without_ties.agreement,
+                    "agreement_no_ties_low": without_ties.low,
+                    "agreement_no_ties_high": without_ties.high,
+                    "compared_pairs_no_ties": without_ties.n_pairs,
+                    "gold_rankings": behaviour.gold_rankings,
+                    "repeat_rankings": behaviour.repeat_rankings,
+                    "straight_lined": behaviour.straight_lined,
+                    "straight_lining_chance": behaviour.straight_lining_chance,
+                    "timed_rankings": behaviour.timed_rankings,
+                    "labelled_pairs": behaviour.labelled_pairs,
+                    "length_pairs": behaviour.length_pairs,
+                    "reliability_weight": float(maths.reliability[rater]),
+                },
+            )
+        )
+    return rows
+
+
+def _prompt_agreement_rows(
+    *, run_id: int, data: selectors.AgreementData, maths: AgreementMaths
+) -> Iterator[tuple[Any, ...]]:
+    """(run, prompt, n_rankings, agreement, consensus, scores, method) per prompt.
+
+    Consensus groups best first, responses within a group strongest first; scores are the
+    fitted log-strengths, rounded to 4 decimals.
+    """
+    result = maths.consensus
+    levels = np.where(np.isnan(result.levels), np.inf, result.levels)
+    order = np.lexsort((-np.nan_to_num(result.strength, nan=-np.inf), levels), axis=1)
+    ordered_levels = np.take_along_axis(levels, order, axis=1).tolist()
+    ordered_ids = np.take_along_axis(data.response_ids, order, axis=1).tolist()
+    ordered_scores = np.round(np.take_along_axis(result.strength, order, axis=1), 4).tolist()
+    agreement = maths.prompts.agreement.tolist()
+    n_rankings = maths.prompts.n_rankings.tolist()
+    for prompt, prompt_id in enumerate(data.prompt_ids.tolist()):
+        groups: list[list[int]] = []
+        scores: dict[str, float] = {}
+        previous = None
+        for level, response_id, score in zip(
+            ordered_levels[prompt], ordered_ids[prompt], ordered_scores[prompt], strict=True
+        ):
+            if level == np.inf:
+                break
+            if level != previous:
+                groups.append([])
+                previous = level
+            groups[-1].append(response_id)
+            scores[str(response_id)] = score
+        value = agreement[prompt]
+        yield (
+            run_id,
+            prompt_id,
+            n_rankings[prompt],
+            None if value != value else value,  # NaN: no two rankings of a common pair
+            groups,
+            scores,
+            result.method,
+        )
+
+
+_PROMPT_AGREEMENT_FIELDS = (
+    "run",
+    "prompt",
+    "n_rankings",
+    "agreement",
+    "consensus",
+    "scores",
+    "method",
+)
+
+
+def _prompt_agreements_store(
+    *, run_id: int, data: selectors.AgreementData, maths: AgreementMaths
+) -> int:
+    """One PromptAgreement per prompt: COPY on PostgreSQL, batched bulk_create elsewhere."""
+    rows = _prompt_agreement_rows(run_id=run_id, data=data, maths=maths)
+    if bulk.is_postgresql():
+        bulk.copy_rows(PromptAgreement, _PROMPT_AGREEMENT_FIELDS, rows)
+        return len(data.prompt_ids)
+    stored = 0
+    while batch := list(islice(rows, BATCH_SIZE)):
+        PromptAgreement.objects.bulk_create(
+            PromptAgreement(**dict(zip(_PROMPT_AGREEMENT_FIELDS, row, strict=True)))
+            for row in batch
+        )
+        stored += len(batch)
+    return stored
+
+
+def _agreement_run_findings(*, run_id: int) -> dict[str, int] | None:
+    """Flags and adaptive overlap from a stored run; a failure here never fails the run."""
+    try:
+        return quality.apply_run_findings(run=AgreementRun.objects.get(pk=run_id))
+    except Exception:
+        logger.exception("agreement run %s: applying its findings failed", run_id)
+        return None
 
 
 def _describe(error: BaseException) -> str:
@@ -278,7 +454,12 @@ def _ranking_store(
     Replacing keeps the earlier version in `revisions`, so one Ranking row per assignment
     counts once in agreement and exports however often it is undone.
     """
-    existing = Ranking.objects.select_for_update().filter(assignment=assignment).first()
+    # Only a reopened task (leased again, finished_at kept) can have a ranking already.
+    existing = (
+        Ranking.objects.select_for_update().filter(assignment=assignment).first()
+        if assignment.finished_at is not None
+        else None
+    )
     if existing is None:
         return Ranking.objects.create(
             assignment=assignment,
@@ -319,3 +500,40 @@ def _ranking_store(
         ]
     )
     return existing
+
+
+# Agreement runs after every N new rankings ---------------------------------------------------
+
+
+def agreement_run_request_if_due(*, project: Project) -> AgreementRun | None:
+    """Queue a run once `agreement_every_n_rankings` rankings arrived since the last finished one.
+
+    Called after each submit commits, so it is cheap and debounced: nothing happens while a
+    run is queued or running (it will see the new rankings), and the count stops at N using
+    the (project, id) index. Never raises: a failed check must not fail the submit that
+    triggered it; the beat schedule catches up on anything missed.
+    """
+    every = project.agreement_every_n_rankings
+    if not every:
+        return None
+    try:
+        if selectors.agreement_run_pending(project=project, cutoff=agreement_run_abandon_cutoff()):
+            return None
+        last_seen = (
+            AgreementRun.objects.filter(project=project, status=RunStatus.DONE)
+            .order_by("-id")
+            .values_list("last_ranking_id", flat=True)
+            .first()
+        ) or 0
+        new_rankings = (
+            Ranking.objects.filter(project=project, id__gt=last_seen)
+            .order_by("id")
+            .values("id")[:every]
+            .count()
+        )
+        if new_rankings < every:
+            return None
+        return agreement_run_request(project=project, trigger="rankings")
+    except Exception:
+        logger.exception("could not check whether project %s is due a run", project.pk)
+        return None

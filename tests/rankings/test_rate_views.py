@@ -1,4 +1,4 @@
-"""The rater's ranking page: full page, htmx fragments, and the no-JavaScript fallback."""
+"""The rater's page and its actions: JSON for the page's script, redirects without it."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from labeling import services as labeling_services
-from labeling.models import Assignment, AssignmentStatus, Response
+from labeling.models import Assignment, AssignmentStatus, Membership, Response
+from rankings import services
 from rankings.models import Ranking
 
 pytestmark = pytest.mark.django_db
 
-HTMX = {"HTTP_HX_REQUEST": "true"}
+JSON = {"HTTP_ACCEPT": "application/json"}
 EMPTY_QUEUE = "Nothing left to rank in this project — thank you!"
 
 
@@ -30,53 +31,85 @@ def rate_url(project) -> str:
     return reverse("rankings:rate", kwargs={"project_id": project.pk})
 
 
-def submit_url(assignment) -> str:
-    return reverse("rankings:submit", kwargs={"assignment_id": assignment.pk})
+def action_url(name: str, assignment) -> str:
+    return reverse(f"rankings:{name}", kwargs={"assignment_id": assignment.pk})
 
 
-def skip_url(assignment) -> str:
-    return reverse("rankings:skip", kwargs={"assignment_id": assignment.pk})
-
-
-def live_assignment(rater) -> Assignment:
-    return Assignment.objects.get(
-        rater=rater, status=AssignmentStatus.LEASED, expires_at__gt=timezone.now()
+def live_assignments(rater) -> list[Assignment]:
+    return list(
+        Assignment.objects.filter(
+            rater=rater, status=AssignmentStatus.LEASED, expires_at__gt=timezone.now()
+        ).order_by("id")
     )
+
+
+def current_task(client, project, rater) -> Assignment:
+    client.get(rate_url(project))
+    return live_assignments(rater)[0]
 
 
 def shown_card_ids(html: str) -> list[int]:
     return [int(found) for found in re.findall(r'data-response-id="(\d+)"', html)]
 
 
-def test_it_renders_the_task_with_responses_in_shown_order(rater_client, rater, imported):
+def rank_fields(assignment, order: list[int] | None = None) -> dict[str, str]:
+    """rank_<id> fields: the shown order as given ranks, or the ranks in `order`."""
+    ranks = order or list(range(1, len(assignment.shown_order) + 1))
+    return {
+        f"rank_{response_id}": str(rank)
+        for response_id, rank in zip(assignment.shown_order, ranks, strict=True)
+    }
+
+
+def set_project(project, **fields) -> None:
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.save(update_fields=list(fields))
+
+
+def pairwise_project(project, rater, **fields):
+    set_project(project, **fields)
+    labeling_services.prompts_import(
+        project=project,
+        raw=json.dumps([{"prompt": f"q{i}", "responses": ["one", "two"]} for i in range(3)]),
+    )
+    return project
+
+
+# The page ---------------------------------------------------------------------------------------
+
+
+def test_it_renders_the_task_and_preloads_the_next_one(rater_client, rater, imported):
     response = rater_client.get(rate_url(imported))
     assert response.status_code == 200
     html = response.content.decode()
-    assignment = live_assignment(rater)
-    assert shown_card_ids(html) == assignment.shown_order
-    labels = re.findall(r'data-label="([A-Z])"', html)
-    assert labels == ["A", "B", "C"]
+    current, following = live_assignments(rater)
+    assert current.prompt_id != following.prompt_id
+    # Shown order is recorded per assignment and is the order of the cards on the page.
+    assert shown_card_ids(html) == current.shown_order + following.shown_order
+    page, preloaded = html.split('<template id="following-task">')
+    assert f'data-assignment-id="{current.pk}"' in page
+    assert f'data-assignment-id="{following.pk}"' in preloaded
+    assert re.findall(r'data-label="([A-Z])"', page) == ["A", "B", "C"]
     texts = dict(Response.objects.values_list("id", "text"))
-    positions = [html.index(texts[response_id]) for response_id in assignment.shown_order]
+    positions = [page.index(texts[response_id]) for response_id in current.shown_order]
     assert positions == sorted(positions)
-    assert "Question number 0" in html
-    assert 'class="turn turn-user"' in html
     assert "model-0" not in html and "model-1" not in html
-    assert 'id="task"' in html and "<html" in html
     assert "ranklab/rank.js" in html
 
 
-def test_it_gives_back_the_same_task_on_reload(rater_client, rater, imported):
+def test_it_gives_back_the_same_tasks_on_reload(rater_client, rater, imported):
     rater_client.get(rate_url(imported))
-    first = live_assignment(rater)
+    first = live_assignments(rater)
     rater_client.get(rate_url(imported))
-    assert Assignment.objects.filter(rater=rater).count() == 1
-    assert live_assignment(rater).pk == first.pk
+    assert live_assignments(rater) == first
+    assert Assignment.objects.filter(rater=rater).count() == 2
 
 
-def test_it_escapes_script_and_event_handlers_in_responses(rater_client, imported):
+def test_it_renders_markdown_and_escapes_script_and_event_handlers(rater_client, imported):
     Response.objects.filter(position=0).update(
         text="Try this: <script>alert(1)</script> and <img src=x onerror=alert(1)> **bold**"
+        "\n\n```python\nprint('hi')\n```"
     )
     Response.objects.filter(position=1).update(text="[click](javascript:alert(1))")
     html = rater_client.get(rate_url(imported)).content.decode()
@@ -84,8 +117,8 @@ def test_it_escapes_script_and_event_handlers_in_responses(rater_client, importe
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert not re.search(r"<img[^>]*onerror", html)
     assert "<strong>bold</strong>" in html
+    assert '<code class="language-python">' in html
     assert 'href="javascript:' not in html
-    # Our own scripts are the only <script> elements on the page.
     sources = re.findall(r"<script\b[^>]*>", html)
     assert sources and all("src=" in tag for tag in sources)
 
@@ -114,115 +147,75 @@ def test_it_renders_a_conversation_with_role_labels(rater_client, project):
         assert f'<div class="turn-role">{role}</div>' in html
 
 
-def test_it_shows_the_done_count_and_the_lease_expiry(rater_client, rater, imported):
+def test_it_shows_progress_and_the_lease(rater_client, rater, imported):
     html = rater_client.get(rate_url(imported)).content.decode()
-    assignment = live_assignment(rater)
-    assert "data-done-count>0<" in html
-    assert f'datetime="{assignment.expires_at.isoformat()}"' in html
+    assert "data-done-today>0<" in html
+    assert "data-left>5<" in html
+    assert f'data-lease-seconds="{imported.lease_seconds}"' in html
+    expires_in = int(re.search(r'data-expires-in="(\d+)"', html).group(1))
+    assert imported.lease_seconds - 5 <= expires_in <= imported.lease_seconds
 
 
-def test_htmx_submit_returns_the_next_task_fragment(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    first = live_assignment(rater)
-    groups = [[first.shown_order[1]], [first.shown_order[0]], [first.shown_order[2]]]
-    response = rater_client.post(
-        submit_url(first), {"ranking": json.dumps(groups), "seconds": "7.5"}, **HTMX
-    )
-    assert response.status_code == 200
-    html = response.content.decode()
-    assert "<html" not in html and html.lstrip().startswith('<section id="task"')
-    ranking = Ranking.objects.get(assignment=first)
-    assert ranking.groups == groups
-    assert ranking.seconds == 7.5
-    second = live_assignment(rater)
-    assert second.pk != first.pk
-    assert shown_card_ids(html) == second.shown_order
-    assert "Ranking saved." in html
-    assert "data-done-count>1<" in html
-
-
-def test_htmx_submit_keeps_the_rationale(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    groups = [[response_id] for response_id in assignment.shown_order]
-    rater_client.post(
-        submit_url(assignment),
-        {"ranking": json.dumps(groups), "rationale": "A is precise."},
-        **HTMX,
-    )
-    assert Ranking.objects.get().rationale == "A is precise."
-
-
-def test_htmx_submit_accepts_ties_when_the_project_allows_them(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    ids = assignment.shown_order
-    rater_client.post(submit_url(assignment), {"ranking": json.dumps([ids[:2], ids[2:]])}, **HTMX)
-    assert Ranking.objects.get().groups == [ids[:2], ids[2:]]
-
-
-@pytest.mark.parametrize(
-    ("ranking", "message"),
-    [
-        ("not json", "ranking: is not valid JSON"),
-        ("{{}}", "ranking: must be a list of tie groups"),
-        ("[[{first}]]", "every response must be ranked"),
-        ("[[{first}], [{first}], [999999]]", "appears twice"),
-    ],
-)
-def test_invalid_ranking_shows_the_message_and_keeps_the_task(
-    rater_client, rater, imported, ranking, message
-):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    raw = ranking.format(first=assignment.shown_order[0])
-    response = rater_client.post(submit_url(assignment), {"ranking": raw}, **HTMX)
-    assert response.status_code == 422
-    html = response.content.decode()
-    assert message.lower() in html.lower()
-    assert not Ranking.objects.exists()
-    assert shown_card_ids(html) == assignment.shown_order
-    assert live_assignment(rater).pk == assignment.pk
-
-
-def test_ties_are_refused_when_the_project_does_not_allow_them(rater_client, rater, imported):
-    imported.allow_ties = False
-    imported.save(update_fields=["allow_ties"])
+def test_done_today_counts_from_the_raters_midnight(rater_client, rater, imported):
+    assignment = current_task(rater_client, imported, rater)
+    rater_client.post(action_url("submit", assignment), rank_fields(assignment), **JSON)
     html = rater_client.get(rate_url(imported)).content.decode()
-    assert "data-tie" not in html
-    assignment = live_assignment(rater)
-    ids = assignment.shown_order
-    response = rater_client.post(
-        submit_url(assignment), {"ranking": json.dumps([ids[:2], ids[2:]])}, **HTMX
+    assert "data-done-today>1<" in html
+    Assignment.objects.filter(pk=assignment.pk).update(
+        finished_at=timezone.now() - timedelta(days=2)
     )
-    assert response.status_code == 422
-    assert "ties are not allowed" in response.content.decode()
-    assert not Ranking.objects.exists()
+    rater_client.cookies["ranklab_tz"] = "-300"
+    html = rater_client.get(rate_url(imported)).content.decode()
+    assert "data-done-today>0<" in html
 
 
-def test_a_lease_taken_over_is_a_409_with_the_next_task(
-    rater_client, rater, make_user, add_member, imported
-):
-    imported.overlap = 1
-    imported.save(update_fields=["overlap"])
-    rater_client.get(rate_url(imported))
-    mine = live_assignment(rater)
-    past = timezone.now() - timedelta(minutes=20)
-    Assignment.objects.filter(pk=mine.pk).update(
-        leased_at=past, expires_at=past + timedelta(minutes=10)
+def test_it_renders_the_rubric_under_each_response(rater_client, rater, imported):
+    set_project(
+        imported,
+        rubric=[
+            {
+                "key": "helpful",
+                "label": "Helpful",
+                "kind": "scale",
+                "min": 1,
+                "max": 7,
+                "required": True,
+            },
+            {"key": "unsafe", "label": "Unsafe", "kind": "checkbox"},
+        ],
+        require_rationale=True,
     )
-    other = add_member(make_user("quick"))
-    taken = labeling_services.lease_next_assignment(project=imported, rater=other)
-    assert taken.prompt_id == mine.prompt_id
-    groups = [[response_id] for response_id in mine.shown_order]
-    response = rater_client.post(submit_url(mine), {"ranking": json.dumps(groups)}, **HTMX)
-    assert response.status_code == 409
-    html = response.content.decode()
-    assert "given to another rater" in html
-    assert not Ranking.objects.filter(rater=rater).exists()
-    nxt = live_assignment(rater)
-    assert nxt.prompt_id != mine.prompt_id
-    assert shown_card_ids(html) == nxt.shown_order
+    html = rater_client.get(rate_url(imported)).content.decode()
+    current = live_assignments(rater)[0]
+    page = html.split('<template id="following-task">')[0]
+    for response_id in current.shown_order:
+        assert page.count(f'name="rating-{response_id}-helpful"') == 7
+        assert page.count(f'name="rating-{response_id}-unsafe"') == 1
+    assert 'data-required="true"' in page
+    assert re.search(r'<textarea[^>]*name="rationale"[^>]*\brequired\b', page, re.S)
+
+
+def test_pairwise_task_shows_preference_and_strength(rater_client, rater, project):
+    pairwise_project(project, rater)
+    html = rater_client.get(rate_url(project)).content.decode().split("following-task")[0]
+    assert 'data-mode="pairwise"' in html
+    assert html.count('name="preference"') == 3
+    assert [int(v) for v in re.findall(r'name="strength" value="(\d)"', html)] == [3, 2, 1, 0]
+    assert "About the same" in html and "Much better" in html
+    assert 'name="rank_' not in html
+
+
+def test_pairwise_without_ties_offers_no_tie(rater_client, rater, project):
+    pairwise_project(project, rater, allow_ties=False)
+    html = rater_client.get(rate_url(project)).content.decode().split("following-task")[0]
+    assert 'value="tie"' not in html
+    assert [int(v) for v in re.findall(r'name="strength" value="(\d)"', html)] == [3, 2, 1]
+
+
+def test_ranking_without_ties_offers_no_tie_button(rater_client, rater, imported):
+    set_project(imported, allow_ties=False)
+    html = rater_client.get(rate_url(imported)).content.decode()
+    assert "data-tie-up" not in html
 
 
 def test_empty_queue_says_so_without_a_form(rater_client, project):
@@ -231,40 +224,6 @@ def test_empty_queue_says_so_without_a_form(rater_client, project):
     html = response.content.decode()
     assert EMPTY_QUEUE in html
     assert "rank-form" not in html
-
-
-def test_the_last_submit_shows_the_empty_queue(rater_client, rater, project):
-    labeling_services.prompts_import(
-        project=project, raw=json.dumps([{"prompt": "Only one", "responses": ["a", "b"]}])
-    )
-    rater_client.get(rate_url(project))
-    assignment = live_assignment(rater)
-    groups = [[response_id] for response_id in assignment.shown_order]
-    response = rater_client.post(submit_url(assignment), {"ranking": json.dumps(groups)}, **HTMX)
-    assert EMPTY_QUEUE in response.content.decode()
-
-
-def test_outsider_gets_404(client, outsider, imported):
-    client.force_login(outsider)
-    assert client.get(rate_url(imported)).status_code == 404
-    assert not Assignment.objects.exists()
-
-
-def test_someone_elses_assignment_is_404(client, rater, rater2, imported):
-    client.force_login(rater)
-    client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    client.force_login(rater2)
-    groups = [[response_id] for response_id in assignment.shown_order]
-    assert client.post(submit_url(assignment), {"ranking": json.dumps(groups)}).status_code == 404
-    assert client.post(skip_url(assignment), {"reason": "x"}).status_code == 404
-    assert not Ranking.objects.exists()
-
-
-def test_anonymous_is_sent_to_login(client, imported):
-    response = client.get(rate_url(imported))
-    assert response.status_code == 302
-    assert response["Location"].startswith(reverse("login"))
 
 
 def test_paused_rater_sees_a_clear_message(rater_client, rater, imported):
@@ -277,83 +236,572 @@ def test_paused_rater_sees_a_clear_message(rater_client, rater, imported):
     assert not Assignment.objects.exists()
 
 
-def test_htmx_skip_moves_to_the_next_task(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    first = live_assignment(rater)
-    response = rater_client.post(skip_url(first), {"reason": "I can't judge this topic"}, **HTMX)
-    assert response.status_code == 200
-    first.refresh_from_db()
-    assert first.status == AssignmentStatus.SKIPPED
-    assert first.skip_reason == "I can't judge this topic"
-    second = live_assignment(rater)
-    assert second.prompt_id != first.prompt_id
-    assert shown_card_ids(response.content.decode()) == second.shown_order
+def test_outsider_gets_404(client, outsider, imported):
+    client.force_login(outsider)
+    assert client.get(rate_url(imported)).status_code == 404
+    assert not Assignment.objects.exists()
 
 
-def test_skip_needs_a_reason(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    response = rater_client.post(skip_url(assignment), {"reason": "  "}, **HTMX)
-    assert response.status_code == 422
-    assert "say why you skip this task" in response.content.decode()
-    assert live_assignment(rater).pk == assignment.pk
-
-
-def test_plain_post_redirects_back_to_the_page(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    groups = [[response_id] for response_id in assignment.shown_order]
-    response = rater_client.post(submit_url(assignment), {"ranking": json.dumps(groups)})
+def test_anonymous_is_sent_to_login(client, imported):
+    response = client.get(rate_url(imported))
     assert response.status_code == 302
-    assert response["Location"] == rate_url(imported)
-    assert Ranking.objects.filter(assignment=assignment).exists()
-    page = rater_client.get(rate_url(imported)).content.decode()
-    assert "Ranking saved." in page
-
-
-def test_plain_post_with_rank_numbers_works_without_javascript(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    first, second, third = assignment.shown_order
-    response = rater_client.post(
-        submit_url(assignment),
-        {"ranking": "", f"rank_{first}": "2", f"rank_{second}": "1", f"rank_{third}": "2"},
-    )
-    assert response.status_code == 302
-    assert Ranking.objects.get().groups == [[second], [first, third]]
-
-
-def test_plain_post_with_missing_rank_numbers_redirects_with_the_message(
-    rater_client, rater, imported
-):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    response = rater_client.post(
-        submit_url(assignment), {f"rank_{assignment.shown_order[0]}": "1"}, follow=True
-    )
-    assert "give every response a rank before submitting" in response.content.decode()
-    assert not Ranking.objects.exists()
-
-
-def test_plain_skip_redirects_back_to_the_page(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    response = rater_client.post(skip_url(assignment), {"reason": "broken"})
-    assert response.status_code == 302
-    assignment.refresh_from_db()
-    assert assignment.status == AssignmentStatus.SKIPPED
-
-
-def test_submit_and_skip_refuse_get(rater_client, rater, imported):
-    rater_client.get(rate_url(imported))
-    assignment = live_assignment(rater)
-    assert rater_client.get(submit_url(assignment)).status_code == 405
-    assert rater_client.get(skip_url(assignment)).status_code == 405
+    assert response["Location"].startswith(reverse("login"))
 
 
 def test_the_page_runs_a_bounded_number_of_queries(
     rater_client, rater, imported, django_assert_max_num_queries
 ):
     rater_client.get(rate_url(imported))
-    with django_assert_max_num_queries(12):
-        rater_client.get(rate_url(imported), **HTMX)
+    with django_assert_max_num_queries(20):
+        rater_client.get(rate_url(imported))
+
+
+# Guidelines ---------------------------------------------------------------------------------
+
+
+def test_a_new_rater_sees_the_guidelines_before_the_first_task(rater_client, rater, imported):
+    set_project(imported, guidelines="Prefer **correct** answers.")
+    html = rater_client.get(rate_url(imported)).content.decode()
+    assert "Before your first task: the guidelines" in html
+    assert "<strong>correct</strong>" in html
+    assert "rank-form" not in html
+    assert not Assignment.objects.exists()
+
+    response = rater_client.post(reverse("rankings:guidelines_seen", args=[imported.pk]))
+    assert response.status_code == 302
+    assert Membership.objects.get(user=rater).guidelines_seen_at is not None
+    html = rater_client.get(rate_url(imported)).content.decode()
+    assert "Before your first task" not in html
+    assert "rank-form" in html
+    # The guidelines stay one key away.
+    assert 'id="guidelines-dialog"' in html
+
+
+def test_projects_without_guidelines_start_at_once(rater_client, rater, imported):
+    html = rater_client.get(rate_url(imported)).content.decode()
+    assert "rank-form" in html
+    assert 'id="guidelines-dialog"' not in html
+
+
+def test_guidelines_seen_needs_membership(client, outsider, imported):
+    client.force_login(outsider)
+    assert client.post(reverse("rankings:guidelines_seen", args=[imported.pk])).status_code == 404
+
+
+# Submit ---------------------------------------------------------------------------------------
+
+
+def test_submit_answers_json_with_the_next_tasks(rater_client, rater, imported):
+    rater_client.get(rate_url(imported))
+    current, following = live_assignments(rater)
+    response = rater_client.post(
+        action_url("submit", current),
+        {**rank_fields(current, [2, 1, 3]), "seconds": "7.5", "showing": following.pk},
+        **JSON,
+    )
+    assert response.status_code == 200
+    data = response.json()
+    assert data["ok"] and data["message"] == "Ranking saved."
+    ranking = Ranking.objects.get(assignment=current)
+    first, second, third = current.shown_order
+    assert ranking.groups == [[second], [first], [third]]
+    assert ranking.seconds == 7.5
+    assert data["progress"] == {"done_today": 1, "left": 4}
+    assert data["undo"] == {
+        "assignment_id": current.pk,
+        "url": action_url("undo", current),
+        "seconds": services.UNDO_SECONDS,
+    }
+    # The task already on screen is renewed and not sent again; the one after it is.
+    assert data["current"]["assignment_id"] == following.pk
+    assert data["current"]["html"] is None
+    assert data["current"]["expires_in"] >= imported.lease_seconds - 5
+    after = data["following"]
+    assert after["assignment_id"] not in (current.pk, following.pk)
+    preloaded = Assignment.objects.get(pk=after["assignment_id"])
+    assert shown_card_ids(after["html"]) == preloaded.shown_order
+    assert after["html"].lstrip().startswith('<section class="task"')
+
+
+def test_submit_renews_the_task_on_screen_once_half_its_lease_is_used(
+    rater_client, rater, imported
+):
+    rater_client.get(rate_url(imported))
+    current, following = live_assignments(rater)
+    Assignment.objects.filter(pk=following.pk).update(
+        expires_at=timezone.now() + timedelta(seconds=60)
+    )
+    data = rater_client.post(
+        action_url("submit", current), {**rank_fields(current), "showing": following.pk}, **JSON
+    ).json()
+    assert data["current"]["assignment_id"] == following.pk
+    assert data["current"]["expires_in"] >= imported.lease_seconds - 5
+    following.refresh_from_db()
+    assert following.expires_at > timezone.now() + timedelta(seconds=imported.lease_seconds - 5)
+
+
+def test_submit_without_a_task_on_screen_sends_the_current_one(rater_client, rater, imported):
+    rater_client.get(rate_url(imported))
+    current, following = live_assignments(rater)
+    data = rater_client.post(action_url("submit", current), rank_fields(current), **JSON).json()
+    assert data["current"]["assignment_id"] == following.pk
+    assert shown_card_ids(data["current"]["html"]) == following.shown_order
+
+
+def test_a_retried_submit_is_stored_once(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    fields = rank_fields(current, [1, 1, 2])
+    first = rater_client.post(action_url("submit", current), fields, **JSON)
+    again = rater_client.post(action_url("submit", current), fields, **JSON)
+    assert first.status_code == again.status_code == 200
+    assert again.json()["ok"]
+    assert Ranking.objects.filter(assignment=current).count() == 1
+
+
+def test_equal_rank_numbers_are_a_tie(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    rater_client.post(action_url("submit", current), rank_fields(current, [2, 1, 2]), **JSON)
+    first, second, third = current.shown_order
+    assert Ranking.objects.get().groups == [[second], [first, third]]
+
+
+def test_rank_numbers_may_leave_gaps(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    rater_client.post(action_url("submit", current), rank_fields(current, [3, 1, 3]), **JSON)
+    first, second, third = current.shown_order
+    assert Ranking.objects.get().groups == [[second], [first, third]]
+
+
+def test_ranking_json_is_accepted_too(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    ids = current.shown_order
+    response = rater_client.post(
+        action_url("submit", current), {"ranking": json.dumps([ids[:2], ids[2:]])}, **JSON
+    )
+    assert response.status_code == 200
+    assert Ranking.objects.get().groups == [ids[:2], ids[2:]]
+
+
+def test_ratings_rationale_and_checkboxes_are_stored(rater_client, rater, imported):
+    set_project(
+        imported,
+        rubric=[
+            {"key": "helpful", "label": "Helpful", "kind": "scale", "min": 1, "max": 7},
+            {"key": "unsafe", "label": "Unsafe", "kind": "checkbox"},
+        ],
+    )
+    current = current_task(rater_client, imported, rater)
+    a, b, c = current.shown_order
+    fields = {
+        **rank_fields(current),
+        f"rating-{a}-helpful": "6",
+        f"rating-{b}-unsafe": "on",
+        "rationale": "  A is precise.  ",
+    }
+    assert rater_client.post(action_url("submit", current), fields, **JSON).status_code == 200
+    ranking = Ranking.objects.get()
+    assert ranking.ratings == {
+        str(a): {"helpful": 6, "unsafe": False},
+        str(b): {"unsafe": True},
+        str(c): {"unsafe": False},
+    }
+    assert ranking.rationale == "A is precise."
+
+
+def test_pairwise_preference_and_strength_are_stored(rater_client, rater, project):
+    pairwise_project(project, rater)
+    current = current_task(rater_client, project, rater)
+    first, second = current.shown_order
+    response = rater_client.post(
+        action_url("submit", current), {"preference": second, "strength": "3"}, **JSON
+    )
+    assert response.status_code == 200
+    ranking = Ranking.objects.get()
+    assert ranking.groups == [[second], [first]]
+    assert ranking.strength == 3
+
+
+def test_pairwise_tie_is_about_the_same(rater_client, rater, project):
+    pairwise_project(project, rater)
+    current = current_task(rater_client, project, rater)
+    rater_client.post(action_url("submit", current), {"preference": "tie"}, **JSON)
+    ranking = Ranking.objects.get()
+    assert ranking.groups == [sorted(current.shown_order, key=current.shown_order.index)]
+    assert ranking.strength == 0
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({}, "Choose the better response: A or B or say they are about the same."),
+        ({"preference": "{first}"}, "Say how much better A is: much better, better or slightly"),
+        ({"preference": "{second}", "strength": "0"}, "“About the same” is a tie"),
+        ({"preference": "tie", "strength": "2"}, "A tie goes with “about the same”"),
+        ({"preference": "999999", "strength": "2"}, "Choose A or B: the answer given is not"),
+        ({"preference": "{first}", "strength": "7"}, "Strength must be 0, 1, 2 or 3."),
+    ],
+)
+def test_pairwise_problems_are_named(rater_client, rater, project, fields, message):
+    pairwise_project(project, rater)
+    current = current_task(rater_client, project, rater)
+    first, second = current.shown_order
+    data = {key: value.format(first=first, second=second) for key, value in fields.items()}
+    response = rater_client.post(action_url("submit", current), data, **JSON)
+    assert response.status_code == 422
+    assert message in response.json()["message"]
+    assert not Ranking.objects.exists()
+
+
+def test_pairwise_tie_is_refused_without_ties(rater_client, rater, project):
+    pairwise_project(project, rater, allow_ties=False)
+    current = current_task(rater_client, project, rater)
+    response = rater_client.post(action_url("submit", current), {"preference": "tie"}, **JSON)
+    assert response.status_code == 422
+    assert response.json()["message"] == "Ties are not allowed in this project: choose A or B."
+
+
+@pytest.mark.parametrize(
+    ("ranks", "message"),
+    [
+        ([1, None, None], "Rank every response: B and C have no rank yet."),
+        ([None, 1, 2], "Rank every response: A has no rank yet."),
+        ([1, 9, 2], "The rank of B must be from 1 to 3."),
+    ],
+)
+def test_missing_or_bad_ranks_are_named(rater_client, rater, imported, ranks, message):
+    current = current_task(rater_client, imported, rater)
+    fields = {
+        f"rank_{response_id}": str(rank)
+        for response_id, rank in zip(current.shown_order, ranks, strict=True)
+        if rank is not None
+    }
+    response = rater_client.post(action_url("submit", current), fields, **JSON)
+    assert response.status_code == 422
+    data = response.json()
+    assert data["message"] == message
+    assert data["problems"] == [message]
+    assert data["assignment_id"] == current.pk
+    assert not Ranking.objects.exists()
+    assert live_assignments(rater)[0].pk == current.pk
+
+
+@pytest.mark.parametrize(
+    ("ranking", "message"),
+    [
+        ("not json", "The ranking is not valid JSON."),
+        ("{{}}", "The ranking must be a list of tie groups."),
+        ("[[{first}]]", "every response must be ranked"),
+        ("[[{first}], [{first}], [999999]]", "appears twice"),
+    ],
+)
+def test_invalid_ranking_json_is_refused(rater_client, rater, imported, ranking, message):
+    current = current_task(rater_client, imported, rater)
+    raw = ranking.format(first=current.shown_order[0])
+    response = rater_client.post(action_url("submit", current), {"ranking": raw}, **JSON)
+    assert response.status_code == 422
+    assert message.lower() in response.json()["message"].lower()
+    assert not Ranking.objects.exists()
+
+
+def test_ties_are_refused_when_the_project_does_not_allow_them(rater_client, rater, imported):
+    set_project(imported, allow_ties=False)
+    current = current_task(rater_client, imported, rater)
+    response = rater_client.post(
+        action_url("submit", current), rank_fields(current, [1, 2, 1]), **JSON
+    )
+    assert response.status_code == 422
+    assert response.json()["message"] == (
+        "Ties are not allowed in this project: A and C share rank 1."
+    )
+    assert not Ranking.objects.exists()
+
+
+def test_required_ratings_and_rationale_are_named(rater_client, rater, imported):
+    set_project(
+        imported,
+        rubric=[
+            {
+                "key": "helpful",
+                "label": "Helpful",
+                "kind": "scale",
+                "min": 1,
+                "max": 7,
+                "required": True,
+            },
+            {"key": "honest", "label": "Honest", "kind": "scale", "min": 1, "max": 5},
+        ],
+        require_rationale=True,
+    )
+    current = current_task(rater_client, imported, rater)
+    a, b, c = current.shown_order
+    fields = {**rank_fields(current), f"rating-{b}-helpful": "5"}
+    response = rater_client.post(action_url("submit", current), fields, **JSON)
+    assert response.status_code == 422
+    assert response.json()["problems"] == [
+        "Helpful is required: rate A and C.",
+        "Write a short rationale: this project asks for one.",
+    ]
+    fields.update({f"rating-{a}-helpful": "1", f"rating-{c}-helpful": "7", "rationale": "ok"})
+    fields[f"rating-{a}-honest"] = "6"
+    response = rater_client.post(action_url("submit", current), fields, **JSON)
+    assert response.status_code == 422
+    assert response.json()["message"] == "Honest for A must be a whole number from 1 to 5."
+    fields[f"rating-{a}-honest"] = "5"
+    assert rater_client.post(action_url("submit", current), fields, **JSON).status_code == 200
+    assert Ranking.objects.get().ratings[str(a)] == {"helpful": 1, "honest": 5}
+
+
+def test_bad_seconds_are_refused(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    response = rater_client.post(
+        action_url("submit", current), {**rank_fields(current), "seconds": "-3"}, **JSON
+    )
+    assert response.status_code == 422
+    assert response.json()["message"] == "Seconds must be between 0 and 86400."
+
+
+def test_a_lease_taken_over_is_a_409_with_the_next_task(
+    rater_client, rater, make_user, add_member, imported
+):
+    set_project(imported, overlap=1)
+    rater_client.get(rate_url(imported))
+    mine, following = live_assignments(rater)
+    past = timezone.now() - timedelta(minutes=20)
+    Assignment.objects.filter(pk=mine.pk).update(
+        leased_at=past, expires_at=past + timedelta(minutes=10)
+    )
+    other = add_member(make_user("quick"))
+    taken = labeling_services.lease_next_assignment(project=imported, rater=other)
+    assert taken.prompt_id == mine.prompt_id
+    response = rater_client.post(
+        action_url("submit", mine), {**rank_fields(mine), "showing": following.pk}, **JSON
+    )
+    assert response.status_code == 409
+    data = response.json()
+    assert not data["ok"]
+    assert data["message"] == (
+        "Your answer to the previous task was not saved: your lease expired and the task "
+        "was given to another rater."
+    )
+    assert data["current"]["assignment_id"] == following.pk
+    assert not Ranking.objects.filter(rater=rater).exists()
+
+
+def test_a_paused_rater_cannot_submit(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    labeling_services.member_update(project=imported, username=rater.username, status="paused")
+    response = rater_client.post(action_url("submit", current), rank_fields(current), **JSON)
+    assert response.status_code == 403
+    data = response.json()
+    assert "Your work on this project is paused" in data["current"]["html"]
+    assert data["following"] is None
+    assert not Ranking.objects.exists()
+
+
+def test_the_last_submit_shows_the_empty_queue(rater_client, rater, project):
+    labeling_services.prompts_import(
+        project=project, raw=json.dumps([{"prompt": "Only one", "responses": ["a", "b", "c"]}])
+    )
+    html = rater_client.get(rate_url(project)).content.decode()
+    # Nothing follows, so the page keeps "nothing left" ready to show at once.
+    assert EMPTY_QUEUE in html.split('<template id="following-task">')[1]
+    current = live_assignments(rater)[0]
+    data = rater_client.post(action_url("submit", current), rank_fields(current), **JSON).json()
+    assert data["current"]["assignment_id"] is None
+    assert EMPTY_QUEUE in data["current"]["html"]
+
+
+def test_someone_elses_assignment_is_404(client, rater, rater2, imported):
+    client.force_login(rater)
+    assignment = current_task(client, imported, rater)
+    client.force_login(rater2)
+    for name in ("submit", "skip", "undo", "renew"):
+        assert client.post(action_url(name, assignment), rank_fields(assignment)).status_code == 404
+    assert not Ranking.objects.exists()
+
+
+def test_actions_refuse_get(rater_client, rater, imported):
+    assignment = current_task(rater_client, imported, rater)
+    for name in ("submit", "skip", "undo", "renew"):
+        assert rater_client.get(action_url(name, assignment)).status_code == 405
+
+
+# Without JavaScript -------------------------------------------------------------------------
+
+
+def test_plain_post_redirects_back_to_the_page(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    response = rater_client.post(action_url("submit", current), rank_fields(current, [2, 1, 2]))
+    assert response.status_code == 302
+    assert response["Location"] == rate_url(imported)
+    first, second, third = current.shown_order
+    assert Ranking.objects.get(assignment=current).groups == [[second], [first, third]]
+    assert "Ranking saved." in rater_client.get(rate_url(imported)).content.decode()
+
+
+def test_plain_post_with_missing_ranks_redirects_with_the_message(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    response = rater_client.post(
+        action_url("submit", current), {f"rank_{current.shown_order[0]}": "1"}, follow=True
+    )
+    assert "Rank every response: B and C have no rank yet." in response.content.decode()
+    assert not Ranking.objects.exists()
+
+
+def test_plain_skip_and_undo_redirect_back_to_the_page(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    response = rater_client.post(action_url("skip", current), {"reason": "broken"})
+    assert response.status_code == 302
+    current.refresh_from_db()
+    assert current.status == AssignmentStatus.SKIPPED
+    nxt = live_assignments(rater)[0]
+    rater_client.post(action_url("submit", nxt), rank_fields(nxt))
+    response = rater_client.post(action_url("undo", nxt), follow=True)
+    html = response.content.decode()
+    assert "Task reopened" in html
+    assert f'data-assignment-id="{nxt.pk}"' in html.split("following-task")[0]
+
+
+# Skip -------------------------------------------------------------------------------------------
+
+
+def test_skip_moves_to_the_next_task(rater_client, rater, imported):
+    rater_client.get(rate_url(imported))
+    current, following = live_assignments(rater)
+    response = rater_client.post(
+        action_url("skip", current),
+        {"reason": "I can't judge this topic", "showing": following.pk},
+        **JSON,
+    )
+    assert response.status_code == 200
+    data = response.json()
+    assert data["message"] == "Task skipped."
+    assert data["undo"] is None
+    current.refresh_from_db()
+    assert current.status == AssignmentStatus.SKIPPED
+    assert current.skip_reason == "I can't judge this topic"
+    assert data["current"]["assignment_id"] == following.pk
+
+
+def test_skip_takes_the_raters_own_words(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    rater_client.post(
+        action_url("skip", current), {"reason": "other", "reason_other": " Not English "}, **JSON
+    )
+    current.refresh_from_db()
+    assert current.skip_reason == "Not English"
+
+
+@pytest.mark.parametrize("fields", [{}, {"reason": "  "}, {"reason": "other", "reason_other": ""}])
+def test_skip_needs_a_reason(rater_client, rater, imported, fields):
+    current = current_task(rater_client, imported, rater)
+    response = rater_client.post(action_url("skip", current), fields, **JSON)
+    assert response.status_code == 422
+    assert response.json()["message"] == "Say why you skip this task."
+    assert live_assignments(rater)[0].pk == current.pk
+
+
+# Undo -------------------------------------------------------------------------------------------
+
+
+def test_undo_reopens_the_task_with_the_answer_filled_in(rater_client, rater, imported):
+    set_project(
+        imported,
+        rubric=[{"key": "helpful", "label": "Helpful", "kind": "scale", "min": 1, "max": 7}],
+    )
+    rater_client.get(rate_url(imported))
+    current, following = live_assignments(rater)
+    a, b, c = current.shown_order
+    rater_client.post(
+        action_url("submit", current),
+        {**rank_fields(current, [2, 1, 2]), f"rating-{b}-helpful": "6", "rationale": "B wins"},
+        **JSON,
+    )
+    response = rater_client.post(action_url("undo", current), **JSON)
+    assert response.status_code == 200
+    data = response.json()
+    assert data["ok"]
+    assert data["progress"]["done_today"] == 0
+    html = data["current"]["html"]
+    assert data["current"]["assignment_id"] == current.pk
+    assert "data-reopened" in html and "You reopened this task" in html
+    assert re.search(rf'name="rank_{b}" value="1" required checked', html)
+    assert re.search(rf'name="rank_{a}" value="2" required checked', html)
+    assert re.search(rf'name="rank_{c}" value="2" required checked', html)
+    assert re.search(rf'name="rating-{b}-helpful" value="6" checked', html)
+    assert ">B wins</textarea>" in html
+    assert "data-skip-form" not in html  # a reopened task is resubmitted, not skipped
+    # Reloading shows the reopened task first, then the one that was on screen.
+    assert live_assignments(rater)[:2] == [current, following]
+
+    rater_client.post(action_url("submit", current), rank_fields(current, [1, 2, 3]), **JSON)
+    ranking = Ranking.objects.get(assignment=current)
+    assert ranking.groups == [[a], [b], [c]]
+    assert ranking.revisions[0]["groups"] == [[b], [a, c]]
+
+
+def test_undo_too_late_is_a_409_with_the_reason(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    rater_client.post(action_url("submit", current), rank_fields(current), **JSON)
+    Assignment.objects.filter(pk=current.pk).update(
+        finished_at=timezone.now() - timedelta(minutes=5)
+    )
+    response = rater_client.post(action_url("undo", current), **JSON)
+    assert response.status_code == 409
+    assert response.json()["message"] == (
+        "Too late to undo: a submit can be undone for 30 seconds."
+    )
+
+
+def test_an_abandoned_undo_is_restored_when_the_page_loads(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    rater_client.post(action_url("submit", current), rank_fields(current), **JSON)
+    rater_client.post(action_url("undo", current), **JSON)
+    Assignment.objects.filter(pk=current.pk).update(expires_at=timezone.now())
+    html = rater_client.get(rate_url(imported)).content.decode()
+    current.refresh_from_db()
+    assert current.status == AssignmentStatus.SUBMITTED
+    assert "data-done-today>1<" in html
+
+
+# Renew ------------------------------------------------------------------------------------------
+
+
+def test_renew_extends_the_lease_and_the_preloaded_one(rater_client, rater, imported):
+    rater_client.get(rate_url(imported))
+    current, following = live_assignments(rater)
+    soon = timezone.now() + timedelta(seconds=20)
+    Assignment.objects.filter(rater=rater).update(expires_at=soon)
+    response = rater_client.post(action_url("renew", current), {"also": following.pk}, **JSON)
+    assert response.status_code == 200
+    data = response.json()
+    assert data["ok"]
+    assert data["expires_in"] >= imported.lease_seconds - 5
+    assert data["also"]["assignment_id"] == following.pk
+    assert data["also"]["expires_in"] >= imported.lease_seconds - 5
+    for assignment in (current, following):
+        assignment.refresh_from_db()
+        assert assignment.expires_at > soon
+
+
+def test_renew_of_a_lease_taken_over_is_a_409(rater_client, rater, make_user, add_member, imported):
+    set_project(imported, overlap=1)
+    current = current_task(rater_client, imported, rater)
+    past = timezone.now() - timedelta(minutes=20)
+    Assignment.objects.filter(pk=current.pk).update(
+        leased_at=past, expires_at=past + timedelta(minutes=10)
+    )
+    labeling_services.lease_next_assignment(project=imported, rater=add_member(make_user("q")))
+    response = rater_client.post(action_url("renew", current), **JSON)
+    assert response.status_code == 409
+    assert response.json()["message"] == (
+        "This task was given to another rater after your time on it ran out."
+    )
+
+
+def test_renew_for_a_paused_rater_is_a_403_with_the_message(rater_client, rater, imported):
+    current = current_task(rater_client, imported, rater)
+    labeling_services.member_update(project=imported, username=rater.username, status="paused")
+    response = rater_client.post(action_url("renew", current), **JSON)
+    assert response.status_code == 403
+    assert "Your work on this project is paused" in response.json()["current"]["html"]
