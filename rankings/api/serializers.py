@@ -74,3 +74,115 @@ class AgreementSerializer(serializers.Serializer):
 class AgreementQueuedSerializer(serializers.Serializer):
     run_id = serializers.IntegerField()
     status = serializers.CharField()
+
+
+# Rater quality: flags, raters, low-agreement prompts ------------------------------------------
+
+
+class FlagSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    # A field named like Field.label: the metaclass moves it into the declared fields.
+    label = serializers.CharField(source="get_code_display")  # type: ignore[assignment]
+    status = serializers.CharField()
+    rater = serializers.CharField(source="rater.username")
+    evidence = serializers.JSONField()
+    run_id = serializers.IntegerField(allow_null=True)
+    note = serializers.CharField()
+    resolved_by = serializers.CharField(
+        source="resolved_by.username", allow_null=True, default=None
+    )
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+
+
+class RaterFlagSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    code = serializers.CharField()
+    evidence = serializers.JSONField()
+    status = serializers.CharField()
+
+
+class FlagActionSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+
+
+class RaterExcludeSerializer(serializers.Serializer):
+    excluded = serializers.BooleanField(
+        required=False, default=True, help_text="false puts the rater's rankings back in"
+    )
+
+
+class RaterRowSerializer(serializers.Serializer):
+    username = serializers.CharField()
+    role = serializers.CharField()
+    status = serializers.CharField()
+    excluded = serializers.BooleanField()
+    rankings = serializers.IntegerField()
+    agreement = serializers.FloatField(allow_null=True)
+    agreement_low = serializers.FloatField(allow_null=True)
+    agreement_high = serializers.FloatField(allow_null=True)
+    compared_pairs = serializers.IntegerField(allow_null=True)
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    gold_pairs = serializers.IntegerField(allow_null=True)
+    self_consistency = serializers.FloatField(allow_null=True)
+    repeat_pairs = serializers.IntegerField(allow_null=True)
+    first_shown_win_rate = serializers.FloatField(allow_null=True)
+    position_p_value = serializers.FloatField(allow_null=True)
+    position_pairs = serializers.IntegerField(allow_null=True)
+    straight_lining_rate = serializers.FloatField(allow_null=True)
+    speed_ratio = serializers.FloatField(allow_null=True)
+    median_seconds = serializers.FloatField(allow_null=True)
+    tie_rate = serializers.FloatField(allow_null=True)
+    longer_win_rate = serializers.FloatField(allow_null=True)
+    flags = RaterFlagSerializer(many=True)
+
+
+class LabelledResponseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()  # type: ignore[assignment]
+    text = serializers.CharField()
+    model = serializers.CharField()
+
+
+class PromptRankingSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    rater = serializers.CharField()
+    excluded = serializers.BooleanField()
+    ranking = serializers.JSONField(source="groups", help_text="Tie groups of response ids")
+    labels = serializers.JSONField(help_text="The same tie groups as response labels")
+    seconds = serializers.FloatField(allow_null=True)
+    rationale = serializers.CharField()
+
+
+class PromptReviewSerializer(serializers.Serializer):
+    prompt_id = serializers.IntegerField(source="prompt.pk")
+    external_id = serializers.CharField(source="prompt.external_id")
+    messages = serializers.JSONField(source="prompt.messages")
+    agreement = serializers.FloatField(allow_null=True)
+    n_rankings = serializers.IntegerField()
+    consensus = serializers.JSONField()
+    consensus_labels = serializers.JSONField()
+    extra_raters = serializers.IntegerField()
+    extra_reason = serializers.CharField()
+    is_complete = serializers.BooleanField(source="prompt.is_complete")
+    responses = LabelledResponseSerializer(many=True)
+    rankings = PromptRankingSerializer(many=True)
+
+
+class LowAgreementSerializer(serializers.Serializer):
+    run_id = serializers.IntegerField(allow_null=True)
+    prompts = PromptReviewSerializer(many=True)
+
+
+class ExtraRatersPromptSerializer(serializers.Serializer):
+    prompt_id = serializers.IntegerField(source="pk")
+    external_id = serializers.CharField()
+    extra_raters = serializers.IntegerField()
+    extra_reason = serializers.CharField()
+    is_complete = serializers.BooleanField()
+
+
+class ExtraRatersSerializer(serializers.Serializer):
+    total = serializers.IntegerField()
+    prompts = ExtraRatersPromptSerializer(many=True)

@@ -1,8 +1,8 @@
-"""REST endpoints for submitting rankings and reading agreement."""
+"""REST endpoints for submitting rankings, reading agreement, and acting on rater quality."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -11,13 +11,21 @@ from rest_framework.views import APIView
 from labeling import selectors as labeling_selectors
 from labeling.api.views import ERROR_RESPONSES
 from labeling.auth import signed_in_user
-from rankings import selectors, services
+from labeling.errors import InvalidInput
+from rankings import quality, selectors, services
 from rankings.api.serializers import (
     AgreementQueuedSerializer,
     AgreementSerializer,
+    ExtraRatersSerializer,
+    FlagActionSerializer,
+    FlagSerializer,
+    LowAgreementSerializer,
     RankingSerializer,
     RankingSubmitSerializer,
+    RaterExcludeSerializer,
+    RaterRowSerializer,
 )
+from rankings.models import FlagStatus
 
 
 class RankingSubmitView(APIView):
@@ -66,3 +74,199 @@ class AgreementView(APIView):
             AgreementQueuedSerializer({"run_id": run.pk, "status": run.status}).data,
             status=status.HTTP_202_ACCEPTED,
         )
+
+
+# Rater quality -------------------------------------------------------------------------------
+
+
+def _data_project(request: Request, project_id: int):
+    """Leads and engineers read quality data; raters get 403, outsiders 404."""
+    return labeling_selectors.project_for_user(
+        user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
+    )
+
+
+def _lead_project(request: Request, project_id: int):
+    return labeling_selectors.project_for_user(
+        user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.LEAD_ROLES
+    )
+
+
+def _int_param(request: Request, name: str, *, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput(f"{name} must be a whole number", field=name) from None
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be from {low} to {high}", field=name)
+    return value
+
+
+class RaterListView(APIView):
+    """A row per rater: membership, scores from the latest finished run, and flags."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "sort",
+                description="One of "
+                + ", ".join(quality.RATER_SORTS)
+                + "; a leading - sorts descending. Raters without a value come last.",
+            )
+        ],
+        responses={200: RaterRowSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = _data_project(request, project_id)
+        raw_sort = request.query_params.get("sort")
+        sort, descending = quality.parse_rater_sort(raw_sort)
+        if raw_sort and raw_sort.lstrip("-") != sort:
+            raise InvalidInput(f"sort must be one of {list(quality.RATER_SORTS)}", field="sort")
+        latest = selectors.agreement_history(project=project)[:1]
+        rows = quality.rater_rows(
+            project=project, run=latest[0] if latest else None, sort=sort, descending=descending
+        )
+        return Response(RaterRowSerializer(rows, many=True).data)
+
+
+class RaterExcludeView(APIView):
+    """Leave a rater's rankings out of agreement and exports (or back in); queues a run."""
+
+    @extend_schema(
+        request=RaterExcludeSerializer, responses={200: RaterRowSerializer, **ERROR_RESPONSES}
+    )
+    def post(self, request: Request, project_id: int, username: str) -> Response:
+        project = _lead_project(request, project_id)
+        data = RaterExcludeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        quality.rater_set_excluded(
+            project=project, username=username, excluded=data.validated_data["excluded"]
+        )
+        return Response(_rater_row(project, username))
+
+
+def _rater_row(project, username: str) -> dict:
+    latest = selectors.agreement_history(project=project)[:1]
+    rows = quality.rater_rows(project=project, run=latest[0] if latest else None)
+    row = next(row for row in rows if row.username == username)
+    return RaterRowSerializer(row).data
+
+
+class FlagListView(APIView):
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "status",
+                enum=[*FlagStatus.values, "all"],
+                description="open (default), dismissed, rater_paused, or all",
+            )
+        ],
+        responses={200: FlagSerializer(many=True), **ERROR_RESPONSES},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = _data_project(request, project_id)
+        status_param = request.query_params.get("status", FlagStatus.OPEN)
+        flags = quality.project_flags(
+            project=project, status=None if status_param == "all" else status_param
+        )
+        return Response(FlagSerializer(flags, many=True).data)
+
+
+class FlagDetailView(APIView):
+    @extend_schema(responses={200: FlagSerializer, **ERROR_RESPONSES})
+    def get(self, request: Request, flag_id: int) -> Response:
+        flag = quality.flag_for_user(user=signed_in_user(request), flag_id=flag_id, lead_only=False)
+        return Response(FlagSerializer(flag).data)
+
+
+class _FlagActionView(APIView):
+    action_name = ""
+
+    def act(self, *, flag, by, note: str):
+        raise NotImplementedError
+
+    def post(self, request: Request, flag_id: int) -> Response:
+        user = signed_in_user(request)
+        flag = quality.flag_for_user(user=user, flag_id=flag_id)
+        data = FlagActionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        flag = self.act(flag=flag, by=user, note=data.validated_data["note"])
+        flag = quality.flag_for_user(user=user, flag_id=flag.pk)  # with its resolver loaded
+        return Response(FlagSerializer(flag).data)
+
+
+_FLAG_ACTION_SCHEMA = extend_schema(
+    request=FlagActionSerializer,
+    responses={
+        200: FlagSerializer,
+        409: OpenApiResponse(description="The flag is closed in a way this cannot change"),
+        **ERROR_RESPONSES,
+    },
+)
+
+
+class FlagDismissView(_FlagActionView):
+    """The lead disagrees with the flag: it closes with their note."""
+
+    @_FLAG_ACTION_SCHEMA
+    def post(self, request: Request, flag_id: int) -> Response:
+        return super().post(request, flag_id)
+
+    def act(self, *, flag, by, note: str):
+        return quality.flag_dismiss(flag=flag, by=by, note=note)
+
+
+class FlagPauseRaterView(_FlagActionView):
+    """Pause the flagged rater: no more tasks; their open flags close as rater_paused."""
+
+    @_FLAG_ACTION_SCHEMA
+    def post(self, request: Request, flag_id: int) -> Response:
+        return super().post(request, flag_id)
+
+    def act(self, *, flag, by, note: str):
+        return quality.flag_pause_rater(flag=flag, by=by, note=note)
+
+
+class FlagExcludeRaterView(_FlagActionView):
+    """Exclude the flagged rater's rankings and pause them; a new agreement run is queued."""
+
+    @_FLAG_ACTION_SCHEMA
+    def post(self, request: Request, flag_id: int) -> Response:
+        return super().post(request, flag_id)
+
+    def act(self, *, flag, by, note: str):
+        return quality.flag_exclude_rater(flag=flag, by=by, note=note)
+
+
+class LowAgreementPromptsView(APIView):
+    """The latest run's lowest-agreement prompts, their rankings side by side."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="1 to 100, default 10")],
+        responses={200: LowAgreementSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = _data_project(request, project_id)
+        limit = _int_param(request, "limit", default=10, low=1, high=100)
+        latest = selectors.agreement_history(project=project)[:1]
+        run = latest[0] if latest else None
+        prompts = quality.low_agreement_prompts(project=project, run=run, limit=limit)
+        body = {"run_id": run.pk if run else None, "prompts": prompts}
+        return Response(LowAgreementSerializer(body).data)
+
+
+class ExtraRatersPromptsView(APIView):
+    """Prompts adaptive overlap put back in the queue, with the reason."""
+
+    @extend_schema(
+        parameters=[OpenApiParameter("limit", int, description="1 to 1000, default 100")],
+        responses={200: ExtraRatersSerializer, **ERROR_RESPONSES},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = _data_project(request, project_id)
+        limit = _int_param(request, "limit", default=100, low=1, high=1000)
+        prompts, total = quality.prompts_with_extra_raters(project=project, limit=limit)
+        return Response(ExtraRatersSerializer({"total": total, "prompts": prompts}).data)
