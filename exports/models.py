@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -39,9 +40,12 @@ class ExportStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-def exports_storage():
-    from django.core.files.storage import storages
+def exports_storage() -> Storage:
+    """The storage export files live in, looked up on every call.
 
+    Read and write files through this, not `ExportJob.file.storage`: a FileField evaluates
+    its storage callable once at import, so it would miss a changed STORAGES setting.
+    """
     return storages["exports"]
 
 
@@ -60,10 +64,37 @@ class ExportJob(models.Model):
     sha256 = models.CharField(max_length=64, blank=True, default="")
     size_bytes = models.PositiveBigIntegerField(default=0)
     file = models.FileField(storage=exports_storage, upload_to="exports/", blank=True)
+    splits = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Per split: {"train": {"rows", "file", "sha256", "size_bytes"}, "test": …}; '
+        "file, sha256 and size only when the export is split into files.",
+    )
+    prompts = models.PositiveIntegerField(default=0, help_text="Prompts with at least one row.")
+    last_ranking_id = models.BigIntegerField(
+        default=0, help_text="Newest ranking the export could see: its snapshot of the data."
+    )
+    exported_prompt_ids = models.BinaryField(
+        blank=True,
+        default=b"",
+        help_text="Prompt ids this export and the exports it continued have covered, packed; "
+        "what an incremental export leaves out.",
+    )
+    timings = models.JSONField(
+        default=dict, blank=True, help_text="Seconds spent reading, building, writing, storing."
+    )
     error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    file_deleted_at = models.DateTimeField(null=True, blank=True)
+    file_deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -74,7 +105,35 @@ class ExportJob(models.Model):
             models.CheckConstraint(
                 condition=Q(format__in=ExportFormat.values), name="export_format_valid"
             ),
+            models.CheckConstraint(
+                condition=Q(strategy__in=PairStrategy.values), name="export_strategy_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(container__in=Container.values), name="export_container_valid"
+            ),
         ]
 
     def __str__(self) -> str:
         return f"export {self.pk} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (ExportStatus.DONE, ExportStatus.FAILED)
+
+    @property
+    def has_file(self) -> bool:
+        return self.status == ExportStatus.DONE and bool(self.file)
+
+    @property
+    def progress(self) -> float:
+        """Share done, 0..1: rows written over the estimate, capped below 1 until done."""
+        if self.status == ExportStatus.DONE:
+            return 1.0
+        if not self.rows_estimated:
+            return 0.0
+        return min(self.rows / self.rows_estimated, 0.99)
+
+    @property
+    def split_names(self) -> list[str]:
+        """Splits with a file of their own (empty when the export is not split)."""
+        return [name for name in ("train", "test") if self.splits.get(name, {}).get("file")]

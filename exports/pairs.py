@@ -1,23 +1,29 @@
-"""Turn the rankings of one prompt into (chosen, rejected) pairs with margin and agreement."""
+"""Turn the rankings of one prompt into (chosen, rejected) pairs with margin and agreement.
+
+Rater strategies pair each ranking on its own; the consensus strategy pairs the prompt's
+consensus ranking once (computed elsewhere and handed in as tie groups with scores).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 ALL_PAIRS = "all_pairs"
 BEST_VS_REST = "best_vs_rest"
 BEST_VS_WORST = "best_vs_worst"
+CONSENSUS = "consensus"
 STRATEGIES = (ALL_PAIRS, BEST_VS_REST, BEST_VS_WORST)
+"""Strategies that pair each rater's ranking; `consensus` goes through `build_consensus_pairs`."""
+CONSENSUS_MARGIN_DIGITS = 6
+"""Score gaps are rounded so an export does not change with the solver's last bits."""
 
 RATER_KEY_LENGTH = 16
 
 
-@dataclass(frozen=True, slots=True)
-class ResponseData:
+class ResponseData(NamedTuple):
     response_id: int
     external_id: str
     text: str
@@ -32,22 +38,25 @@ class PromptData:
     responses: dict[int, ResponseData]
 
 
-@dataclass(frozen=True, slots=True)
-class RankingData:
+class RankingData(NamedTuple):
     ranking_id: int
     prompt_id: int
     rater_key: str
     groups: list[list[int]]
     """Tie groups of response ids, best group first."""
+    strength: int | None = None
+    """The rater's strength of preference (0 about the same … 3 much better) where collected."""
 
 
-@dataclass(frozen=True, slots=True)
-class Pair:
+class Pair(NamedTuple):
+    """One (chosen, rejected) row; a named tuple because exports build millions of them."""
+
     prompt_id: int
     chosen_id: int
     rejected_id: int
     margin: float
-    """Group index distance between chosen and rejected; 0 for a tie."""
+    """Group index distance between chosen and rejected, or the rater's strength label where
+    collected, or the consensus score gap; 0 for a tie."""
     agreement: float
     """Share of the prompt's raters ranking both who ordered them the same way."""
     n_raters: int
@@ -70,7 +79,8 @@ def build_pairs(
 
     Rows are ordered by ranking id, then by the chosen response's group and id, then by the
     rejected response's group and id. A tie pair (only with `include_ties`) is emitted once
-    per ranking with the lower response id as "chosen" and margin 0.
+    per ranking with the lower response id as "chosen" and margin 0. The margin of a decided
+    pair is the group distance, or the ranking's `strength` when the rater gave one.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown pair strategy {strategy!r}; expected one of {STRATEGIES}")
@@ -78,21 +88,71 @@ def build_pairs(
     for ranking in ordered:
         _check_ranking(prompt, ranking)
     agreement = _AgreementTable([_group_positions(ranking.groups) for ranking in ordered])
+    decided, tied = agreement.decided, agreement.tied
     prompt_id, n_raters = prompt.prompt_id, len(ordered)
-    # Positional construction: this loop runs once per exported pair.
+    output: list[Pair] = []
+    append = output.append
+    new_pair = tuple.__new__  # this loop runs once per exported pair: skip NamedTuple.__new__
+    for ranking in ordered:
+        rater_keys = (ranking.rater_key,)
+        strength = ranking.strength
+        for chosen_id, rejected_id, distance in _ranking_pairs(
+            ranking.groups, strategy, include_ties
+        ):
+            shares = tied if distance == 0 else decided
+            key = (chosen_id, rejected_id)
+            share = shares.get(key)
+            if share is None:
+                share = shares[key] = agreement.compute(chosen_id, rejected_id, distance == 0)
+            margin = float(distance if strength is None or distance == 0 else strength)
+            append(
+                new_pair(
+                    Pair, (prompt_id, chosen_id, rejected_id, margin, share, n_raters, rater_keys)
+                )
+            )
+    return output
+
+
+def build_consensus_pairs(
+    prompt: PromptData,
+    rankings: list[RankingData],
+    consensus_groups: list[list[int]],
+    scores: dict[int, float],
+    include_ties: bool = False,
+) -> list[Pair]:
+    """One pair per response pair of the prompt, ordered by the consensus ranking.
+
+    `consensus_groups` are the consensus tie groups best first and `scores` its strength per
+    response id. The margin is the score gap (rounded), the agreement the share of raters
+    ranking both who ordered them as the consensus does, and every pair carries all raters.
+    """
+    ordered = sorted(rankings, key=lambda ranking: ranking.ranking_id)
+    for ranking in ordered:
+        _check_ranking(prompt, ranking)
+    consensus = RankingData(0, prompt.prompt_id, "", consensus_groups)
+    _check_ranking(prompt, consensus)
+    agreement = _AgreementTable([_group_positions(ranking.groups) for ranking in ordered])
+    rater_keys = tuple(ranking.rater_key for ranking in ordered)
     return [
         Pair(
-            prompt_id,
+            prompt.prompt_id,
             chosen_id,
             rejected_id,
-            float(margin),
-            agreement.share(chosen_id, rejected_id, tied=margin == 0),
-            n_raters,
-            (ranking.rater_key,),
+            _score_gap(scores, chosen_id, rejected_id) if distance else 0.0,
+            agreement.share(chosen_id, rejected_id, tied=distance == 0),
+            len(ordered),
+            rater_keys,
         )
-        for ranking in ordered
-        for chosen_id, rejected_id, margin in _ranking_pairs(ranking.groups, strategy, include_ties)
+        for chosen_id, rejected_id, distance in _ranking_pairs(
+            consensus_groups, ALL_PAIRS, include_ties
+        )
     ]
+
+
+def _score_gap(scores: dict[int, float], chosen_id: int, rejected_id: int) -> float:
+    gap = float(scores[chosen_id]) - float(scores[rejected_id])
+    # round() can leave -0.0, which would print differently from 0.0.
+    return round(gap, CONSENSUS_MARGIN_DIGITS) + 0.0
 
 
 def _check_ranking(prompt: PromptData, ranking: RankingData) -> None:
@@ -120,20 +180,60 @@ def _group_positions(groups: list[list[int]]) -> dict[int, int]:
 
 def _ranking_pairs(
     groups: list[list[int]], strategy: str, include_ties: bool
-) -> Iterator[tuple[int, int, int]]:
+) -> list[tuple[int, int, int]]:
     """(chosen id, rejected id, group distance) in output order for one ranking."""
+    if strategy == ALL_PAIRS:
+        return _all_pairs(groups, include_ties)
     sorted_groups = [sorted(group) for group in groups if group]
     last = len(sorted_groups) - 1
     chosen_groups = range(len(sorted_groups)) if strategy == ALL_PAIRS else range(min(1, last + 1))
+    output: list[tuple[int, int, int]] = []
+    append = output.append
     for chosen_index in chosen_groups:
         chosen_group = sorted_groups[chosen_index]
+        rejected_groups = [
+            (sorted_groups[rejected_index], rejected_index - chosen_index)
+            for rejected_index in _rejected_groups(strategy, chosen_index, last)
+        ]
         for position, chosen_id in enumerate(chosen_group):
             if include_ties:
                 for tied_id in chosen_group[position + 1 :]:
-                    yield chosen_id, tied_id, 0
-            for rejected_index in _rejected_groups(strategy, chosen_index, last):
-                for rejected_id in sorted_groups[rejected_index]:
-                    yield chosen_id, rejected_id, rejected_index - chosen_index
+                    append((chosen_id, tied_id, 0))
+            for rejected_group, distance in rejected_groups:
+                for rejected_id in rejected_group:
+                    append((chosen_id, rejected_id, distance))
+    return output
+
+
+def _all_pairs(groups: list[list[int]], include_ties: bool) -> list[tuple[int, int, int]]:
+    """All pairs by walking index pairs a < b of the ranking flattened best to worst (ids
+    sorted within a group): for each a, the rest of its group (ties) comes first, then the
+    lower groups in order, which is the documented output order."""
+    if all(len(group) == 1 for group in groups):  # strict rankings: the common case
+        flat = [group[0] for group in groups]
+        return [(flat[a], flat[b], distance) for a, b, distance in _index_pairs(len(flat))]
+    flat, level = [], []
+    for index, group in enumerate(group for group in groups if group):
+        for response_id in sorted(group):
+            flat.append(response_id)
+            level.append(index)
+    return [
+        (flat[a], flat[b], level[b] - level[a])
+        for a, b, _ in _index_pairs(len(flat))
+        if include_ties or level[a] != level[b]
+    ]
+
+
+_INDEX_PAIRS: dict[int, list[tuple[int, int, int]]] = {}
+
+
+def _index_pairs(size: int) -> list[tuple[int, int, int]]:
+    pairs = _INDEX_PAIRS.get(size)
+    if pairs is None:
+        pairs = _INDEX_PAIRS[size] = [
+            (a, b, b - a) for a in range(size) for b in range(a + 1, size)
+        ]
+    return pairs
 
 
 def _rejected_groups(strategy: str, chosen_index: int, last: int) -> range:
@@ -143,21 +243,23 @@ def _rejected_groups(strategy: str, chosen_index: int, last: int) -> range:
 
 
 class _AgreementTable:
-    """Per-prompt agreement shares, memoized because every rater repeats the same pairs."""
+    """Per-prompt agreement shares; callers memoize in `decided` and `tied` because every
+    rater repeats the same pairs."""
 
     def __init__(self, positions: list[dict[int, int]]) -> None:
         self._positions = positions
-        self._shares: dict[tuple[int, int, bool], float] = {}
+        self.decided: dict[tuple[int, int], float] = {}
+        self.tied: dict[tuple[int, int], float] = {}
 
     def share(self, chosen_id: int, rejected_id: int, *, tied: bool) -> float:
-        key = (chosen_id, rejected_id, tied)
-        share = self._shares.get(key)
+        shares = self.tied if tied else self.decided
+        key = (chosen_id, rejected_id)
+        share = shares.get(key)
         if share is None:
-            share = self._compute(chosen_id, rejected_id, tied)
-            self._shares[key] = share
+            share = shares[key] = self.compute(chosen_id, rejected_id, tied)
         return share
 
-    def _compute(self, chosen_id: int, rejected_id: int, tied: bool) -> float:
+    def compute(self, chosen_id: int, rejected_id: int, tied: bool) -> float:
         judged = same = 0
         for positions in self._positions:
             chosen_group = positions.get(chosen_id)

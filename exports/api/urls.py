@@ -4,10 +4,21 @@ from exports.api import views
 
 urlpatterns = [
     path("projects/<int:project_id>/exports/", views.ExportListView.as_view(), name="api-exports"),
+    path(
+        "projects/<int:project_id>/exports/stream/",
+        views.ExportStreamView.as_view(),
+        name="api-exports-stream",
+    ),
     path("exports/<int:export_id>/", views.ExportDetailView.as_view(), name="api-export"),
     path(
         "exports/<int:export_id>/download/",
         views.ExportDownloadView.as_view(),
         name="api-export-download",
+    ),
+    path("exports/<int:export_id>/file/", views.ExportFileView.as_view(), name="api-export-file"),
+    path(
+        "exports/<int:export_id>/preview/",
+        views.ExportPreviewView.as_view(),
+        name="api-export-preview",
     ),
 ]

@@ -14,18 +14,6 @@ from rankings.services import ranking_submit
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def export_folder(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "exports": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "exports")},
-        },
-    }
-    return tmp_path / "exports"
-
-
 def rank_everything(project, raters, order=lambda ids: sorted(ids)):
     """Every rater ranks every prompt: responses by ascending id, best first."""
     for rater in raters:
@@ -59,7 +47,7 @@ def test_export_job_writes_trl_rows_for_all_pairs(
     assert response.status_code == 202, response.json()
     job = client.get(f"/api/exports/{response.json()['id']}/").json()
     assert job["status"] == "done", job
-    # 5 prompts × 2 raters × 3 pairs (K=3, no ties)
+    # 5 prompts x 2 raters x 3 pairs (K=3, no ties)
     assert job["rows"] == 30
     body, raw = download(client, job["id"])
     lines = [json.loads(line) for line in body.decode().splitlines()]
@@ -144,7 +132,7 @@ def test_download_before_done_is_a_409(api_for, engineer, ranked):
     assert response.status_code == 409
 
 
-def test_a_failed_job_reports_its_error(engineer, ranked, monkeypatch):
+def test_a_failed_job_reports_its_error(engineer, ranked, monkeypatch, export_folder):
     job = ExportJob.objects.create(
         project=ranked, created_by=engineer, format="trl", params=services.export_params_clean({})
     )
@@ -152,12 +140,13 @@ def test_a_failed_job_reports_its_error(engineer, ranked, monkeypatch):
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services.formats, "write_jsonl", explode)
-    with pytest.raises(RuntimeError):
-        services.export_job_run(job_id=job.pk)
+    monkeypatch.setattr(services.formats.ExportFiles, "flush", explode)
+    summary = services.export_job_run(job_id=job.pk)
     job.refresh_from_db()
-    assert job.status == "failed"
+    assert summary["status"] == job.status == "failed"
     assert job.error == "RuntimeError: disk full"
+    assert job.finished_at is not None and not job.file
+    assert not [path for path in export_folder.rglob("*") if path.is_file()]
 
 
 def test_running_a_job_twice_does_nothing_the_second_time(engineer, ranked):
@@ -166,3 +155,201 @@ def test_running_a_job_twice_does_nothing_the_second_time(engineer, ranked):
     )
     assert services.export_job_run(job_id=job.pk)["rows"] == 30
     assert services.export_job_run(job_id=job.pk)["skipped"] is True
+
+
+# --- splits, previews, file deletion, streaming, schema -----------------------------------
+
+
+def test_split_downloads_serve_each_split_file_with_its_sha256(
+    api_for, engineer, ranked, django_capture_on_commit_callbacks
+):
+    client = api_for(engineer)
+    created = create_export(
+        client, ranked, django_capture_on_commit_callbacks, test_fraction=0.5, seed=1
+    ).json()
+    job = client.get(f"/api/exports/{created['id']}/").json()
+
+    seen = {}
+    for split in ("train", "test"):
+        body, raw = download(client, job["id"], split=split)
+        assert raw["X-Content-SHA256"] == hashlib.sha256(body).hexdigest()
+        assert job["splits"][split]["sha256"] == raw["X-Content-SHA256"]
+        assert f"-{split}.jsonl" in raw["Content-Disposition"]
+        seen[split] = [json.loads(line) for line in body.decode().splitlines()]
+    assert len(seen["train"]) == job["splits"]["train"]["rows"]
+    assert len(seen["test"]) == job["splits"]["test"]["rows"]
+    assert job["splits"]["test"]["download_url"].endswith("?split=test")
+    assert client.get(f"/api/exports/{job['id']}/download/", {"split": "dev"}).status_code == 400
+
+
+def test_unsplit_export_serves_everything_as_train_and_refuses_test(
+    api_for, engineer, ranked, django_capture_on_commit_callbacks
+):
+    client = api_for(engineer)
+    job_id = create_export(client, ranked, django_capture_on_commit_callbacks).json()["id"]
+
+    body, _ = download(client, job_id, split="train")
+    refused = client.get(f"/api/exports/{job_id}/download/", {"split": "test"})
+
+    assert len(body.splitlines()) == 30
+    assert refused.status_code == 400 and refused.json()["field"] == "split"
+
+
+def test_job_detail_shows_progress_estimate_timings_and_splits(
+    api_for, engineer, ranked, django_capture_on_commit_callbacks
+):
+    client = api_for(engineer)
+    job_id = create_export(client, ranked, django_capture_on_commit_callbacks).json()["id"]
+
+    job = client.get(f"/api/exports/{job_id}/").json()
+
+    assert job["progress"] == 1.0 and job["rows_estimated"] == 30 and job["prompts"] == 5
+    assert job["splits"] == {"test": {"rows": 0}, "train": {"rows": 30}}
+    assert job["timings"]["total"] >= 0 and job["created_by"] == "engineer"
+    assert job["preview_url"] == f"/api/exports/{job_id}/preview/"
+    assert job["last_ranking_id"] > 0 and job["params"]["min_raters"] == 1
+    listed = client.get(f"/api/projects/{ranked.pk}/exports/").json()
+    assert [item["id"] for item in listed] == [job_id]
+
+
+@pytest.mark.parametrize("container", ["jsonl", "jsonl.gz", "parquet"])
+def test_preview_returns_the_first_rows(
+    api_for, engineer, ranked, django_capture_on_commit_callbacks, container
+):
+    client = api_for(engineer)
+    job_id = create_export(
+        client, ranked, django_capture_on_commit_callbacks, container=container
+    ).json()["id"]
+
+    rows = client.get(f"/api/exports/{job_id}/preview/", {"rows": 3}).json()["rows"]
+
+    assert len(rows) == 3 and rows[0]["prompt"].startswith("Question number 0")
+    assert client.get(f"/api/exports/{job_id}/preview/", {"rows": 500}).status_code == 400
+
+
+def test_a_lead_deletes_files_and_the_record_stays(
+    api_for, lead, engineer, rater, outsider, ranked, django_capture_on_commit_callbacks
+):
+    job_id = create_export(api_for(engineer), ranked, django_capture_on_commit_callbacks).json()[
+        "id"
+    ]
+    url = f"/api/exports/{job_id}/file/"
+    assert api_for(engineer).delete(url).status_code == 403
+    assert api_for(rater).delete(url).status_code == 404
+    assert api_for(outsider).delete(url).status_code == 404
+
+    with django_capture_on_commit_callbacks(execute=True):
+        deleted = api_for(lead).delete(url)
+
+    assert deleted.status_code == 200
+    body = deleted.json()
+    assert body["file_deleted_at"] and body["download_url"] is None and body["sha256"]
+    gone = api_for(engineer).get(f"/api/exports/{job_id}/download/")
+    assert gone.status_code == 409 and gone.json()["code"] == "file_deleted"
+    assert api_for(lead).delete(url).status_code == 409
+    assert api_for(engineer).get(f"/api/exports/{job_id}/").json()["status"] == "done"
+
+
+def test_stream_sends_small_exports_straight_to_the_client(api_for, engineer, ranked):
+    client = api_for(engineer)
+
+    response = client.get(f"/api/projects/{ranked.pk}/exports/stream/", {"format": "trl-reward"})
+
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/jsonl"
+    lines = [json.loads(line) for line in b"".join(response.streaming_content).splitlines()]
+    assert len(lines) == 30
+    # Omitted booleans keep their defaults (metadata on), unlike an HTML form.
+    assert lines[0]["margin"] == 1.0 and "prompt_id" in lines[0]
+
+
+def test_stream_takes_filters_limit_and_gzip(api_for, engineer, ranked):
+    client = api_for(engineer)
+
+    response = client.get(
+        f"/api/projects/{ranked.pk}/exports/stream/",
+        {"container": "jsonl.gz", "with_metadata": "false", "limit": "4", "format": "hh-rlhf"},
+    )
+
+    lines = gzip.decompress(b"".join(response.streaming_content)).decode().splitlines()
+    assert len(lines) == 4 and set(json.loads(lines[0])) == {"chosen", "rejected"}
+
+
+def test_stream_refuses_parquet_big_exports_and_bad_input(
+    api_for, engineer, rater, outsider, ranked, monkeypatch
+):
+    client = api_for(engineer)
+    url = f"/api/projects/{ranked.pk}/exports/stream/"
+    monkeypatch.setattr(services, "STREAM_MAX_ROWS", 10)
+
+    too_big = client.get(url)
+    parquet = client.get(url, {"container": "parquet"})
+    bad = client.get(url, {"min_agreement": "lots"})
+
+    assert too_big.status_code == 413 and too_big.json()["code"] == "too_large"
+    assert parquet.status_code == 400 and parquet.json()["field"] == "container"
+    assert bad.status_code == 400 and bad.json()["field"] == "min_agreement"
+    assert api_for(rater).get(url).status_code == 403
+    assert api_for(outsider).get(url).status_code == 404
+
+
+def test_anonymous_clients_are_refused(client, ranked):
+    assert client.get(f"/api/projects/{ranked.pk}/exports/").status_code in (401, 403)
+    assert client.get(f"/api/projects/{ranked.pk}/exports/stream/").status_code in (401, 403)
+
+
+def test_create_accepts_every_filter(api_for, engineer, ranked, django_capture_on_commit_callbacks):
+    client = api_for(engineer)
+    body = {
+        "format": "trl-conversational",
+        "strategy": "consensus",
+        "container": "parquet",
+        "min_agreement": 0.5,
+        "min_raters": 2,
+        "exclude_flagged_raters": True,
+        "exclude_excluded_raters": False,
+        "include_gold": True,
+        "only_complete": True,
+        "created_after": "2020-01-01T00:00:00Z",
+        "test_fraction": 0.2,
+        "seed": 9,
+    }
+
+    response = create_export(client, ranked, django_capture_on_commit_callbacks, **body)
+
+    assert response.status_code == 202, response.json()
+    job = ExportJob.objects.get(pk=response.json()["id"])
+    assert job.status == "done", job.error
+    assert job.params["created_after"] == "2020-01-01T00:00:00+00:00"
+    assert job.params["exclude_excluded_raters"] is False and job.params["only_complete"]
+
+
+def test_schema_documents_every_endpoint_with_an_example_per_format(client):
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/schema/").content)
+    paths = schema["paths"]
+    for path in (
+        "/api/projects/{project_id}/exports/",
+        "/api/projects/{project_id}/exports/stream/",
+        "/api/exports/{export_id}/",
+        "/api/exports/{export_id}/download/",
+        "/api/exports/{export_id}/file/",
+        "/api/exports/{export_id}/preview/",
+    ):
+        assert path in paths, path
+    create = paths["/api/projects/{project_id}/exports/"]["post"]
+    examples = create["requestBody"]["content"]["application/json"]["examples"]
+    formats = {example["value"]["format"] for example in examples.values()}
+    assert formats == {
+        "trl",
+        "trl-conversational",
+        "trl-reward",
+        "trl-unpaired",
+        "openai",
+        "hh-rlhf",
+    }
+    stream = paths["/api/projects/{project_id}/exports/stream/"]["get"]
+    assert len(stream["responses"]["200"]["content"]["application/jsonl"]["examples"]) == 6
+    names = {parameter["name"] for parameter in stream["parameters"]}
+    assert {"format", "min_agreement", "since_export", "split", "limit"} <= names

@@ -6,13 +6,24 @@ import gzip
 import hashlib
 import io
 import json
+import random
 
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from exports.formats import (
+    ALL,
     FORMATS,
+    ArrowBatchBuilder,
+    ExportFiles,
     JsonlWriter,
+    ParquetWriter,
+    encode_pairs,
     encode_row,
+    parquet_schema,
+    read_first_rows,
     rows_for_pair,
     rows_for_pairs,
     split_for_prompt,
@@ -278,7 +289,7 @@ def test_jsonl_lines_are_canonical_compact_utf8_json() -> None:
     ).encode()
     assert buffer.getvalue() == expected
     assert "—".encode() in buffer.getvalue()
-    assert encode_row(rows[0]).encode() == expected.splitlines(keepends=True)[0]
+    assert encode_row(rows[0]) == expected.splitlines(keepends=True)[0]
     assert [json.loads(line) for line in buffer.getvalue().splitlines()] == rows
     assert result == (3, hashlib.sha256(expected).hexdigest(), len(expected))
 
@@ -390,3 +401,188 @@ def test_split_extremes_put_everything_on_one_side() -> None:
 def test_split_refuses_fraction_outside_unit_interval() -> None:
     with pytest.raises(ValueError, match="test_fraction"):
         split_for_prompt(1, 0, 1.5)
+
+
+# --- the fast JSONL encoder and the Arrow builder ------------------------------------------
+
+AWKWARD_TEXTS = [
+    "plain",
+    'quotes " and \\ backslashes',
+    "newlines\nand\ttabs\r",
+    "control \x01\x1f and DEL \x7f",
+    "unicode — ü 漢字 🙂 and \u2028 line separator",
+    "",
+]
+
+
+def random_prompts(count: int, seed: int = 3) -> list[tuple[PromptData, list[Pair]]]:
+    """Prompts of 2 to 6 responses with awkward texts, ranked by 1 to 4 raters with ties."""
+    rng = random.Random(seed)
+    prompts = []
+    for index in range(count):
+        k = rng.randint(2, 6)
+        base = 1000 * (index + 1)
+        responses = {
+            base + slot: ResponseData(
+                base + slot, f"r{slot}", rng.choice(AWKWARD_TEXTS) + f" {slot}", f"model-{slot % 3}"
+            )
+            for slot in range(k)
+        }
+        messages = [{"role": "user", "content": rng.choice(AWKWARD_TEXTS)}]
+        if rng.random() < 0.5:
+            messages = [
+                {"role": "system", "content": "Be terse."},
+                *messages,
+                {"role": "assistant", "content": "Sure."},
+                {"role": "user", "content": "Again?"},
+            ]
+        prompt = PromptData(index + 1, rng.choice(["", f"ext-{index}", "ü"]), messages, responses)
+        rankings = []
+        for rater in range(rng.randint(1, 4)):
+            ids = list(responses)
+            rng.shuffle(ids)
+            groups: list[list[int]] = []
+            for response_id in ids:
+                if groups and rng.random() < 0.3:
+                    groups[-1].append(response_id)
+                else:
+                    groups.append([response_id])
+            strength = rng.choice([None, None, 0, 1, 3])
+            rankings.append(RankingData(rater + 1, index + 1, f"key-{rater}", groups, strength))
+        prompts.append((prompt, build_pairs(prompt, rankings, "all_pairs", include_ties=True)))
+    return prompts
+
+
+@pytest.mark.parametrize("with_metadata", [True, False])
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_fast_encoder_gives_the_canonical_bytes_of_the_dict_rows(
+    fmt: str, with_metadata: bool
+) -> None:
+    for prompt, pairs in random_prompts(60):
+        rows = rows_for_pairs(fmt, pairs, prompt, "test", with_metadata)
+
+        data, count = encode_pairs(fmt, pairs, prompt, "test", with_metadata)
+
+        assert data == b"".join(encode_row(row) for row in rows)
+        assert count == len(rows)
+        assert [orjson.loads(line) for line in data.splitlines()] == rows
+
+
+def test_canonical_form_matches_python_json_for_export_rows() -> None:
+    for prompt, pairs in random_prompts(30):
+        for row in rows_for_pairs("openai", pairs, prompt, "train"):
+            expected = json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n"
+            assert encode_row(row) == expected.encode()
+
+
+def test_fast_encoder_refuses_an_unknown_format() -> None:
+    with pytest.raises(ValueError, match="unknown export format"):
+        encode_pairs("csv", [PAIR], SINGLE_TURN, "train")
+
+
+@pytest.mark.parametrize("with_metadata", [True, False])
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_arrow_builder_equals_the_dict_rows_under_the_fixed_schema(
+    fmt: str, with_metadata: bool
+) -> None:
+    builder = ArrowBatchBuilder(fmt, with_metadata)
+    rows = []
+    for prompt, pairs in random_prompts(40):
+        split = split_for_prompt(prompt.prompt_id, 1, 0.3)
+        builder.add(prompt, pairs, split)
+        rows.extend(rows_for_pairs(fmt, pairs, prompt, split, with_metadata))
+
+    table = builder.table()
+
+    assert table.schema == parquet_schema(fmt, with_metadata)
+    assert table.equals(pa.Table.from_pylist(rows, schema=table.schema))
+    assert table.to_pylist() == rows
+    assert builder.table().num_rows == 0  # the builder starts afresh
+
+
+def test_parquet_schema_keeps_one_margin_column_for_trl_reward() -> None:
+    names = parquet_schema("trl-reward").names
+
+    assert names.count("margin") == 1
+    assert names[:4] == ["prompt", "chosen", "rejected", "margin"]
+
+
+def parquet_bytes(fmt: str, batches: list[list[tuple[PromptData, list[Pair]]]]) -> bytes:
+    buffer = io.BytesIO()
+    writer = ParquetWriter(buffer, parquet_schema(fmt))
+    for batch in batches:
+        builder = ArrowBatchBuilder(fmt, True)
+        for prompt, pairs in batch:
+            builder.add(prompt, pairs, "train")
+        writer.write_table(builder.table())
+    result = writer.close()
+    assert result.sha256 == hashlib.sha256(buffer.getvalue()).hexdigest()
+    assert result.size_bytes == len(buffer.getvalue())
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_parquet_output_is_byte_identical_run_to_run(fmt: str) -> None:
+    prompts = random_prompts(50)
+    batches = [prompts[:20], prompts[20:]]
+
+    first, second = parquet_bytes(fmt, batches), parquet_bytes(fmt, batches)
+
+    assert first == second
+    table = pq.read_table(io.BytesIO(first))
+    assert table.num_rows == sum(
+        len(rows_for_pairs(fmt, pairs, prompt, "train")) for prompt, pairs in prompts
+    )
+    assert pq.ParquetFile(io.BytesIO(first)).metadata.num_row_groups == 2
+
+
+@pytest.mark.parametrize("container", ["jsonl", "jsonl.gz", "parquet"])
+def test_export_files_route_each_prompt_to_its_split_and_the_combined_file(
+    container: str,
+) -> None:
+    buffers = {part: io.BytesIO() for part in (ALL, "train", "test")}
+    files = ExportFiles(fmt="trl", container=container, with_metadata=True, files=buffers)
+    prompts = random_prompts(40)
+    for index, (prompt, pairs) in enumerate(prompts):
+        files.add(prompt, pairs, split_for_prompt(prompt.prompt_id, 5, 0.3))
+        if index % 7 == 0:
+            files.flush()
+
+    results = files.close()
+
+    def read(part: str) -> list[dict]:
+        return read_first_rows(io.BytesIO(buffers[part].getvalue()), container, 10**6)
+
+    everything, train, test = read(ALL), read("train"), read("test")
+    assert {row["split"] for row in train} == {"train"}
+    assert {row["split"] for row in test} == {"test"}
+    assert not {row["prompt_id"] for row in train} & {row["prompt_id"] for row in test}
+    assert [row for row in everything if row["split"] == "train"] == train
+    assert len(everything) == len(train) + len(test) == results[ALL].rows
+    assert (results["train"].rows, results["test"].rows) == (len(train), len(test))
+    assert files.rows_by_split == {"train": len(train), "test": len(test)}
+    for part, result in results.items():
+        assert result.sha256 == hashlib.sha256(buffers[part].getvalue()).hexdigest()
+
+
+@pytest.mark.parametrize("container", ["jsonl", "jsonl.gz", "parquet"])
+def test_read_first_rows_reads_only_what_is_asked(container: str) -> None:
+    buffer = io.BytesIO()
+    files = ExportFiles(
+        fmt="hh-rlhf", container=container, with_metadata=False, files={ALL: buffer}
+    )
+    for prompt, pairs in random_prompts(10):
+        files.add(prompt, pairs, "train")
+    files.close()
+
+    rows = read_first_rows(io.BytesIO(buffer.getvalue()), container, 3)
+
+    assert len(rows) == 3 and set(rows[0]) == {"chosen", "rejected"}
+    assert read_first_rows(io.BytesIO(buffer.getvalue()), container, 0) == []
+
+
+def test_export_files_refuse_unknown_containers_and_need_the_combined_file() -> None:
+    with pytest.raises(ValueError, match="container"):
+        ExportFiles(fmt="trl", container="csv", with_metadata=True, files={ALL: io.BytesIO()})
+    with pytest.raises(ValueError, match="combined"):
+        ExportFiles(fmt="trl", container="jsonl", with_metadata=True, files={})

@@ -12,9 +12,11 @@ from exports.pairs import (
     PromptData,
     RankingData,
     ResponseData,
+    build_consensus_pairs,
     build_pairs,
     pseudonymous_rater_key,
 )
+from rankings.consensus import consensus_ranking
 
 PROMPT_ID = 7
 
@@ -195,6 +197,90 @@ def test_build_pairs_is_deterministic_whatever_the_input_order() -> None:
     backwards = build_pairs(make_prompt(), THREE_RANKINGS[::-1], "all_pairs", include_ties=True)
 
     assert forwards == backwards
+
+
+def test_margin_is_the_raters_strength_label_where_collected() -> None:
+    prompt = make_prompt((1, 2))
+    strong = RankingData(1, PROMPT_ID, "a", [[2], [1]], strength=3)
+    slight = RankingData(2, PROMPT_ID, "b", [[1], [2]], strength=0)
+    unlabelled = RankingData(3, PROMPT_ID, "c", [[2], [1]])
+    tied = RankingData(4, PROMPT_ID, "d", [[1, 2]], strength=2)
+
+    pairs = build_pairs(prompt, [strong, slight, unlabelled, tied], "all_pairs", True)
+
+    assert [
+        (pair.rater_keys, *triple) for triple, pair in zip(triples(pairs), pairs, strict=True)
+    ] == [
+        (("a",), 2, 1, 3.0),
+        (("b",), 1, 2, 0.0),
+        (("c",), 2, 1, 1.0),  # no strength: rank distance
+        (("d",), 1, 2, 0.0),  # a tie is margin 0 whatever the label
+    ]
+
+
+# --- consensus ------------------------------------------------------------------------------
+
+
+def test_consensus_gives_one_pair_per_response_pair_in_consensus_order() -> None:
+    groups = [[1], [2], [3], [4]]
+    scores = {1: 3.5, 2: 2.0, 3: 1.25, 4: 0.0}
+
+    pairs = build_consensus_pairs(make_prompt(), THREE_RANKINGS, groups, scores)
+
+    assert [(pair.chosen_id, pair.rejected_id) for pair in pairs] == [
+        (1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4),
+    ]  # fmt: skip
+    margins = {(pair.chosen_id, pair.rejected_id): pair.margin for pair in pairs}
+    assert margins[(1, 2)] == 1.5 and margins[(1, 4)] == 3.5 and margins[(3, 4)] == 1.25
+    # Agreement: share of raters ordering the pair as the consensus does.
+    agreement = {(pair.chosen_id, pair.rejected_id): pair.agreement for pair in pairs}
+    assert agreement[(1, 2)] == pytest.approx(2 / 3)
+    assert agreement[(2, 3)] == pytest.approx(2 / 3)  # "a" tied them
+    assert agreement[(1, 4)] == 1.0
+    assert all(pair.n_raters == 3 and pair.rater_keys == ("a", "b", "c") for pair in pairs)
+
+
+def test_consensus_ties_are_dropped_unless_asked_for_and_then_have_zero_margin() -> None:
+    groups = [[1], [3, 2], [4]]
+    scores = {1: 2.0, 2: 1.0, 3: 1.0, 4: 0.0}
+
+    without = build_consensus_pairs(make_prompt(), [RANKING_A], groups, scores)
+    with_ties = build_consensus_pairs(make_prompt(), [RANKING_A], groups, scores, True)
+
+    assert (2, 3) not in {(pair.chosen_id, pair.rejected_id) for pair in without}
+    [tie] = [pair for pair in with_ties if pair.margin == 0.0]
+    assert (tie.chosen_id, tie.rejected_id, tie.agreement) == (2, 3, 1.0)
+    assert len(with_ties) == len(without) + 1 == 6
+
+
+def test_consensus_margin_is_a_rounded_score_gap_never_negative_zero() -> None:
+    groups = [[1], [2]]
+    pairs = build_consensus_pairs(
+        make_prompt((1, 2)), [ranking(1, "a", [[1], [2]])], groups, {1: 0.1 + 0.2, 2: 0.0}
+    )
+
+    assert pairs[0].margin == 0.3
+    assert str(round(-1e-9, 6) + 0.0) == "0.0"
+
+
+def test_consensus_pairs_from_the_rankings_consensus_function() -> None:
+    rankings = [
+        ranking(1, "a", [[1], [2], [3]]),
+        ranking(2, "b", [[1], [3], [2]]),
+        ranking(3, "c", [[2], [1], [3]]),
+    ]
+    result = consensus_ranking([r.groups for r in rankings])
+
+    pairs = build_consensus_pairs(make_prompt((1, 2, 3)), rankings, result.groups, result.scores)
+
+    assert pairs[0].chosen_id == 1  # two of three raters put 1 first
+    assert len(pairs) == 3
+    assert all(pair.margin > 0 for pair in pairs)
+
+
+def test_consensus_naming_an_unknown_response_is_refused() -> None:
+    with pytest.raises(ValueError, match="does not have"):
+        build_consensus_pairs(make_prompt((1, 2)), [], [[1], [9]], {1: 1.0, 9: 0.0})
 
 
 def test_no_rankings_gives_no_pairs() -> None:

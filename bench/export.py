@@ -1,0 +1,291 @@
+"""Export speed and memory: 100k and 1M pairs from PostgreSQL to JSONL and to Parquet.
+
+Builds two projects with COPY (K=4 responses, 3 raters per prompt, all_pairs: 18 pairs a
+prompt), then runs each export job in a fresh process and reports pairs/s and the process's
+peak resident memory, next to a naive baseline (dict rows through `json.dumps`, one line at a
+time) on the same data.
+
+Wall-clock pairs/s depend on what else the machine runs; "pairs/CPU s" divides by the export
+process's own CPU time (all its threads; PostgreSQL's work is not counted) and is the
+steadier figure on a busy machine. The load average is printed with the results.
+
+    .venv/bin/python bench/export.py [--sizes 100000,1000000] [--skip-setup]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _setup import django_setup, machine, recreate_database
+
+DATABASE_URL = os.environ.get(
+    "BENCH_EXPORT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ranklab_bench_exports"
+)
+RESPONSES = 4
+RATERS = 3
+PAIRS_PER_PROMPT = RATERS * RESPONSES * (RESPONSES - 1) // 2
+WORDS = [
+    "the",
+    "of",
+    "and",
+    "to",
+    "in",
+    "is",
+    "that",
+    "it",
+    "for",
+    "on",
+    "with",
+    "as",
+    "was",
+    "be",
+    "by",
+    "this",
+    "are",
+    "or",
+    "at",
+    "from",
+]
+
+
+def text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def build_project(name: str, pairs: int, lead, raters: list) -> int:
+    """A project with enough rankings for `pairs` all_pairs rows, inserted with COPY."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from labeling import services
+    from labeling.bulk import copy_rows, reserve_ids
+    from labeling.models import Assignment, Membership, Prompt, Response
+    from rankings.models import Ranking
+
+    project = services.project_create(creator=lead, name=name, overlap=RATERS)
+    for rater in raters:
+        Membership.objects.create(project=project, user=rater, role="rater")
+    rng = random.Random(name)
+    count = -(-pairs // PAIRS_PER_PROMPT)
+    now = timezone.now()
+    batch = 5000
+    for start in range(0, count, batch):
+        size = min(batch, count - start)
+        with transaction.atomic():
+            prompt_ids = reserve_ids(Prompt, size)
+            response_ids = reserve_ids(Response, size * RESPONSES)
+            assignment_ids = reserve_ids(Assignment, size * RATERS)
+            ranking_ids = reserve_ids(Ranking, size * RATERS)
+            copy_rows(
+                Prompt,
+                *columns(
+                    Prompt,
+                    [
+                        {
+                            "id": prompt_id,
+                            "project": project.pk,
+                            "external_id": f"{name}-{start + index}",
+                            "messages": [{"role": "user", "content": text(rng, 40)}],
+                            "is_complete": True,
+                            "created_at": now,
+                        }
+                        for index, prompt_id in enumerate(prompt_ids)
+                    ],
+                ),
+            )
+            copy_rows(
+                Response,
+                *columns(
+                    Response,
+                    [
+                        {
+                            "id": response_ids[index * RESPONSES + slot],
+                            "prompt": prompt_id,
+                            "position": slot,
+                            "text": text(rng, 80),
+                            "model_name": f"model-{slot}",
+                        }
+                        for index, prompt_id in enumerate(prompt_ids)
+                        for slot in range(RESPONSES)
+                    ],
+                ),
+            )
+            assignments, rankings = [], []
+            for index, prompt_id in enumerate(prompt_ids):
+                ids = response_ids[index * RESPONSES : (index + 1) * RESPONSES]
+                for slot, rater in enumerate(raters):
+                    order = ids[:]
+                    rng.shuffle(order)
+                    position = index * RATERS + slot
+                    assignments.append(
+                        {
+                            "id": assignment_ids[position],
+                            "project": project.pk,
+                            "prompt": prompt_id,
+                            "rater": rater.pk,
+                            "status": "submitted",
+                            "shown_order": ids,
+                            "leased_at": now,
+                            "expires_at": now + timezone.timedelta(minutes=10),
+                            "finished_at": now,
+                        }
+                    )
+                    rankings.append(
+                        {
+                            "id": ranking_ids[position],
+                            "assignment": assignment_ids[position],
+                            "project": project.pk,
+                            "prompt": prompt_id,
+                            "rater": rater.pk,
+                            "groups": [[response_id] for response_id in order],
+                            "created_at": now,
+                        }
+                    )
+            copy_rows(Assignment, *columns(Assignment, assignments))
+            copy_rows(Ranking, *columns(Ranking, rankings))
+    return project.pk
+
+
+def columns(model, rows: list[dict]) -> tuple[list[str], list[list]]:
+    """Every concrete column, from the row or the field's default (robust to new fields)."""
+    fields = [field for field in model._meta.concrete_fields]
+    names = [field.name for field in fields]
+    defaults = {
+        field.name: None if field.null and not field.has_default() else field.get_default()
+        for field in fields
+    }
+    return names, [[row.get(name, defaults[name]) for name in names] for row in rows]
+
+
+def setup(sizes: list[int]) -> dict[int, int]:
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    lead = User.objects.create_user("bench-export-lead", is_staff=True)
+    raters = [User.objects.create_user(f"bench-export-rater{index}") for index in range(RATERS)]
+    projects = {}
+    for size in sizes:
+        started = time.perf_counter()
+        projects[size] = build_project(f"export-{size}", size, lead, raters)
+        print(f"built {size:,} pairs' worth of rankings in {time.perf_counter() - started:.1f} s")
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE")
+    return projects
+
+
+def run_one(project_id: int, container: str, naive: bool) -> dict:
+    """In a fresh process: one export job, its speed and this process's peak memory."""
+    from django.contrib.auth.models import User
+
+    from exports import services
+    from exports.models import ExportJob
+    from labeling.models import Project
+
+    project = Project.objects.get(pk=project_id)
+    lead = User.objects.get(username="bench-export-lead")
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    baseline_kib = before.ru_maxrss
+    started = time.perf_counter()
+    if naive:
+        # The obvious implementation: dict rows, one json.dumps per line.
+        job = ExportJob.objects.create(
+            project=project, created_by=lead, params=services.export_params_clean({})
+        )
+        rows = 0
+        with tempfile.TemporaryFile() as handle:
+            for row in services.export_rows(job=job):
+                handle.write(
+                    (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+                )
+                rows += 1
+            size = handle.tell()
+        timings: dict = {}
+    else:
+        job = services.export_job_create(project=project, created_by=lead, container=container)
+        if job.status == "queued":
+            services.export_job_run(job_id=job.pk)
+        job.refresh_from_db()
+        assert job.status == "done", job.error
+        rows, size, timings = job.rows, job.size_bytes, job.timings
+        services.export_job_delete_file(job=job, deleted_by=lead)  # leave no files behind
+    seconds = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    peak_kib = after.ru_maxrss
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "cpu_seconds": cpu,
+        "bytes": size,
+        "baseline_mib": baseline_kib / 1024,
+        "peak_mib": peak_kib / 1024,
+        "timings": timings,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--skip-setup", action="store_true")
+    parser.add_argument("--run", help=argparse.SUPPRESS)  # project_id:container[:naive]
+    args = parser.parse_args()
+    if args.run:
+        django_setup(DATABASE_URL, migrate=False)
+        project_id, container, *naive = args.run.split(":")
+        print(json.dumps(run_one(int(project_id), container, bool(naive))))
+        return
+    sizes = [int(size) for size in args.sizes.split(",")]
+    os.environ.setdefault("EXPORT_ROOT", tempfile.mkdtemp(prefix="ranklab-bench-exports-"))
+    os.environ.pop("CELERY_BROKER_URL", None)  # run jobs in-process
+    if not args.skip_setup:
+        recreate_database(DATABASE_URL)
+    django_setup(DATABASE_URL, migrate=not args.skip_setup)
+    from labeling.models import Project
+
+    if args.skip_setup:
+        projects = {size: Project.objects.get(name=f"export-{size}").pk for size in sizes}
+    else:
+        projects = setup(sizes)
+    print(f"machine: {machine()}")
+    print(f"data: K={RESPONSES} responses, {RATERS} raters per prompt, all_pairs, metadata on")
+    print(f"load average before: {os.getloadavg()[0]:.1f}")
+    print(
+        f"{'export':<22}{'pairs':>11}{'seconds':>9}{'pairs/s':>11}{'CPU s':>8}{'pairs/CPU s':>13}"
+        f"{'MB':>8}{'RSS before':>12}{'peak RSS':>10}"
+    )
+    runs = [(size, container, False) for size in sizes for container in ("jsonl", "parquet")]
+    runs += [(sizes[0], "jsonl.gz", False), (sizes[0], "jsonl", True)]
+    for size, container, naive in runs:
+        label = f"{container} {size // 1000}k" + (" naive" if naive else "")
+        spec = f"{projects[size]}:{container}" + (":naive" if naive else "")
+        output = subprocess.run(
+            [sys.executable, __file__, "--run", spec],
+            check=True,
+            capture_output=True,
+            text=True,
+            env=os.environ,
+        ).stdout
+        result = json.loads(output.strip().splitlines()[-1])
+        print(
+            f"{label:<22}{result['rows']:>11,}{result['seconds']:>9.2f}"
+            f"{result['rows'] / result['seconds']:>11,.0f}{result['cpu_seconds']:>8.2f}"
+            f"{result['rows'] / result['cpu_seconds']:>13,.0f}{result['bytes'] / 1e6:>8.0f}"
+            f"{result['baseline_mib']:>10.0f} M{result['peak_mib']:>8.0f} M"
+        )
+        if result["timings"]:
+            phases = ", ".join(f"{key} {value:.2f}" for key, value in result["timings"].items())
+            print(f"{'':<22}phases (s): {phases}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Every format in every container, loaded by the readers trainers use.
+
+`datasets.load_dataset("json" | "parquet", …)` reads the files exactly as TRL's scripts do.
+TRL itself needs torch, so the column checks its data utilities make are restated here from
+its documentation (`trl.data_utils.is_conversational`, the DPO/Reward/KTO dataset formats).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+import pytest
+
+from exports import services
+from exports.formats import split_for_prompt
+from exports.models import ExportJob
+from tests.exports.conftest import import_prompts
+
+datasets = pytest.importorskip("datasets")
+pytestmark = pytest.mark.django_db
+
+RECORDS = [
+    {
+        "external_id": "single",
+        "prompt": "Name a prime number — any one.",
+        "responses": [
+            {"text": "7", "model": "m-a"},
+            {"text": "Nine.", "model": "m-b"},
+            {"text": "2 is the only even prime.", "model": "m-c"},
+        ],
+    },
+    {
+        "external_id": "chat",
+        "messages": [
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello."},
+            {"role": "user", "content": "Capital of France?"},
+        ],
+        "responses": [
+            {"text": "Paris.", "model": "m-a"},
+            {"text": "Lyon.", "model": "m-b"},
+            {"text": "It is Paris, on the Seine.", "model": "m-c"},
+        ],
+    },
+]
+PROMPT_KEYS = {"prompt", "chosen", "rejected", "completion", "messages"}
+
+
+def is_conversational(example: dict) -> bool:
+    """`trl.data_utils.is_conversational`, restated: a known key holding role/content dicts."""
+    keys = [key for key in example if key in PROMPT_KEYS]
+    if not keys:
+        return False
+    value = example[keys[0]]
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and isinstance(value[0], dict)
+        and {"role", "content"} <= set(value[0])
+    )
+
+
+@pytest.fixture
+def rated(project, rater, rater2, make_user, add_member, make_ranking):
+    prompts = import_prompts(project, RECORDS)
+    rater3 = add_member(make_user("rater3"))
+    for prompt in prompts:
+        make_ranking(prompt, rater, [[2], [0], [1]])
+        make_ranking(prompt, rater2, [[0], [2], [1]])
+        make_ranking(prompt, rater3, [[2, 0], [1]])
+    return project
+
+
+def export(project, engineer, **kwargs) -> ExportJob:
+    job = services.export_job_create(project=project, created_by=engineer, **kwargs)
+    services.export_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "done", job.error
+    return job
+
+
+def load(job: ExportJob, export_folder, tmp_path, split: str | None = None):
+    name = job.file.name if split is None else job.splits[split]["file"]
+    builder = "parquet" if job.container == "parquet" else "json"
+    return datasets.load_dataset(
+        builder,
+        data_files=str(export_folder / name),
+        split="train",
+        cache_dir=str(tmp_path / "hf-cache"),
+    )
+
+
+CONTAINERS = ["jsonl", "jsonl.gz", "parquet"]
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_trl_standard_rows_load_as_prompt_chosen_rejected_strings(
+    rated, engineer, export_folder, tmp_path, container
+):
+    job = export(rated, engineer, format="trl", container=container)
+
+    data = load(job, export_folder, tmp_path)
+
+    assert data.num_rows == job.rows == 2 * (3 + 3 + 2)
+    assert data.column_names[:3] == ["prompt", "chosen", "rejected"]
+    for name in ("prompt", "chosen", "rejected"):
+        assert data.features[name].dtype == "string"
+    assert not is_conversational(data[0])
+    assert data[0]["prompt"] == "Name a prime number — any one."
+    assert "User: Capital of France?" in data[data.num_rows - 1]["prompt"]
+    assert data.features["margin"].dtype == "float64"
+    assert data.features["rater_keys"].feature.dtype == "string"
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_trl_conversational_rows_load_as_role_content_message_lists(
+    rated, engineer, export_folder, tmp_path, container
+):
+    job = export(rated, engineer, format="trl-conversational", container=container)
+
+    data = load(job, export_folder, tmp_path)
+
+    row = data[data.num_rows - 1]
+    assert is_conversational(row)
+    assert row["prompt"] == RECORDS[1]["messages"]
+    assert row["chosen"][0]["role"] == "assistant" and len(row["chosen"]) == 1
+    assert all(is_conversational({"chosen": example}) for example in data["chosen"])
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_trl_reward_rows_carry_a_float_margin(rated, engineer, export_folder, tmp_path, container):
+    job = export(
+        rated, engineer, format="trl-reward", container=container, params={"with_metadata": False}
+    )
+
+    data = load(job, export_folder, tmp_path)
+
+    assert data.column_names == ["prompt", "chosen", "rejected", "margin"]
+    assert data.features["margin"].dtype == "float64"
+    assert set(data["margin"]) <= {1.0, 2.0}
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_trl_unpaired_rows_have_prompt_completion_and_a_bool_label(
+    rated, engineer, export_folder, tmp_path, container
+):
+    job = export(rated, engineer, format="trl-unpaired", container=container)
+
+    data = load(job, export_folder, tmp_path)
+
+    assert data.column_names[:3] == ["prompt", "completion", "label"]
+    assert data.features["label"].dtype == "bool"
+    assert data["label"].count(True) == data["label"].count(False) == data.num_rows // 2
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_openai_rows_follow_the_preference_fine_tuning_layout(
+    rated, engineer, export_folder, tmp_path, container
+):
+    job = export(
+        rated, engineer, format="openai", container=container, params={"with_metadata": False}
+    )
+
+    data = load(job, export_folder, tmp_path)
+
+    assert data.column_names == ["input", "preferred_output", "non_preferred_output"]
+    row = data[data.num_rows - 1]
+    assert row["input"]["messages"] == RECORDS[1]["messages"]
+    for key in ("preferred_output", "non_preferred_output"):
+        [message] = row[key]
+        assert message["role"] == "assistant" and isinstance(message["content"], str)
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_hh_rlhf_rows_are_transcripts_sharing_the_prompt(
+    rated, engineer, export_folder, tmp_path, container
+):
+    job = export(
+        rated, engineer, format="hh-rlhf", container=container, params={"with_metadata": False}
+    )
+
+    data = load(job, export_folder, tmp_path)
+
+    assert data.column_names == ["chosen", "rejected"]
+    for row in data:
+        assert row["chosen"].startswith("\n\nHuman: ")
+        # TRL's hh-rlhf script splits the prompt off at the last Assistant turn.
+        cut = "\n\nAssistant: "
+        chosen_prompt = row["chosen"][: row["chosen"].rindex(cut) + len(cut)]
+        assert row["rejected"].startswith(chosen_prompt)
+        assert chosen_prompt.endswith("\n\nAssistant: ")
+        assert "System" not in chosen_prompt
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_split_files_load_as_disjoint_train_and_test_sets(
+    rated, engineer, export_folder, tmp_path, container
+):
+    prompt_ids = list(rated.prompts.values_list("id", flat=True))
+    seed = next(  # one that puts the two prompts on different sides
+        seed
+        for seed in range(1000)
+        if len({split_for_prompt(prompt_id, seed, 0.5) for prompt_id in prompt_ids}) == 2
+    )
+    job = export(
+        rated,
+        engineer,
+        format="trl",
+        container=container,
+        params={"test_fraction": 0.5, "seed": seed},
+    )
+
+    train = load(job, export_folder, tmp_path, "train")
+    test = load(job, export_folder, tmp_path, "test")
+
+    assert train.num_rows == job.splits["train"]["rows"]
+    assert test.num_rows == job.splits["test"]["rows"]
+    assert train.num_rows + test.num_rows == job.rows
+    assert not set(train["prompt_id"]) & set(test["prompt_id"])
