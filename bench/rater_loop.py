@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import ROOT, django_setup, machine, percentile, recreate_database
 
 PORT = int(os.environ.get("BENCH_PORT", "8799"))
+BENCH_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
 
 
 def prepare(prompts: int, raters: int, overlap: int) -> tuple[int, list[str]]:
@@ -60,12 +61,18 @@ def start_server(workers: int) -> subprocess.Popen:
             "--log-level", "warning",
         ],
         cwd=ROOT,
-        env={**os.environ, "ALLOWED_HOSTS": "127.0.0.1", "DATABASE_CONN_MAX_AGE": "600"},
+        env={
+            **os.environ,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_CONN_MAX_AGE": "600",
+            # Background runs go to a queue as in production (no worker: they wait there).
+            "CELERY_BROKER_URL": BENCH_BROKER_URL,
+        },
     )  # fmt: skip
     for _ in range(100):
         try:
             connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
-            connection.request("GET", "/api/schema/")
+            connection.request("GET", "/login/")
             connection.getresponse().read()
             return server
         except OSError:
@@ -119,6 +126,12 @@ def report(label: str, samples: list[float], seconds: float) -> None:
         f"p50 {percentile(samples, 0.5):.1f} ms, p95 {percentile(samples, 0.95):.1f} ms, "
         f"p99 {percentile(samples, 0.99):.1f} ms"
     )
+
+
+def flush_bench_queue() -> None:
+    import redis
+
+    redis.Redis.from_url(BENCH_BROKER_URL).flushdb()
 
 
 def over_assigned(project_id: int, overlap: int) -> int:
@@ -208,6 +221,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait()
+        flush_bench_queue()
     print(
         f"prompts with more than {args.overlap} rankings: {over_assigned(project_id, args.overlap)}"
     )

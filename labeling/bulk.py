@@ -52,3 +52,10 @@ def copy_rows(
                     if values[position] is not None:
                         values[position] = orjson.dumps(values[position]).decode()
                 copy.write_row(values)
+
+
+def analyze(*models_to_analyze: type[models.Model]) -> None:
+    """Refresh PostgreSQL planner statistics for the models' tables."""
+    tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models_to_analyze)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {tables}")

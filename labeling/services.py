@@ -31,6 +31,7 @@ from labeling.models import (
 )
 
 IMPORT_BATCH_SIZE = 2000
+ANALYZE_AFTER_ROWS = 1000
 LEASE_ATTEMPTS = 8
 
 
@@ -225,6 +226,9 @@ def _prompts_copy(*, project: Project, records: list[PromptRecord]) -> list[int]
         ["id", "prompt", "position", "external_id", "text", "model_name", "metadata"],
         response_rows,
     )
+    if len(prompt_rows) >= ANALYZE_AFTER_ROWS:
+        # Fresh statistics keep the queue scan on its index right after a big import.
+        bulk.analyze(Prompt, Response)
     return prompt_ids
 
 
