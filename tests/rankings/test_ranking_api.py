@@ -122,7 +122,9 @@ def test_submit_on_an_expired_lease_that_is_still_free_is_accepted(api_for, rate
 
 def test_a_rater_cannot_submit_another_raters_assignment(api_for, rater, rater2, imported):
     task = next_task(api_for(rater), imported).json()
-    response = submit(api_for(rater2), task["assignment_id"], [[r["id"]] for r in task["responses"]])
+    response = submit(
+        api_for(rater2), task["assignment_id"], [[r["id"]] for r in task["responses"]]
+    )
     assert response.status_code == 404
 
 
@@ -133,7 +135,9 @@ def test_skip_needs_a_reason_and_moves_on(api_for, rater, imported):
     assert missing.status_code == 400
     assert missing.json()["field"] == "reason"
     skipped = client.post(
-        f"/api/assignments/{task['assignment_id']}/skip/", {"reason": "not my language"}, format="json"
+        f"/api/assignments/{task['assignment_id']}/skip/",
+        {"reason": "not my language"},
+        format="json",
     )
     assert skipped.status_code == 200
     assert next_task(client, imported).json()["prompt"]["id"] != task["prompt"]["id"]
