@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
 from itertools import islice
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models import Field
 from django.utils import timezone
+from psycopg.copy import QueuedLibpqWriter
 
 from labeling import bulk
 from labeling import services as labeling_services
@@ -162,9 +166,21 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
         run = AgreementRun.objects.select_related("project").get(pk=run_id)
         last_id = selectors.latest_ranking_id(project=run.project)
         data = selectors.agreement_data(project=run.project, up_to_id=last_id)
-        maths = agreement_maths(data)
-        summary = maths.summary
+        part = prompt_maths(data)
         with transaction.atomic():
+            if bulk.is_postgresql():
+                with connection.cursor() as cursor:
+                    # A run is derived data: should the server crash right after this
+                    # commit, the run is recomputed, so the commit need not wait for its
+                    # WAL flush.
+                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
+                    # Check the prompt rows' foreign keys as they are copied, while the
+                    # rest is computed below, rather than all at once at commit.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            with _prompt_agreements_writing(run_id=run_id, data=data, part=part) as result:
+                # Computed while the database stores the prompt rows.
+                maths = finish_maths(data, part, result)
+            summary = maths.summary
             # Conditional, like the claim: a run given up as abandoned stays failed.
             finished = AgreementRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
                 status=RunStatus.DONE,
@@ -176,11 +192,11 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
                 error="",
             )
             if not finished:
+                transaction.set_rollback(True)  # not its prompt rows either
                 return {"run_id": run_id, "status": RunStatus.FAILED, "skipped": True}
             RaterScore.objects.bulk_create(
                 _rater_scores(run_id=run_id, data=data, maths=maths), batch_size=BATCH_SIZE
             )
-            n_prompt_rows = _prompt_agreements_store(run_id=run_id, data=data, maths=maths)
     except Exception as error:
         logger.exception("agreement run %s failed", run_id)
         AgreementRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
@@ -191,13 +207,23 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
         "run_id": run_id,
         "status": RunStatus.DONE,
         "n_rankings": summary["n_rankings"],
-        "n_prompt_rows": n_prompt_rows,
+        "n_prompt_rows": len(data.prompt_ids),
         "findings": _agreement_run_findings(run_id=run_id),
     }
 
 
 # Rows per INSERT when bulk_create stores score and prompt rows (COPY on PostgreSQL).
 BATCH_SIZE = 2000
+
+
+@dataclass(frozen=True)
+class PromptMaths:
+    """What consensus and the prompt rows need (see ``prompt_maths``)."""
+
+    table: metrics.RankingTable  # counted rankings, one per rater and prompt
+    agreement: list[metrics.RaterAgreement]
+    reliability: metrics.FloatArray
+    prompts: metrics.PromptAgreementArrays
 
 
 @dataclass(frozen=True)
@@ -219,22 +245,43 @@ def agreement_maths(data: selectors.AgreementData) -> AgreementMaths:
     Repeats are left out of agreement and consensus (they only measure self-consistency);
     gold prompts count like any other. Consensus weighs each rater by reliability: their
     leave-one-out agreement rescaled so chance level is 0 (``consensus.reliability_weights``).
+    A run computes the same in three steps so the database stores prompt rows meanwhile:
+    ``prompt_maths``, the consensus block by block, then ``finish_maths``.
     """
-    table = data.agreement_table()
-    summary = metrics.project_agreement(table)
+    part = prompt_maths(data)
+    result = consensus.prompt_consensus(part.table, part.reliability, consensus.BRADLEY_TERRY)
+    return finish_maths(data, part, result)
+
+
+def prompt_maths(data: selectors.AgreementData) -> PromptMaths:
+    """Leave-one-out agreement, reliability weights and each prompt's agreement."""
+    # One ranking per rater and prompt, once: the statistics share its pair labels.
+    table = metrics.one_ranking_per_rater(data.agreement_table())
     agreement = metrics.rater_leave_one_out_agreement(table)
-    chance = metrics.chance_agreement(table)
     reliability = consensus.reliability_weights(
-        [np.nan if row.agreement is None else row.agreement for row in agreement], chance
+        [np.nan if row.agreement is None else row.agreement for row in agreement],
+        metrics.chance_agreement(table),
     )
-    return AgreementMaths(
-        summary=summary,
+    return PromptMaths(
+        table=table,
         agreement=agreement,
-        agreement_no_ties=metrics.rater_leave_one_out_agreement(table, include_ties=False),
-        quality=metrics.rater_quality(data.table, data.context),
         reliability=reliability,
         prompts=metrics.prompt_pairwise_agreement(table),
-        consensus=consensus.prompt_consensus(table, reliability, consensus.BRADLEY_TERRY),
+    )
+
+
+def finish_maths(
+    data: selectors.AgreementData, part: PromptMaths, result: consensus.PromptConsensus
+) -> AgreementMaths:
+    """Project metrics and the raters' statistics, joined with the prompt part."""
+    return AgreementMaths(
+        summary=metrics.project_agreement(part.table),
+        agreement=part.agreement,
+        agreement_no_ties=metrics.rater_leave_one_out_agreement(part.table, include_ties=False),
+        quality=metrics.rater_quality(data.table, data.context),
+        reliability=part.reliability,
+        prompts=part.prompts,
+        consensus=result,
     )
 
 
@@ -340,21 +387,139 @@ _PROMPT_AGREEMENT_FIELDS = (
 
 
 def _prompt_agreements_store(
-    *, run_id: int, data: selectors.AgreementData, maths: AgreementMaths
-) -> int:
-    """One PromptAgreement per prompt: COPY on PostgreSQL, batched bulk_create elsewhere."""
-    rows = _prompt_agreement_rows(run_id=run_id, data=data, maths=maths)
-    if bulk.is_postgresql():
-        bulk.copy_rows(PromptAgreement, _PROMPT_AGREEMENT_FIELDS, rows)
-        return len(data.prompt_ids)
-    stored = 0
-    while batch := list(islice(rows, BATCH_SIZE)):
-        PromptAgreement.objects.bulk_create(
-            PromptAgreement(**dict(zip(_PROMPT_AGREEMENT_FIELDS, row, strict=True)))
-            for row in batch
-        )
-        stored += len(batch)
-    return stored
+    *, run_id: int, data: selectors.AgreementData, part: PromptMaths
+) -> consensus.PromptConsensus:
+    """One PromptAgreement per prompt; returns the consensus they hold."""
+    with _prompt_agreements_writing(run_id=run_id, data=data, part=part) as result:
+        return result
+
+
+@contextmanager
+def _prompt_agreements_writing(
+    *, run_id: int, data: selectors.AgreementData, part: PromptMaths
+) -> Iterator[consensus.PromptConsensus]:
+    """Fit the consensus and store one PromptAgreement per prompt; yields the consensus.
+
+    On PostgreSQL each block of prompts is COPYed from a writer thread as soon as its
+    consensus is fitted, so the server inserts one block while the next is fitted, and
+    the caller's block runs while the server finishes; the COPY ends when it does.
+    Elsewhere the rows are inserted in batches before the caller's block.
+    """
+    if not bulk.is_postgresql():
+        result = consensus.prompt_consensus(part.table, part.reliability)
+        rows = _prompt_agreement_rows(run_id=run_id, data=data, maths=_with_consensus(part, result))
+        attributes = [f"{name}_id" if name in ("run", "prompt") else name
+                      for name in _PROMPT_AGREEMENT_FIELDS]  # fmt: skip
+        while batch := list(islice(rows, BATCH_SIZE)):
+            PromptAgreement.objects.bulk_create(
+                PromptAgreement(**dict(zip(attributes, row, strict=True))) for row in batch
+            )
+        yield result
+        return
+    fields = [PromptAgreement._meta.get_field(name) for name in _PROMPT_AGREEMENT_FIELDS]
+    columns = ", ".join(
+        connection.ops.quote_name(str(cast(Field, field).column)) for field in fields
+    )
+    table = connection.ops.quote_name(PromptAgreement._meta.db_table)
+    blocks = []
+    with connection.cursor() as cursor:
+        raw_cursor = cursor.cursor
+        writer = QueuedLibpqWriter(raw_cursor)
+        with raw_cursor.copy(f"COPY {table} ({columns}) FROM STDIN", writer=writer) as copy:
+            for start, stop, block in consensus.prompt_consensus_blocks(
+                part.table, part.reliability
+            ):
+                blocks.append(block)
+                if stop == start:
+                    continue
+                copy.write(
+                    _prompt_agreement_copy_text(
+                        run_id=run_id, data=data, prompts=part.prompts, result=block,
+                        start=start, stop=stop,
+                    )
+                )  # fmt: skip
+            yield _joined(blocks, part.table.k_max)
+
+
+def _with_consensus(part: PromptMaths, result: consensus.PromptConsensus) -> AgreementMaths:
+    return AgreementMaths(
+        summary={},
+        agreement=part.agreement,
+        agreement_no_ties=[],
+        quality=[],
+        reliability=part.reliability,
+        prompts=part.prompts,
+        consensus=result,
+    )
+
+
+def _joined(blocks: list[consensus.PromptConsensus], k_max: int) -> consensus.PromptConsensus:
+    return consensus.PromptConsensus(
+        levels=np.concatenate([np.zeros((0, k_max)), *(b.levels for b in blocks)]),
+        strength=np.concatenate([np.zeros((0, k_max)), *(b.strength for b in blocks)]),
+        agreement=np.concatenate([np.zeros(0), *(b.agreement for b in blocks)]),
+        n_rankings=np.concatenate([np.zeros(0, dtype=np.int64), *(b.n_rankings for b in blocks)]),
+        method=blocks[0].method if blocks else consensus.BRADLEY_TERRY,
+    )
+
+
+def _prompt_agreement_copy_text(
+    *,
+    run_id: int,
+    data: selectors.AgreementData,
+    prompts: metrics.PromptAgreementArrays,
+    result: consensus.PromptConsensus,
+    start: int,
+    stop: int,
+) -> str:
+    """The rows of prompts ``start`` to ``stop`` as COPY text, built with numpy string ufuncs.
+
+    ``result`` is the consensus of those prompts. Hundreds of thousands of prompts per run:
+    formatting them column-wise in C rather than row by row in Python keeps storing them
+    from dominating the run. Same content as ``_prompt_agreement_rows`` (the tests hold
+    them to each other).
+    """
+    text = np.dtypes.StringDType()
+    levels = np.where(np.isnan(result.levels), np.inf, result.levels)
+    order = np.lexsort((-np.nan_to_num(result.strength, nan=-np.inf), levels), axis=1)
+    levels = np.take_along_axis(levels, order, axis=1)
+    ids = np.take_along_axis(data.response_ids[start:stop], order, axis=1).astype(text)
+    scores = _decimal_text(np.take_along_axis(np.nan_to_num(result.strength), order, axis=1), 4)
+    consensus_json = "[[" + ids[:, 0]
+    scores_json = '{"' + ids[:, 0] + '": ' + scores[:, 0]
+    for slot in range(1, levels.shape[1]):
+        present = np.isfinite(levels[:, slot])
+        same_group = levels[:, slot] == levels[:, slot - 1]
+        separator = np.where(same_group, ", ", "], [").astype(text)
+        consensus_json += np.where(present, separator + ids[:, slot], "")
+        scores_json += np.where(present, ', "' + ids[:, slot] + '": ' + scores[:, slot], "")
+    agreement = prompts.agreement[start:stop]
+    agreement_text = np.where(np.isnan(agreement), "\\N", agreement.astype(text))
+    lines = (
+        f"{run_id}\t"
+        + data.prompt_ids[start:stop].astype(text)
+        + "\t"
+        + prompts.n_rankings[start:stop].astype(text)
+        + "\t"
+        + agreement_text
+        + "\t"
+        + consensus_json
+        + "]]\t"
+        + scores_json
+        + f"}}\t{result.method}\n"
+    )
+    return "".join(lines.tolist())
+
+
+def _decimal_text(values: metrics.FloatArray, decimals: int) -> npt.NDArray[Any]:
+    """Values rounded to ``decimals`` as decimal strings ("-1.2500"), faster than float repr."""
+    text = np.dtypes.StringDType()
+    scaled = np.rint(values * 10**decimals).astype(np.int64)
+    magnitude = np.abs(scaled)
+    sign = np.where(scaled < 0, "-", "").astype(text)
+    whole = (magnitude // 10**decimals).astype(text)
+    fraction = np.strings.zfill((magnitude % 10**decimals).astype(text), decimals)
+    return sign + whole + "." + fraction
 
 
 def _agreement_run_findings(*, run_id: int) -> dict[str, int] | None:

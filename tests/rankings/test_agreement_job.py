@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from datetime import timedelta
 
+import numpy as np
 import pytest
+from django.db import connection, transaction
 from django.utils import timezone
 
+from labeling import bulk
 from labeling import services as labeling_services
-from labeling.models import Project
-from rankings import metrics, selectors, services, tasks
-from rankings.models import AgreementRun, Ranking, RaterScore, RunStatus
+from labeling.models import Project, Prompt, Response
+from rankings import consensus, metrics, quality, selectors, services, tasks
+from rankings.models import AgreementRun, PromptAgreement, Ranking, RaterScore, RunStatus
 from tests.conftest import sample_records
 from tests.rankings.agreement_helpers import (
     eager_tasks,
@@ -218,6 +222,7 @@ def test_failure_marks_the_run_failed_with_the_error(
     assert run.finished_at is not None
     assert run.metrics == {}
     assert not RaterScore.objects.filter(run=run).exists()
+    assert not PromptAgreement.objects.filter(run=run).exists()  # the COPY was rolled back
     # A failed run neither blocks nor satisfies the schedule: the rankings are still unseen.
     assert services.agreement_run_is_stale(project=project)
 
@@ -301,13 +306,13 @@ def test_abandoned_runs_are_failed_and_stop_blocking_the_schedule(project, ranke
 
 def test_a_run_given_up_while_computing_stays_failed(project, ranked, monkeypatch):
     run = services.agreement_run_request(project=project, trigger="manual")
-    real = metrics.project_agreement
+    real = metrics.chance_agreement
 
     def given_up_meanwhile(table):
         AgreementRun.objects.filter(pk=run.pk).update(status=RunStatus.FAILED, error="abandoned")
         return real(table)
 
-    monkeypatch.setattr(metrics, "project_agreement", given_up_meanwhile)
+    monkeypatch.setattr(metrics, "chance_agreement", given_up_meanwhile)
 
     result = services.agreement_run_compute(run_id=run.pk)
 
@@ -315,3 +320,284 @@ def test_a_run_given_up_while_computing_stays_failed(project, ranked, monkeypatc
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and run.metrics == {}
     assert not RaterScore.objects.filter(run=run).exists()
+    assert not PromptAgreement.objects.filter(run=run).exists()
+
+
+# --------------------------------------------------------------------------------------------
+# Rater quality, prompt rows and findings, from data with gold prompts, repeats and seconds
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def quality_ranked(project, crowd) -> list[Ranking]:
+    """Six prompts and two gold prompts of four responses; repeats; seconds on most rankings."""
+    labeling_services.project_update(project=project, overlap=3, gold_rate=0.5)
+    records = sample_records(6, responses=4)
+    gold = sample_records(2, responses=4, prefix="gold")
+    for record in gold:
+        record["gold_ranking"] = [[2], [0, 1], [3]]
+    labeling_services.prompts_import(project=project, raw=json.dumps(records + gold))
+    ranked = rank_in_turns(project, crowd, seed=11)
+    repeats = [rank_again_as_repeat(ranking) for ranking in ranked[::4]]
+    for index, ranking in enumerate([*ranked, *repeats]):
+        if index % 5:
+            Ranking.objects.filter(pk=ranking.pk).update(seconds=10.0 + (index * 7) % 23)
+    return ranked + repeats
+
+
+def reference_data(project: Project, excluded: tuple[int, ...] = ()):
+    """Table and context built straight from the ORM objects, raters by first appearance."""
+    rankings = list(
+        Ranking.objects.filter(project=project)
+        .exclude(rater_id__in=excluded)
+        .select_related("assignment")
+        .order_by("id")
+    )
+    responses = list(
+        Response.objects.filter(prompt__project=project).values_list(
+            "pk", "prompt_id", "position", "text"
+        )
+    )
+    slot_of = {pk: position for pk, _, position, _ in responses}
+    k_max = max(slot_of.values()) + 1
+    prompt_of: dict[int, int] = {}
+    rater_of: dict[int, int] = {}
+    for ranking in rankings:
+        prompt_of.setdefault(ranking.prompt_id, len(prompt_of))
+        rater_of.setdefault(ranking.rater_id, len(rater_of))
+    lengths = np.full((len(prompt_of), k_max), np.nan)
+    for _, prompt_id, position, text in responses:
+        if prompt_id in prompt_of:
+            lengths[prompt_of[prompt_id], position] = len(text)
+    gold_ranks = np.full((len(prompt_of), k_max), np.nan)
+    for prompt in Prompt.objects.filter(project=project, is_gold=True):
+        if prompt.pk in prompt_of:
+            gold_ranks[prompt_of[prompt.pk]] = metrics.ranks_from_groups(
+                prompt.gold_ranking, slot_of, k_max
+            )
+    shown_slots = np.full((len(rankings), k_max), -1, dtype=np.int8)
+    for row, ranking in enumerate(rankings):
+        slots = [slot_of[int(pk)] for pk in ranking.assignment.shown_order]
+        shown_slots[row, : len(slots)] = slots
+    table = metrics.RankingTable(
+        prompt_index=np.array([prompt_of[r.prompt_id] for r in rankings]),
+        rater_index=np.array([rater_of[r.rater_id] for r in rankings]),
+        ranks=np.array([metrics.ranks_from_groups(r.groups, slot_of, k_max) for r in rankings]),
+    )
+    context = metrics.RankingContext(
+        is_repeat=np.array([r.is_repeat for r in rankings]),
+        shown_slots=shown_slots,
+        seconds=np.array([np.nan if r.seconds is None else r.seconds for r in rankings]),
+        gold_ranks=gold_ranks,
+        response_length=lengths,
+    )
+    return table, context, list(rater_of)
+
+
+def test_rater_scores_carry_every_quality_statistic(
+    project, quality_ranked, crowd, django_capture_on_commit_callbacks
+):
+    run = run_now(project, django_capture_on_commit_callbacks)
+    assert run.status == RunStatus.DONE, run.error
+
+    table, context, rater_ids = reference_data(project)
+    expected = {rater_ids[q.rater_index]: q for q in metrics.rater_quality(table, context)}
+    scores = {score.rater_id: score for score in RaterScore.objects.filter(run=run)}
+    assert scores.keys() == {user.pk for user in crowd}
+    assert sum(q.repeat_rankings for q in expected.values()) > 0
+    assert sum(q.gold_rankings for q in expected.values()) > 0
+    for rater_id, score in scores.items():
+        quality = expected[rater_id]
+        for name in (
+            "gold_accuracy", "self_consistency", "first_shown_win_rate", "position_p_value",
+            "straight_lining_rate", "median_seconds", "speed_ratio", "tie_rate",
+            "longer_win_rate",
+        ):  # fmt: skip
+            value = getattr(quality, name)
+            stored = getattr(score, name)
+            assert stored == (value if value is None else pytest.approx(value)), name
+        assert score.gold_pairs == quality.gold_pairs
+        assert score.repeat_pairs == quality.repeat_pairs
+        assert score.position_pairs == quality.position_pairs
+        for name in ("gold_rankings", "repeat_rankings", "straight_lined", "timed_rankings",
+                     "labelled_pairs", "length_pairs"):  # fmt: skip
+            assert score.details[name] == getattr(quality, name), name
+        assert 0.05 <= score.details["reliability_weight"] <= 1.0
+    json.dumps([score.details for score in scores.values()], allow_nan=False)
+
+
+def test_gold_prompts_count_in_agreement_and_repeats_do_not(
+    project, quality_ranked, django_capture_on_commit_callbacks
+):
+    run = run_now(project, django_capture_on_commit_callbacks)
+
+    counted = [r for r in quality_ranked if not r.is_repeat]
+    assert any(r.prompt.is_gold for r in counted)
+    table, _ = reference_table(counted)
+    assert_same_summary(run.metrics, metrics.project_agreement(table))
+    assert run.n_rankings == len(counted)
+
+
+def brute_force_prompt_agreement(rankings: list[Ranking]) -> float | None:
+    labels: dict[tuple[int, int], list[int]] = {}
+    for ranking in rankings:
+        level = {pk: g for g, group in enumerate(ranking.groups) for pk in group}
+        for a, b in itertools.combinations(sorted(level), 2):
+            labels.setdefault((a, b), []).append((level[a] > level[b]) - (level[a] < level[b]))
+    agree = total = 0
+    for values in labels.values():
+        for x, y in itertools.combinations(values, 2):
+            total += 1
+            agree += x == y
+    return agree / total if total else None
+
+
+def test_one_prompt_row_per_prompt_with_agreement_and_consensus(
+    project, quality_ranked, django_capture_on_commit_callbacks
+):
+    run = run_now(project, django_capture_on_commit_callbacks)
+
+    rows = {row.prompt_id: row for row in PromptAgreement.objects.filter(run=run)}
+    counted = [r for r in quality_ranked if not r.is_repeat]
+    by_prompt: dict[int, list[Ranking]] = {}
+    for ranking in counted:
+        by_prompt.setdefault(ranking.prompt_id, []).append(ranking)
+    assert rows.keys() == by_prompt.keys()
+    weights = {
+        score.rater_id: score.details["reliability_weight"]
+        for score in RaterScore.objects.filter(run=run)
+    }
+    for prompt_id, rankings in by_prompt.items():
+        row = rows[prompt_id]
+        assert row.n_rankings == len(rankings)
+        expected = brute_force_prompt_agreement(rankings)
+        assert row.agreement == (expected if expected is None else pytest.approx(expected))
+        reference = consensus.consensus_ranking(
+            [r.groups for r in rankings], weights=[weights[r.rater_id] for r in rankings]
+        )
+        assert [sorted(group) for group in row.consensus] == [
+            sorted(group) for group in reference.groups
+        ]
+        assert row.scores == {
+            str(pk): pytest.approx(score, abs=1e-4) for pk, score in reference.scores.items()
+        }
+        assert row.method == "bradley_terry"
+
+
+def test_copy_rows_are_the_python_rows(project, quality_ranked):
+    if not bulk.is_postgresql():
+        pytest.skip("COPY is the PostgreSQL path")
+    run = services.agreement_run_request(project=project, trigger="manual")  # stays queued
+    data = selectors.agreement_data(project=project)
+    maths = services.agreement_maths(data)
+    with transaction.atomic():
+        services._prompt_agreements_store(
+            run_id=run.pk, data=data, part=services.prompt_maths(data)
+        )
+    stored = {
+        row.prompt_id: (row.n_rankings, row.agreement, row.consensus, row.scores, row.method)
+        for row in PromptAgreement.objects.filter(run=run)
+    }
+    expected = {
+        prompt_id: (n, agreement, groups, scores, method)
+        for _, prompt_id, n, agreement, groups, scores, method in services._prompt_agreement_rows(
+            run_id=run.pk, data=data, maths=maths
+        )
+    }
+    assert stored == expected
+
+
+def test_findings_are_applied_once_the_run_is_stored(
+    project, ranked, monkeypatch, django_capture_on_commit_callbacks
+):
+    seen = []
+
+    def record(*, run):
+        seen.append((run.pk, run.status, PromptAgreement.objects.filter(run=run).count()))
+        return {"flags_opened": 2}
+
+    monkeypatch.setattr(quality, "apply_run_findings", record)
+
+    run = run_now(project, django_capture_on_commit_callbacks)
+
+    assert seen == [(run.pk, RunStatus.DONE, 8)]
+
+
+def test_failing_findings_leave_the_run_done(
+    project, ranked, monkeypatch, django_capture_on_commit_callbacks
+):
+    def explode(*, run):
+        raise RuntimeError("flags are broken")
+
+    monkeypatch.setattr(quality, "apply_run_findings", explode)
+
+    run = run_now(project, django_capture_on_commit_callbacks)
+
+    assert run.status == RunStatus.DONE and run.error == ""
+    assert RaterScore.objects.filter(run=run).exists()
+    result = services.agreement_run_compute(run_id=run.pk)
+    assert result["skipped"] is True
+
+
+# --------------------------------------------------------------------------------------------
+# The selector's PostgreSQL path against its ORM path
+# --------------------------------------------------------------------------------------------
+
+
+def assert_same_data(fast: selectors.AgreementData, slow: selectors.AgreementData) -> None:
+    for name in ("prompt_index", "rater_index", "ranks"):
+        np.testing.assert_array_equal(getattr(fast.table, name), getattr(slow.table, name))
+    for name in ("is_repeat", "shown_slots", "seconds", "gold_ranks", "response_length"):
+        np.testing.assert_array_equal(getattr(fast.context, name), getattr(slow.context, name))
+    np.testing.assert_array_equal(fast.response_ids, slow.response_ids)
+    np.testing.assert_array_equal(fast.prompt_ids, slow.prompt_ids)
+    np.testing.assert_array_equal(fast.ranking_ids, slow.ranking_ids)
+    assert fast.rater_user_ids == slow.rater_user_ids
+
+
+def orm_data(project: Project, up_to_id: int | None = None) -> selectors.AgreementData:
+    excluded = selectors.excluded_rater_ids(project=project)
+    raw = selectors._raw_rankings_orm(project=project, up_to_id=up_to_id, excluded=excluded)
+    gold = dict(
+        Prompt.objects.filter(project=project, is_gold=True).values_list("pk", "gold_ranking")
+    )
+    return selectors._assemble(raw, gold)
+
+
+def test_postgresql_reading_matches_the_orm_reading(project, quality_ranked, crowd):
+    if not bulk.is_postgresql():
+        pytest.skip("the fast path is PostgreSQL only")
+    labeling_services.member_update(project=project, username=crowd[2].username, excluded=True)
+    cutoff = sorted(r.pk for r in quality_ranked)[-3]
+
+    for up_to_id in (None, cutoff):
+        fast = selectors.agreement_data(project=project, up_to_id=up_to_id)
+        assert_same_data(fast, orm_data(project, up_to_id))
+    assert crowd[2].pk not in fast.rater_user_ids
+    assert fast.context.is_repeat.any() and not np.isnan(fast.context.gold_ranks).all()
+    assert np.isnan(fast.context.seconds).any() and (fast.context.shown_slots >= 0).all()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_reading_outside_a_transaction_matches(project, crowd):
+    if not bulk.is_postgresql():
+        pytest.skip("the fast path is PostgreSQL only")
+    labeling_services.project_update(project=project, overlap=2)
+    labeling_services.prompts_import(
+        project=project, raw=json.dumps(sample_records(5, responses=3))
+    )
+    rank_in_turns(project, crowd, seed=2)
+    assert not connection.in_atomic_block
+
+    assert_same_data(selectors.agreement_data(project=project), orm_data(project))
+
+
+def test_json_numbers_keep_line_position_and_group():
+    numbers = selectors._json_numbers(b'[[12], [11, 13]]\n[[7, 8, 9]]\n[["5"], [6]]')
+    assert numbers.n_lines == 3
+    assert numbers.values.tolist() == [12, 11, 13, 7, 8, 9, 5, 6]
+    assert numbers.line.tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert numbers.index_in_line.tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
+    assert numbers.group_in_line.tolist() == [0, 1, 1, 0, 0, 0, 0, 1]
+    empty = selectors._json_numbers(b"")
+    assert empty.n_lines == 0 and empty.values.size == 0

@@ -10,8 +10,9 @@ from collections import defaultdict
 import krippendorff
 import numpy as np
 import pytest
-from scipy.stats import rankdata
+from scipy.stats import kendalltau, rankdata, spearmanr
 
+from rankings import metrics
 from rankings.metrics import (
     AgreementResult,
     RankingTable,
@@ -401,21 +402,27 @@ def test_perfect_agreement_with_two_responses_gives_one_everywhere() -> None:
         "pairwise_agreement": 1.0,
         "pairwise_agreement_n_units": 2,
         "pairwise_agreement_n_pairs": 4,
+        "pairwise_agreement_ci": [1.0, 1.0],
         "pairwise_agreement_no_ties": 1.0,
         "pairwise_agreement_no_ties_n_units": 2,
         "pairwise_agreement_no_ties_n_pairs": 4,
+        "pairwise_agreement_no_ties_ci": [1.0, 1.0],
         "kappa": 1.0,
         "kappa_n_units": 2,
         "kappa_n_pairs": 4,
+        "kappa_ci": [1.0, 1.0],
         "alpha_ordinal": 1.0,
         "alpha_ordinal_n_units": 4,
         "alpha_ordinal_n_pairs": 8,
+        "alpha_ordinal_ci": [1.0, 1.0],
         "alpha_interval": 1.0,
         "alpha_interval_n_units": 4,
         "alpha_interval_n_pairs": 8,
+        "alpha_interval_ci": [1.0, 1.0],
         "kendall_w": 1.0,
         "kendall_w_n_units": 2,
         "kendall_w_n_pairs": 4,
+        "kendall_w_ci": [1.0, 1.0],
         "n_prompts": 2,
         "n_rankings": 5,
         "n_raters": 3,
@@ -461,3 +468,182 @@ def test_empty_table_gives_an_all_none_summary() -> None:
     json.dumps(summary, allow_nan=False)
     assert summary["n_rankings"] == 0 and summary["pairwise_agreement"] is None
     assert rater_leave_one_out_agreement(table) == []
+
+
+# --------------------------------------------------------------------------------------------
+# Bootstrap intervals over prompts
+# --------------------------------------------------------------------------------------------
+
+
+def duplicated_table(records, weights) -> RankingTable:
+    """Each prompt's rankings repeated as ``weights[prompt]`` separate prompts: a resample."""
+    prompts = sorted({prompt for prompt, _, _ in records})
+    copies = []
+    for prompt in prompts:
+        for copy in range(int(weights[prompt])):
+            copies.extend(
+                (prompt * 100 + copy, rater, groups) for p, rater, groups in records if p == prompt
+            )
+    return table_from_records(copies, n_raters=8)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_resampled_statistics_equal_the_statistics_of_a_resampled_table(seed: int) -> None:
+    """The bootstrap's shortcut (weights times per-prompt sums) against rebuilding the table."""
+    table, records = random_rankings(seed, n_prompts=15)
+    one_per_rater = one_ranking_per_rater(table)
+    units = metrics._prompt_units(one_per_rater)
+    prompts = np.arange(table.n_prompts)
+    features = metrics._prompt_features(units, prompts)
+    rng = np.random.default_rng(seed)
+    weights = rng.multinomial(table.n_prompts, np.full(table.n_prompts, 1 / table.n_prompts))
+    resampled = metrics._statistics_from_sums((weights @ features)[np.newaxis], units.n_values)
+
+    expected = project_agreement(duplicated_table(records, weights), resamples=0)
+
+    for name in metrics.PROJECT_STATISTICS:
+        value = resampled[name][0]
+        if expected[name] is None:
+            assert np.isnan(value), name
+        else:
+            assert value == pytest.approx(expected[name], abs=1e-9), name
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_interval_is_the_percentile_interval_of_brute_force_resamples(seed: int) -> None:
+    table, records = random_rankings(seed, n_prompts=12)
+    resamples = 25
+    summary = project_agreement(table, resamples=resamples, seed=seed)
+
+    # The same resample weights, applied by rebuilding tables: prompts with two rankings in
+    # the order the bootstrap uses, drawn by the same generator.
+    one_per_rater = one_ranking_per_rater(table)
+    units = metrics._prompt_units(one_per_rater)
+    counted = np.flatnonzero(np.bincount(one_per_rater.prompt_index) >= 2)
+    features = metrics._prompt_features(units, counted)
+    order = counted[
+        np.argsort(np.round(features @ _projection(features.shape[1]), 6), kind="stable")
+    ]
+    rng = np.random.default_rng(seed)
+    draws = {name: [] for name in metrics.PROJECT_STATISTICS}
+    for _, _, weights in metrics._bootstrap_weight_blocks(len(order), resamples, rng):
+        for row in weights:
+            full = np.zeros(table.n_prompts)
+            full[order] = row
+            resampled = project_agreement(duplicated_table(records, full), resamples=0)
+            for name in draws:
+                draws[name].append(np.nan if resampled[name] is None else resampled[name])
+
+    for name in metrics.PROJECT_STATISTICS:
+        values = np.array(draws[name])
+        values = values[np.isfinite(values)]
+        expected = np.quantile(values, [0.025, 0.975])
+        assert summary[f"{name}_ci"] == pytest.approx(expected.tolist(), abs=1e-6), name
+        assert summary[f"{name}_ci"][0] <= summary[name] + 1e-9 or name == "kendall_w"
+
+
+def _projection(n_features: int) -> np.ndarray:
+    return np.random.default_rng(20240601).uniform(1.0, 2.0, n_features)
+
+
+def test_interval_does_not_depend_on_how_prompts_and_raters_are_numbered() -> None:
+    table, _ = random_rankings(5, n_prompts=60)
+    rng = np.random.default_rng(1)
+    prompt_relabel = rng.permutation(table.n_prompts)
+    rater_relabel = rng.permutation(table.n_raters)
+    rows = rng.permutation(table.n_rankings)
+    shuffled = RankingTable(
+        prompt_index=prompt_relabel[table.prompt_index][rows],
+        rater_index=rater_relabel[table.rater_index][rows],
+        ranks=table.ranks[rows],
+    )
+    before, after = project_agreement(table), project_agreement(shuffled)
+    for name in metrics.PROJECT_STATISTICS:
+        assert after[name] == pytest.approx(before[name])
+        assert after[f"{name}_ci"] == pytest.approx(before[f"{name}_ci"])
+
+
+def test_interval_is_seeded_and_brackets_the_value_on_real_sized_data() -> None:
+    table, _ = random_rankings(2, n_prompts=300)
+    first, again = project_agreement(table, seed=3), project_agreement(table, seed=3)
+    other_seed = project_agreement(table, seed=4)
+    assert first == again
+    assert first["kappa_ci"] != other_seed["kappa_ci"]
+    for name in metrics.PROJECT_STATISTICS:
+        low, high = first[f"{name}_ci"]
+        assert low < first[name] < high, name
+        assert high - low < 0.2, name
+    json.dumps(first, allow_nan=False)
+
+
+def test_without_resamples_or_units_there_is_no_interval() -> None:
+    table, _ = random_rankings(0)
+    summary = project_agreement(table, resamples=0)
+    assert all(summary[f"{name}_ci"] is None for name in metrics.PROJECT_STATISTICS)
+    lonely = RankingTable(
+        prompt_index=np.array([0, 1]), rater_index=np.array([0, 1]), ranks=np.ones((2, 3))
+    )
+    assert project_agreement(lonely)["pairwise_agreement_ci"] is None
+
+
+def test_multinomial_weights_draw_every_prompt_count_once_per_resample() -> None:
+    rng = np.random.default_rng(0)
+    blocks = list(metrics._bootstrap_weight_blocks(1000, 50, rng, block=128))
+    weights = np.hstack([block for _, _, block in blocks])
+    assert [(start, stop) for start, stop, _ in blocks][:2] == [(0, 128), (128, 256)]
+    assert weights.shape == (50, 1000)
+    assert (weights.sum(axis=1) == 1000).all()
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights.var() == pytest.approx(1 - 1 / 1000, rel=0.05)  # binomial(n, 1/n)
+
+
+def test_poisson_weights_past_the_multinomial_limit(monkeypatch) -> None:
+    monkeypatch.setattr(metrics, "MULTINOMIAL_LIMIT", 100)
+    rng = np.random.default_rng(0)
+    weights = np.hstack([w for _, _, w in metrics._bootstrap_weight_blocks(5000, 40, rng)])
+    assert weights.shape == (40, 5000)
+    assert weights.mean() == pytest.approx(1.0, abs=0.01)
+    assert weights.var() == pytest.approx(1.0, abs=0.03)
+    assert set(np.unique(weights)) <= set(range(12))
+
+
+# --------------------------------------------------------------------------------------------
+# scipy references for Kendall's W and tau
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_kendall_w_of_two_strict_raters_is_half_of_one_plus_spearman(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    records, expected = [], []
+    for prompt in range(20):
+        k = int(rng.integers(3, 8))
+        first, second = rng.permutation(k), rng.permutation(k)
+        records += [(prompt, 0, [[int(s)] for s in first]), (prompt, 1, [[int(s)] for s in second])]
+        rho = spearmanr(np.argsort(first), np.argsort(second)).statistic
+        expected.append((1 + rho) / 2)
+    table = table_from_records(records, k_max=7)
+    assert kendall_w_mean(table).value == pytest.approx(np.mean(expected), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_pairwise_agreement_of_two_strict_raters_is_half_of_one_plus_kendall_tau(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(seed)
+    k = 6
+    first, second = rng.permutation(k), rng.permutation(k)
+    table = table_from_records(
+        [(0, 0, [[int(s)] for s in first]), (0, 1, [[int(s)] for s in second])], k_max=k
+    )
+    tau = kendalltau(np.argsort(first), np.argsort(second)).statistic
+    assert pairwise_agreement(table).value == pytest.approx((1 + tau) / 2, abs=1e-12)
+    assert pairwise_agreement(table, include_ties=False).value == pytest.approx((1 + tau) / 2)
+
+
+def test_mid_ranks_match_scipy_average_ranks_on_random_rows() -> None:
+    rng = np.random.default_rng(0)
+    levels = rng.integers(1, 4, size=(200, 6)).astype(float)
+    dense = np.array([rankdata(row, method="dense") for row in levels], dtype=float)
+    expected = np.array([rankdata(row, method="average") for row in dense])
+    np.testing.assert_allclose(mid_ranks(dense), expected)
