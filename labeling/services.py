@@ -363,7 +363,9 @@ def _lock_next_open_prompt(
         .filter(slots_taken__lt=project.overlap + F("extra_raters"))
         .exclude(Exists(already_done_by_rater))
         .order_by("id")
-        .select_for_update(skip_locked=True, of=("self",))
+        # NO KEY UPDATE: foreign-key checks elsewhere (rankings, consensus rows) take KEY
+        # SHARE locks on prompts; a plain FOR UPDATE would skip those prompts as "busy".
+        .select_for_update(skip_locked=True, of=("self",), no_key=True)
         .first()
     )
 
@@ -506,7 +508,7 @@ def assignment_claim_slot(*, assignment: Assignment) -> None:
         raise Conflict(f"this assignment is already {assignment.status}", code="not_leased")
     if assignment.expires_at > now or assignment.is_repeat:
         return
-    prompt = Prompt.objects.select_for_update().get(pk=assignment.prompt_id)
+    prompt = Prompt.objects.select_for_update(no_key=True).get(pk=assignment.prompt_id)
     free = _free_slots(prompt=prompt, project=assignment.project, rater=assignment.rater, now=now)
     if free <= 0:
         raise Conflict(

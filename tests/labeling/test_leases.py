@@ -159,3 +159,37 @@ def test_simultaneous_next_task_calls_get_distinct_leases(make_user, lead):
         thread.join(timeout=60)
     assert len(leased) == 10
     assert len(set(leased)) == 10
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_key_share_lock_on_prompts_does_not_hide_them_from_the_queue(make_user, lead):
+    """Foreign-key checks (e.g. a long agreement run inserting consensus rows) take KEY
+    SHARE locks on prompts; leasing must still see those prompts as free."""
+    import json
+
+    import psycopg
+    from django.conf import settings
+
+    from tests.conftest import sample_records
+
+    project = services.project_create(creator=lead, name="Locks", overlap=1)
+    services.prompts_import(project=project, raw=json.dumps(sample_records(2)))
+    rater = make_user("locked-out")
+    Membership.objects.create(project=project, user=rater)
+    database = settings.DATABASES["default"]
+    other = psycopg.connect(
+        dbname=connection.settings_dict["NAME"],
+        user=database["USER"],
+        host=database["HOST"],
+        port=database["PORT"],
+        password=database["PASSWORD"] or None,
+    )
+    try:
+        other.execute(
+            "SELECT id FROM labeling_prompt WHERE project_id = %s FOR KEY SHARE", [project.pk]
+        )
+        assignment = services.lease_next_assignment(project=project, rater=rater)
+        assert assignment is not None
+    finally:
+        other.rollback()
+        other.close()
