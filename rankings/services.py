@@ -203,13 +203,39 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
             status=RunStatus.FAILED, error=_describe(error), finished_at=timezone.now()
         )
         return {"run_id": run_id, "status": RunStatus.FAILED, "error": _describe(error)}
+    findings = _agreement_run_findings(run_id=run_id)
+    pruned = prompt_agreements_prune(project_id=run.project_id)
     return {
         "run_id": run_id,
         "status": RunStatus.DONE,
         "n_rankings": summary["n_rankings"],
         "n_prompt_rows": len(data.prompt_ids),
-        "findings": _agreement_run_findings(run_id=run_id),
+        "findings": findings,
+        "pruned_prompt_rows": pruned,
     }
+
+
+PROMPT_ROW_RUNS_KEPT = 2
+
+
+def prompt_agreements_prune(*, project_id: int, keep: int = PROMPT_ROW_RUNS_KEPT) -> int:
+    """Drop per-prompt rows of all but the newest finished runs.
+
+    A run stores a row per prompt (hundreds of thousands on a large project); the pages
+    read only the newest run's rows, while project metrics and rater scores keep the
+    history.
+    """
+    kept = list(
+        AgreementRun.objects.filter(project_id=project_id, status=RunStatus.DONE)
+        .order_by("-id")
+        .values_list("id", flat=True)[:keep]
+    )
+    if len(kept) < keep:
+        return 0
+    deleted, _ = PromptAgreement.objects.filter(
+        run__project_id=project_id, run_id__lt=min(kept)
+    ).delete()
+    return deleted
 
 
 # Rows per INSERT when bulk_create stores score and prompt rows (COPY on PostgreSQL).

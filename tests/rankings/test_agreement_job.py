@@ -601,3 +601,15 @@ def test_json_numbers_keep_line_position_and_group():
     assert numbers.group_in_line.tolist() == [0, 1, 1, 0, 0, 0, 0, 1]
     empty = selectors._json_numbers(b"")
     assert empty.n_lines == 0 and empty.values.size == 0
+
+
+@pytest.mark.django_db
+def test_prompt_rows_are_kept_for_the_two_newest_runs_only(lead):
+    project = labeling_services.project_create(creator=lead, name="Prune")
+    runs = [AgreementRun.objects.create(project=project, status="done") for _ in range(3)]
+    prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": "x"}])
+    for run in runs:
+        PromptAgreement.objects.create(run=run, prompt=prompt)
+    assert services.prompt_agreements_prune(project_id=project.pk) == 1
+    kept = set(PromptAgreement.objects.values_list("run_id", flat=True))
+    assert kept == {runs[1].pk, runs[2].pk}
