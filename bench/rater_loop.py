@@ -1,6 +1,8 @@
 """Rater loop latency: GET next-task + POST ranking over HTTP against gunicorn + PostgreSQL.
 
-Measures one rater alone and N concurrent raters, then checks that no prompt received more
+Measures one rater alone, N concurrent raters pausing between tasks (people read before
+they rank; --think sets the mean pause) and N raters with no pause at all (saturation, the
+server's throughput on this machine), then checks that no prompt received more
 than `overlap` rankings. Also runs a naive baseline lease (read free prompt, then insert,
 without row locks) under the same concurrency and counts the prompts it over-assigns.
 
@@ -13,8 +15,10 @@ import argparse
 import http.client
 import json
 import os
+import random
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -54,11 +58,19 @@ def prepare(prompts: int, raters: int, overlap: int) -> tuple[int, list[str]]:
 
 
 def start_server(workers: int) -> subprocess.Popen:
+    static_root = tempfile.mkdtemp(prefix="ranklab-bench-static-")
+    os.environ["STATIC_ROOT"] = static_root  # DEBUG is off: pages need the static manifest
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--verbosity", "0"],
+        cwd=ROOT,
+        check=True,
+        env=os.environ,
+    )
     server = subprocess.Popen(
         [
             sys.executable, "-m", "gunicorn", "config.wsgi:application",
             "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers), "--threads", "4",
-            "--log-level", "warning",
+            "--log-level", "warning", "--keep-alive", "60",
         ],
         cwd=ROOT,
         env={
@@ -81,7 +93,13 @@ def start_server(workers: int) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-def rater_loop(project_id: int, token: str, deadline: float, samples: list[float]) -> None:
+def rater_loop(
+    project_id: int, token: str, deadline: float, samples: list[float], think: float = 0.0
+) -> None:
+    """Next task + submit until the deadline; `think` seconds (mean) pass between tasks."""
+    pause = random.Random(token)
+    if think:
+        time.sleep(pause.uniform(0, think))  # people start at different moments
     connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=30)
     headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     while time.perf_counter() < deadline:
@@ -104,13 +122,17 @@ def rater_loop(project_id: int, token: str, deadline: float, samples: list[float
         if submitted.status != 201:
             raise RuntimeError(f"submit answered {submitted.status}")
         samples.append((time.perf_counter() - started) * 1000)
+        if think:
+            time.sleep(pause.uniform(0.5 * think, 1.5 * think))
 
 
-def run_raters(project_id: int, tokens: list[str], seconds: float) -> list[float]:
+def run_raters(
+    project_id: int, tokens: list[str], seconds: float, think: float = 0.0
+) -> list[float]:
     samples: list[float] = []
     deadline = time.perf_counter() + seconds
     threads = [
-        threading.Thread(target=rater_loop, args=(project_id, token, deadline, samples))
+        threading.Thread(target=rater_loop, args=(project_id, token, deadline, samples, think))
         for token in tokens
     ]
     for thread in threads:
@@ -206,6 +228,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument(
+        "--think", type=float, default=5.0, help="mean seconds a rater spends between tasks"
+    )
     args = parser.parse_args()
     recreate_database()
     django_setup()
@@ -216,8 +241,12 @@ def main() -> None:
         run_raters(project_id, tokens[:1], 2)  # warm up connections and caches
         solo = run_raters(project_id, tokens[:1], args.seconds)
         report("1 rater", solo, args.seconds)
+        paced = run_raters(project_id, tokens, args.seconds, think=args.think)
+        report(
+            f"{args.raters} concurrent raters, {args.think:g} s between tasks", paced, args.seconds
+        )
         crowd = run_raters(project_id, tokens, args.seconds)
-        report(f"{args.raters} concurrent raters", crowd, args.seconds)
+        report(f"{args.raters} concurrent raters, no pause (saturation)", crowd, args.seconds)
     finally:
         server.terminate()
         server.wait()
