@@ -318,21 +318,28 @@ def lease_next_assignment(
         )
         if live is not None:
             return live
-        if project.repeat_rate and rng.random() < project.repeat_rate:
-            repeat = _lease_repeat(project=project, rater=rater, now=now, rng=rng)
-            if repeat is not None:
-                return repeat
-        if project.gold_rate and rng.random() < project.gold_rate:
-            gold = _lease_gold(project=project, rater=rater, now=now, rng=rng)
-            if gold is not None:
-                return gold
-        return _lease_open_prompt(project=project, rater=rater, now=now, rng=rng)
+        return _lease_new(project=project, rater=rater, now=now, rng=rng)
+
+
+def _lease_new(
+    *, project: Project, rater: User, now, rng: random.Random, skip: Iterable[int] = ()
+) -> Assignment | None:
+    """A new lease: a repeat or a gold prompt at the project's rates, else an open prompt."""
+    if project.repeat_rate and rng.random() < project.repeat_rate:
+        repeat = _lease_repeat(project=project, rater=rater, now=now, rng=rng)
+        if repeat is not None:
+            return repeat
+    if project.gold_rate and rng.random() < project.gold_rate:
+        gold = _lease_gold(project=project, rater=rater, now=now, rng=rng)
+        if gold is not None:
+            return gold
+    return _lease_open_prompt(project=project, rater=rater, now=now, rng=rng, skip=skip)
 
 
 def _lease_open_prompt(
-    *, project: Project, rater: User, now, rng: random.Random
+    *, project: Project, rater: User, now, rng: random.Random, skip: Iterable[int] = ()
 ) -> Assignment | None:
-    tried: list[int] = []
+    tried: list[int] = list(skip)
     for _ in range(LEASE_ATTEMPTS):
         prompt = _lock_next_open_prompt(project=project, rater=rater, now=now, skip=tried)
         if prompt is None:
@@ -591,23 +598,8 @@ def lease_following_assignment(
         held = live.exclude(pk=current_id).order_by("id").first()
         if held is not None:
             return held
-        if project.repeat_rate and rng.random() < project.repeat_rate:
-            repeat = _lease_repeat(project=project, rater=rater, now=now, rng=rng)
-            if repeat is not None:
-                return repeat
-        if project.gold_rate and rng.random() < project.gold_rate:
-            gold = _lease_gold(project=project, rater=rater, now=now, rng=rng)
-            if gold is not None:
-                return gold
-        tried = list(live.values_list("prompt_id", flat=True))
-        for _ in range(LEASE_ATTEMPTS):
-            prompt = _lock_next_open_prompt(project=project, rater=rater, now=now, skip=tried)
-            if prompt is None:
-                return None
-            if _free_slots(prompt=prompt, project=project, rater=rater, now=now) > 0:
-                return _lease_prompt(prompt=prompt, project=project, rater=rater, now=now, rng=rng)
-            tried.append(prompt.pk)
-        return None
+        held_prompts = list(live.values_list("prompt_id", flat=True))
+        return _lease_new(project=project, rater=rater, now=now, rng=rng, skip=held_prompts)
 
 
 def assignment_renew(*, assignment_id: int, rater: User) -> Assignment:
