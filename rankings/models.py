@@ -132,8 +132,21 @@ class RaterScore(models.Model):
 class PromptAgreement(models.Model):
     """One prompt's consensus ranking and agreement as of a run."""
 
-    run = models.ForeignKey(AgreementRun, on_delete=models.CASCADE, related_name="prompt_rows")
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="agreement_rows")
+    # No database constraints: a run stores hundreds of thousands of these rows at once and
+    # checking each one's keys was a large part of storing them. The rows are only written
+    # by ``services.agreement_run_compute`` with ids it just read, and deletes still cascade
+    # (Django collects the rows in Python). No index of its own for the run either: the
+    # unique (run, prompt) index serves every lookup by run.
+    run = models.ForeignKey(
+        AgreementRun,
+        on_delete=models.CASCADE,
+        related_name="prompt_rows",
+        db_constraint=False,
+        db_index=False,
+    )
+    prompt = models.ForeignKey(
+        Prompt, on_delete=models.CASCADE, related_name="agreement_rows", db_constraint=False
+    )
     n_rankings = models.PositiveIntegerField(default=0)
     agreement = models.FloatField(null=True, blank=True, help_text="Pairwise agreement.")
     consensus = models.JSONField(

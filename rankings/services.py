@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, cast
 
 import numpy as np
-import numpy.typing as npt
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import connection, transaction
@@ -167,19 +167,21 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
         last_id = selectors.latest_ranking_id(project=run.project)
         data = selectors.agreement_data(project=run.project, up_to_id=last_id)
         part = prompt_maths(data)
-        with transaction.atomic():
+        # The raters' statistics do not depend on the consensus: a thread computes them
+        # while this one fits the consensus and formats the prompt rows (numpy releases
+        # the GIL in most of both).
+        with ThreadPoolExecutor(max_workers=1) as pool, transaction.atomic():
+            rater_part = pool.submit(rater_maths, data, part)
             if bulk.is_postgresql():
                 with connection.cursor() as cursor:
                     # A run is derived data: should the server crash right after this
                     # commit, the run is recomputed, so the commit need not wait for its
                     # WAL flush.
                     cursor.execute("SET LOCAL synchronous_commit TO OFF")
-                    # Check the prompt rows' foreign keys as they are copied, while the
-                    # rest is computed below, rather than all at once at commit.
-                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             with _prompt_agreements_writing(run_id=run_id, data=data, part=part) as result:
-                # Computed while the database stores the prompt rows.
-                maths = finish_maths(data, part, result)
+                # Joined while the database stores the last prompt rows (the prompt rows
+                # have no foreign key constraints to check: see PromptAgreement).
+                maths = finish_maths(data, part, result, rater_part.result())
             summary = maths.summary
             # Conditional, like the claim: a run given up as abandoned stays failed.
             finished = AgreementRun.objects.filter(pk=run_id, status=RunStatus.RUNNING).update(
@@ -296,15 +298,34 @@ def prompt_maths(data: selectors.AgreementData) -> PromptMaths:
     )
 
 
+RaterMaths = tuple[dict[str, Any], list[metrics.RaterAgreement], list[metrics.RaterQuality]]
+
+
+def rater_maths(data: selectors.AgreementData, part: PromptMaths) -> RaterMaths:
+    """Project metrics, agreement without ties and the raters' behaviour."""
+    return (
+        metrics.project_agreement(part.table),
+        metrics.rater_leave_one_out_agreement(part.table, include_ties=False),
+        metrics.rater_quality(data.table, data.context),
+    )
+
+
 def finish_maths(
-    data: selectors.AgreementData, part: PromptMaths, result: consensus.PromptConsensus
+    data: selectors.AgreementData,
+    part: PromptMaths,
+    result: consensus.PromptConsensus,
+    raters: RaterMaths | None = None,
 ) -> AgreementMaths:
-    """Project metrics and the raters' statistics, joined with the prompt part."""
+    """Project metrics and the raters' statistics (``rater_maths``, computed here unless
+    given), joined with the prompt part."""
+    if raters is None:
+        raters = rater_maths(data, part)
+    summary, agreement_no_ties, behaviour = raters
     return AgreementMaths(
-        summary=metrics.project_agreement(part.table),
+        summary=summary,
         agreement=part.agreement,
-        agreement_no_ties=metrics.rater_leave_one_out_agreement(part.table, include_ties=False),
-        quality=metrics.rater_quality(data.table, data.context),
+        agreement_no_ties=agreement_no_ties,
+        quality=behaviour,
         reliability=part.reliability,
         prompts=part.prompts,
         consensus=result,
@@ -498,54 +519,53 @@ def _prompt_agreement_copy_text(
     start: int,
     stop: int,
 ) -> str:
-    """The rows of prompts ``start`` to ``stop`` as COPY text, built with numpy string ufuncs.
+    """The rows of prompts ``start`` to ``stop`` as COPY text, formatted in one ``%``.
 
     ``result`` is the consensus of those prompts. Hundreds of thousands of prompts per run:
-    formatting them column-wise in C rather than row by row in Python keeps storing them
-    from dominating the run. Same content as ``_prompt_agreement_rows`` (the tests hold
-    them to each other).
+    each row's shape (which slots are present, which start a new tie group) is one of few,
+    so every row gets its shape's format string and one ``%`` over all the rows' values
+    formats them in C rather than row by row in Python. Absent slots take their values
+    with ``%.0s``, which prints nothing. Same content as ``_prompt_agreement_rows`` (the
+    tests hold them to each other).
     """
-    text = np.dtypes.StringDType()
     levels = np.where(np.isnan(result.levels), np.inf, result.levels)
     order = np.lexsort((-np.nan_to_num(result.strength, nan=-np.inf), levels), axis=1)
     levels = np.take_along_axis(levels, order, axis=1)
-    ids = np.take_along_axis(data.response_ids[start:stop], order, axis=1).astype(text)
-    scores = _decimal_text(np.take_along_axis(np.nan_to_num(result.strength), order, axis=1), 4)
-    consensus_json = "[[" + ids[:, 0]
-    scores_json = '{"' + ids[:, 0] + '": ' + scores[:, 0]
-    for slot in range(1, levels.shape[1]):
-        present = np.isfinite(levels[:, slot])
-        same_group = levels[:, slot] == levels[:, slot - 1]
-        separator = np.where(same_group, ", ", "], [").astype(text)
-        consensus_json += np.where(present, separator + ids[:, slot], "")
-        scores_json += np.where(present, ', "' + ids[:, slot] + '": ' + scores[:, slot], "")
+    ids = np.take_along_axis(data.response_ids[start:stop], order, axis=1)
+    strength = np.take_along_axis(np.nan_to_num(result.strength), order, axis=1)
+    # Rounded to 4 decimals as an integer first: %.4f of n / 10**4 prints n's digits.
+    scores = np.rint(strength * 10**4).astype(np.int64) / 10**4
+    k_max = levels.shape[1]
+    # Per slot after the first: 0 absent, 1 tied with the slot before, 2 a new group.
+    shapes = np.zeros(len(levels), dtype=np.int64)
+    for slot in range(1, k_max):
+        state = np.where(
+            np.isfinite(levels[:, slot]), np.where(levels[:, slot] == levels[:, slot - 1], 1, 2), 0
+        )
+        shapes += state * 3 ** (slot - 1)
+    method = result.method.replace("%", "%%")
+    formats = {}
+    for shape in np.unique(shapes).tolist():
+        consensus_format, scores_format = "", ""
+        for slot in range(1, k_max):
+            state = shape // 3 ** (slot - 1) % 3
+            consensus_format += ("%.0s", ", %d", "], [%d")[state]
+            scores_format += ("%.0s%.0s", ', "%d": %.4f', ', "%d": %.4f')[state]
+        formats[shape] = (
+            f'{run_id}\t%d\t%d\t%s\t[[%d{consensus_format}]]\t{{"%d": %.4f{scores_format}}}'
+            f"\t{method}\n"
+        )
     agreement = prompts.agreement[start:stop]
-    agreement_text = np.where(np.isnan(agreement), "\\N", agreement.astype(text))
-    lines = (
-        f"{run_id}\t"
-        + data.prompt_ids[start:stop].astype(text)
-        + "\t"
-        + prompts.n_rankings[start:stop].astype(text)
-        + "\t"
-        + agreement_text
-        + "\t"
-        + consensus_json
-        + "]]\t"
-        + scores_json
-        + f"}}\t{result.method}\n"
-    )
-    return "".join(lines.tolist())
-
-
-def _decimal_text(values: metrics.FloatArray, decimals: int) -> npt.NDArray[Any]:
-    """Values rounded to ``decimals`` as decimal strings ("-1.2500"), faster than float repr."""
-    text = np.dtypes.StringDType()
-    scaled = np.rint(values * 10**decimals).astype(np.int64)
-    magnitude = np.abs(scaled)
-    sign = np.where(scaled < 0, "-", "").astype(text)
-    whole = (magnitude // 10**decimals).astype(text)
-    fraction = np.strings.zfill((magnitude % 10**decimals).astype(text), decimals)
-    return sign + whole + "." + fraction
+    columns: list[list[Any]] = [
+        data.prompt_ids[start:stop].tolist(),
+        prompts.n_rankings[start:stop].tolist(),
+        ["\\N" if value != value else value for value in agreement.tolist()],  # NaN: NULL
+        *ids.T.tolist(),
+    ]
+    for slot in range(k_max):
+        columns += [ids[:, slot].tolist(), scores[:, slot].tolist()]
+    template = "".join([formats[shape] for shape in shapes.tolist()])
+    return template % tuple(chain.from_iterable(zip(*columns, strict=True)))
 
 
 def _agreement_run_findings(*, run_id: int) -> dict[str, int] | None:
