@@ -7,6 +7,7 @@ over the same data give the same bytes either way.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import tempfile
@@ -14,6 +15,7 @@ import time
 import zlib
 from array import array
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -236,19 +238,27 @@ class BatchTimer:
 
 
 def export_batches(
-    spec: ExportSpec, *, timer: BatchTimer | None = None
+    spec: ExportSpec, *, timer: BatchTimer | None = None, prefetch: bool = False
 ) -> Iterator[list[PromptPairs]]:
     """Each batch's prompts with their pairs and split, prompt by prompt in id order.
 
     Deterministic: prompts in id order, pairs in the order `exports.pairs` defines, the
     split a seeded hash of the prompt id. Prompts left without pairs are dropped.
+
+    With `prefetch` the next batch is read on a background thread (with its own database
+    connection) while this one is paired; inside a transaction it is read inline, since
+    another connection would not see the transaction's rows.
     """
     timer = timer or BatchTimer()
     params = spec.params
     include_ties = params["include_ties"]
     min_agreement = params["min_agreement"]
     seed, test_fraction = params["seed"], params["test_fraction"]
-    batches = selectors.prompt_batches(project=spec.project, filters=spec.filters())
+    batches = selectors.prompt_batches(
+        project=spec.project,
+        filters=spec.filters(),
+        prefetch=prefetch and not transaction.get_connection().in_atomic_block,
+    )
     started = time.perf_counter()
     for batch in batches:
         started = timer.add("read", started)
@@ -418,7 +428,32 @@ def _file_name(job: ExportJob, part: str) -> str:
     return f"exports/project-{job.project_id}/export-{job.pk}{suffix}.{job.container}"
 
 
+@contextmanager
+def _fewer_collections() -> Iterator[None]:
+    """Run the cyclic garbage collector less often while an export runs.
+
+    An export allocates millions of short-lived containers (decoded rows, pairs, encoded
+    pieces), which reference counting frees batch by batch; with the default thresholds
+    the collector would still walk the young generations every 2,000 allocations and cost
+    about a third of the export's CPU time. Memory stays bounded by the batch.
+    """
+    thresholds = gc.get_threshold()
+    gc.set_threshold(_GC_THRESHOLD, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+
+
+_GC_THRESHOLD = 50_000
+
+
 def _write_export_files(job: ExportJob) -> None:
+    with _fewer_collections():
+        _write_export_files_now(job)
+
+
+def _write_export_files_now(job: ExportJob) -> None:
     started_at = time.perf_counter()
     timer = BatchTimer()
     params = job.params
@@ -447,7 +482,7 @@ def _write_export_files(job: ExportJob) -> None:
             files={part: handle for part, (handle, _) in staged.items()},
         )
         rows = 0
-        for batch in export_batches(spec, timer=timer):
+        for batch in export_batches(spec, timer=timer, prefetch=True):
             started = time.perf_counter()
             for prompt, prompt_pairs, prompt_split in batch:
                 rows += files.add(prompt, prompt_pairs, prompt_split)

@@ -598,3 +598,29 @@ def test_prompt_ids_pack_small_and_unpack_sorted_unique():
     assert len(services.unpack_prompt_ids(b"")) == 0
     membership = services.PromptIdSet(services.unpack_prompt_ids(packed))
     assert 4 in membership and 6 not in membership and "4" not in membership
+
+
+@pytest.mark.django_db(transaction=True)
+def test_reading_ahead_on_another_connection_writes_the_same_file(
+    project, lead, many_prompts, export_folder, monkeypatch
+):
+    """Outside a transaction (as in a worker) the next batch is read on a background thread
+    with its own connection; the file must equal the one read batch by batch inline."""
+    from exports import selectors
+
+    defaults = {**selectors.prompt_batches.__kwdefaults__, "batch_size": 7}  # several batches
+    monkeypatch.setattr(selectors.prompt_batches, "__kwdefaults__", defaults)
+    threads_used = []
+    original = selectors.prefetched
+
+    def spy(batches, **kwargs):
+        threads_used.append(True)
+        return original(batches, **kwargs)
+
+    monkeypatch.setattr(selectors, "prefetched", spy)
+    ahead = run(project, lead, params={"test_fraction": 0.25, "seed": 3})
+    assert threads_used, "the job did not read ahead outside a transaction"
+    monkeypatch.setattr(selectors, "prefetched", lambda batches, **kwargs: batches)
+    inline = run(project, lead, params={"test_fraction": 0.25, "seed": 3})
+    assert ahead.sha256 == inline.sha256 == file_sha256(ahead, export_folder)
+    assert ahead.rows == inline.rows == 40 * 2 * 3
