@@ -110,3 +110,12 @@ class MemberActionForm(forms.Form):
             ("include", "Include"),
         ]
     )
+
+
+class GoldForm(forms.Form):
+    prompt = forms.CharField(max_length=200, help_text="Prompt id or external id.")
+    ranking = forms.CharField(
+        max_length=100,
+        required=False,
+        help_text='Responses in import order as A, B, C…: "A > B = C > D". Empty: not gold.',
+    )

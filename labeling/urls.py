@@ -11,6 +11,7 @@ urlpatterns = [
     path("projects/<int:project_id>/settings/", views.project_settings, name="project-settings"),
     path("projects/<int:project_id>/import/", views.project_import, name="project-import"),
     path("projects/<int:project_id>/invites/", views.project_invite, name="project-invite"),
+    path("projects/<int:project_id>/gold/", views.project_gold, name="project-gold"),
     path(
         "projects/<int:project_id>/members/<str:username>/",
         views.project_member,

@@ -15,6 +15,7 @@ from labeling import selectors, services
 from labeling.auth import signed_in_user
 from labeling.errors import InvalidInput, NotAllowed, NotFound, RanklabError
 from labeling.forms import (
+    GoldForm,
     ImportForm,
     InviteForm,
     JoinForm,
@@ -89,6 +90,8 @@ def project_page_context(project: Project, **extra) -> dict:
         "settings_form": extra.pop("settings_form", None) or ProjectSettingsForm(instance=project),
         "import_form": extra.pop("import_form", None) or ImportForm(),
         "invite_form": InviteForm(),
+        "gold_form": extra.pop("gold_form", None) or GoldForm(),
+        "gold_prompts": project.prompts.filter(is_gold=True).order_by("id")[:50],
         "gold_count": project.prompts.filter(is_gold=True).count(),
         "reopened": project.prompts.filter(extra_raters__gt=0).order_by("-id")[:20],
         **extra,
@@ -188,6 +191,38 @@ def project_member(request: HttpRequest, project_id: int, username: str) -> Http
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "labeling/project.html#members", context)
     return redirect("labeling:project", project_id=project.pk)
+
+
+@login_required
+@require_POST
+def project_gold(request: HttpRequest, project_id: int) -> HttpResponse:
+    project = lead_project_or_error(request, project_id)
+    form = GoldForm(request.POST)
+    gold_message, gold_error = "", ""
+    if form.is_valid():
+        try:
+            prompt = services.prompt_for_lead(
+                project=project, prompt_ref=form.cleaned_data["prompt"]
+            )
+            text = form.cleaned_data["ranking"].strip()
+            groups = services.gold_ranking_from_labels(prompt=prompt, text=text) if text else None
+            services.prompt_set_gold(project=project, prompt=prompt, gold_ranking=groups)
+        except RanklabError as error:
+            gold_error = error.message
+        else:
+            gold_message = f"{prompt} is {'now gold: ' + text if groups else 'no longer gold'}."
+    else:
+        gold_error = "give a prompt id or external id"
+    context = project_page_context(
+        project, gold_message=gold_message, gold_error=gold_error, gold_form=form
+    )
+    status = 422 if gold_error else 200
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "labeling/project.html#gold", context, status=status)
+    if not gold_error:
+        messages.success(request, gold_message)
+        return redirect("labeling:project", project_id=project.pk)
+    return render(request, "labeling/project.html", context, status=status)
 
 
 def join(request: HttpRequest, code: str) -> HttpResponse:

@@ -139,3 +139,15 @@ class TaskSerializer(serializers.Serializer):
 
 class SkipSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
+
+
+class GoldSerializer(serializers.Serializer):
+    gold_ranking = serializers.JSONField(
+        allow_null=True, help_text="Tie groups of response ids best→worst; null makes it normal."
+    )
+
+
+class GoldResultSerializer(serializers.Serializer):
+    prompt_id = serializers.IntegerField()
+    is_gold = serializers.BooleanField()
+    gold_ranking = serializers.JSONField(allow_null=True)

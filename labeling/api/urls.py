@@ -18,6 +18,11 @@ urlpatterns = [
         "projects/<int:project_id>/prompts/", views.PromptImportView.as_view(), name="api-prompts"
     ),
     path(
+        "projects/<int:project_id>/prompts/<int:prompt_id>/gold/",
+        views.PromptGoldView.as_view(),
+        name="api-prompt-gold",
+    ),
+    path(
         "projects/<int:project_id>/next-task/", views.NextTaskView.as_view(), name="api-next-task"
     ),
     path("assignments/<int:assignment_id>/skip/", views.SkipView.as_view(), name="api-skip"),

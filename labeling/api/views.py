@@ -15,6 +15,8 @@ from rest_framework.views import APIView
 
 from labeling import selectors, services
 from labeling.api.serializers import (
+    GoldResultSerializer,
+    GoldSerializer,
     ImportResultSerializer,
     InviteCreateSerializer,
     InviteSerializer,
@@ -28,7 +30,7 @@ from labeling.api.serializers import (
     TokenSerializer,
 )
 from labeling.auth import signed_in_user
-from labeling.errors import InvalidInput, NotAllowed
+from labeling.errors import InvalidInput, NotAllowed, NotFound
 from labeling.models import Membership, Role
 
 ERROR_RESPONSES = {
@@ -247,3 +249,22 @@ class SkipView(APIView):
             reason=data.validated_data["reason"],
         )
         return Response({"assignment_id": assignment.pk, "status": assignment.status})
+
+
+class PromptGoldView(APIView):
+    @extend_schema(request=GoldSerializer, responses={200: GoldResultSerializer, **ERROR_RESPONSES})
+    def put(self, request: Request, project_id: int, prompt_id: int) -> Response:
+        project = selectors.project_for_user(
+            user=signed_in_user(request), project_id=project_id, roles=selectors.LEAD_ROLES
+        )
+        data = GoldSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        prompt = project.prompts.filter(pk=prompt_id).first()
+        if prompt is None:
+            raise NotFound("prompt not found", field="prompt_id")
+        prompt = services.prompt_set_gold(
+            project=project, prompt=prompt, gold_ranking=data.validated_data["gold_ranking"]
+        )
+        return Response(
+            {"prompt_id": prompt.pk, "is_gold": prompt.is_gold, "gold_ranking": prompt.gold_ranking}
+        )
