@@ -283,8 +283,23 @@ def occupied_assignments(*, now) -> Q:
     )
 
 
-def require_active_rater(*, project: Project, rater: User) -> Membership:
-    membership = Membership.objects.filter(project=project, user=rater).first()
+def rater_membership(*, project_id: int, rater: User) -> Membership:
+    """The rater's membership with its project in one query; 404 when there is none."""
+    membership = (
+        Membership.objects.select_related("project")
+        .filter(project_id=project_id, user=rater)
+        .first()
+    )
+    if membership is None:
+        raise NotFound("project not found")
+    return membership
+
+
+def require_active_rater(
+    *, project: Project, rater: User, membership: Membership | None = None
+) -> Membership:
+    if membership is None:
+        membership = Membership.objects.filter(project=project, user=rater).first()
     if membership is None:
         raise NotFound("project not found")
     if membership.status == MemberStatus.PAUSED:
@@ -295,7 +310,11 @@ def require_active_rater(*, project: Project, rater: User) -> Membership:
 
 
 def lease_next_assignment(
-    *, project: Project, rater: User, rng: random.Random | None = None
+    *,
+    project: Project,
+    rater: User,
+    rng: random.Random | None = None,
+    membership: Membership | None = None,
 ) -> Assignment | None:
     """The rater's live lease, or a new lease, or None when nothing is left for them.
 
@@ -305,7 +324,7 @@ def lease_next_assignment(
     concurrent raters never wait on each other, then the slot count is re-read under the
     lock because the candidate scan may have seen a snapshot from before another lease.
     """
-    require_active_rater(project=project, rater=rater)
+    require_active_rater(project=project, rater=rater, membership=membership)
     rng = rng or random.SystemRandom()
     with transaction.atomic():
         now = timezone.now()

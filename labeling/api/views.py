@@ -231,8 +231,11 @@ class NextTaskView(APIView):
         }
     )
     def get(self, request: Request, project_id: int) -> Response:
-        project = selectors.project_for_user(user=signed_in_user(request), project_id=project_id)
-        assignment = services.lease_next_assignment(project=project, rater=signed_in_user(request))
+        rater = signed_in_user(request)
+        membership = services.rater_membership(project_id=project_id, rater=rater)
+        assignment = services.lease_next_assignment(
+            project=membership.project, rater=rater, membership=membership
+        )
         if assignment is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(TaskSerializer(selectors.task_payload(assignment)).data)
