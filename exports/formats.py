@@ -125,18 +125,13 @@ def trl_conversational_writer(prompt: PromptData) -> PairRows:
 
 
 def trl_reward_writer(prompt: PromptData) -> PairRows:
-    text = prompt_text(prompt)
-    responses = _response_texts(prompt)
+    """The standard preference row plus the pair's margin."""
+    standard = trl_standard_writer(prompt)
 
     def rows(pair: Pair) -> list[Row]:
-        return [
-            {
-                "prompt": text,
-                "chosen": responses[pair.chosen_id],
-                "rejected": responses[pair.rejected_id],
-                "margin": pair.margin,
-            }
-        ]
+        (row,) = standard(pair)
+        row["margin"] = pair.margin
+        return [row]
 
     return rows
 
