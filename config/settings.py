@@ -45,6 +45,20 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
 
+def default_data_dir() -> Path:
+    """Where the embedded database, export files and collected static files live.
+
+    In a checkout that is the checkout itself (what contributors expect); an installed
+    package keeps its data in the user's data folder, never inside site-packages.
+    """
+    if (BASE_DIR / "manage.py").exists():
+        return BASE_DIR
+    xdg_data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg_data_home) / "ranklab"
+
+
+DATA_DIR = Path(env_str("RANKLAB_DATA_DIR", str(default_data_dir())))
+
 DEBUG = env_bool("DEBUG", default=True)
 SECRET_KEY = env_str("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -66,6 +80,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "core",
     "labeling",
@@ -106,7 +121,7 @@ TEMPLATES = [
 
 DATABASES = {
     "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'ranklab.sqlite3'}"),
+        env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'ranklab.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
     )
 }
@@ -130,12 +145,12 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "staticfiles")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "exports": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": env_str("EXPORT_ROOT", str(BASE_DIR / "var" / "exports"))},
+        "OPTIONS": {"location": env_str("EXPORT_ROOT", str(DATA_DIR / "var" / "exports"))},
     },
     "staticfiles": {
         "BACKEND": (
@@ -167,6 +182,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and ReDoc from the package's own static files: the docs work offline and
+    # their version is pinned with the package.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Celery: with no broker configured, tasks run eagerly in-process (the demo needs only Python).

@@ -28,7 +28,20 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
         body["errors"] = exc.detail
         response.data = body
         response.status_code = status.HTTP_400_BAD_REQUEST
+    elif isinstance(exc, exceptions.APIException):
+        response.data = {"detail": str(exc.detail), "code": _code_of(exc)}
+    elif isinstance(response.data, dict) and "detail" in response.data:
+        # Django's Http404 and PermissionDenied, which DRF turns into its own responses.
+        response.data = {
+            "detail": str(response.data["detail"]),
+            "code": "not_found" if response.status_code == 404 else "forbidden",
+        }
     return response
+
+
+def _code_of(exc: exceptions.APIException) -> str:
+    codes = exc.get_codes()
+    return codes if isinstance(codes, str) else exc.default_code
 
 
 def _first_field_error(detail: Any, prefix: str = "") -> tuple[str, str]:
