@@ -18,10 +18,10 @@ from exports.models import ExportJob
 from labeling import services as labeling_services
 from labeling.models import Membership, Role
 from rankings.services import ranking_submit
+from tests.e2e.screenshots import SCREENSHOTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("transactional_db")]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 RECORDS = [
     {
         "external_id": f"q{index}",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,12 +13,12 @@ from labeling import services as labeling_services
 from labeling.models import Membership, MemberStatus, Prompt, Role
 from rankings import quality
 from rankings.models import Flag, FlagStatus
+from tests.e2e.screenshots import SCREENSHOTS
 from tests.rankings.quality_helpers import done_run, make_ranking, prompt_row, score
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("transactional_db")]
 
 PASSWORD = "a-known-password-for-e2e"
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 TOPICS = [
     ("tuple-vs-list", "What is the difference between a list and a tuple in Python?"),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -14,10 +13,10 @@ from labeling import services as labeling_services
 from labeling.models import Assignment, AssignmentStatus, Membership, Role
 from labeling.rubric import HHH_PRESET
 from rankings.models import Ranking
+from tests.e2e.screenshots import SCREENSHOTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("transactional_db")]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 EMPTY_QUEUE = "Nothing left to rank in this project — thank you!"
 TASK = "#task-slot > .is-current"
 WIDE = {"width": 1280, "height": 900}

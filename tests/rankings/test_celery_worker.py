@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import uuid
 import time
 from collections.abc import Iterator
 
@@ -52,37 +53,54 @@ def broker_url() -> str:
 
 @pytest.fixture
 def redis_worker(broker_url: str, transactional_db, settings) -> Iterator[object]:
-    """An embedded worker on the project's default queue; tasks really go through Redis."""
+    """An embedded worker on a queue of this run's own; tasks really go through Redis.
+
+    The queue name is new for every run, so another worker listening on the same Redis
+    database (a developer's, another test run's) can never take the test's tasks, and
+    leftovers of an interrupted run are never consumed.
+    """
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     conf = celery_app.conf
     saved = {
         "broker_url": conf.broker_url,
         "task_always_eager": conf.task_always_eager,
+        "task_default_queue": conf.task_default_queue,
     }
+    assert conf.task_default_queue == settings.CELERY_TASK_DEFAULT_QUEUE == "ranklab"
     conf.broker_url = broker_url
     conf.task_always_eager = False
-    _drop_connection_pools()
-    assert conf.task_default_queue == settings.CELERY_TASK_DEFAULT_QUEUE == "ranklab"
-    # Leftovers from an earlier, interrupted run would be consumed first and name run ids
-    # of a database that no longer exists.
-    celery_app.control.purge()
+    conf.task_default_queue = f"ranklab-test-{uuid.uuid4().hex[:12]}"
+    _forget_broker_state()
     try:
         with start_worker(
             celery_app, pool="solo", perform_ping_check=False, shutdown_timeout=30
         ) as worker:
             yield worker
     finally:
+        celery_app.control.purge()  # this run's queue only
         conf.update(saved)
-        _drop_connection_pools()
+        _forget_broker_state()
 
 
-def _drop_connection_pools() -> None:
-    """Forget the app's pools, so the next send uses the broker configured now.
+def _forget_broker_state() -> None:
+    """Forget the app's pools and queue routing, so the next send uses the broker and the
+    default queue configured now.
 
-    Not closed: kombu keeps pools in a registry keyed by broker URL and hands them out again.
+    Pools are not closed: kombu keeps them in a registry keyed by broker URL and hands them
+    out again.
     """
     celery_app._pool = None
     celery_app.amqp._producer_pool = None
+    celery_app.amqp._rtable = None
+    for cached in ("queues", "default_queue", "router"):
+        celery_app.amqp.__dict__.pop(cached, None)
+
+
+def test_the_worker_consumes_a_queue_of_its_own(redis_worker):
+    queue = celery_app.conf.task_default_queue
+    assert queue.startswith("ranklab-test-")
+    consumed = {q.name for q in redis_worker.consumer.task_consumer.queues}
+    assert consumed == {queue}
 
 
 def wait_for_finished_run(run_id: int) -> AgreementRun:
