@@ -1,0 +1,68 @@
+"""Admin for operators: projects and their people, prompts with their responses, leases.
+
+Ranklab's own pages are where leads work; the admin is for inspecting data and fixing
+accounts, so bulk-heavy lists are paginated and foreign keys are raw ids.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+
+from labeling.models import Assignment, Invite, Membership, Project, Prompt, Response
+
+
+class MembershipInline(admin.TabularInline):
+    model = Membership
+    extra = 0
+    raw_id_fields = ["user"]
+    fields = ["user", "role", "status", "excluded", "joined_at"]
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ["id", "name", "overlap", "allow_ties", "created_by", "created_at"]
+    search_fields = ["name"]
+    raw_id_fields = ["created_by"]
+    exclude = ["members"]
+    readonly_fields = ["rater_key_salt"]
+    inlines = [MembershipInline]
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["project", "user", "role", "status", "excluded", "joined_at"]
+    list_filter = ["role", "status", "excluded"]
+    search_fields = ["user__username", "project__name"]
+    raw_id_fields = ["project", "user"]
+
+
+@admin.register(Invite)
+class InviteAdmin(admin.ModelAdmin):
+    list_display = ["code", "project", "role", "uses", "max_uses", "expires_at"]
+    raw_id_fields = ["project", "created_by"]
+
+
+class ResponseInline(admin.StackedInline):
+    model = Response
+    extra = 0
+    fields = ["position", "external_id", "model_name", "text", "metadata"]
+
+
+@admin.register(Prompt)
+class PromptAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "external_id", "is_gold", "is_complete", "created_at"]
+    list_filter = ["is_gold", "is_complete"]
+    search_fields = ["external_id"]
+    raw_id_fields = ["project"]
+    list_select_related = ["project"]
+    show_full_result_count = False  # counting a million prompts per page view costs seconds
+    inlines = [ResponseInline]
+
+
+@admin.register(Assignment)
+class AssignmentAdmin(admin.ModelAdmin):
+    list_display = ["id", "project", "prompt", "rater", "status", "is_repeat", "expires_at"]
+    list_filter = ["status", "is_repeat"]
+    raw_id_fields = ["project", "prompt", "rater"]
+    list_select_related = ["project", "rater"]
+    show_full_result_count = False
