@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "labeling",
     "rankings",
     "exports",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -203,7 +204,17 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1800)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1860)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "ranklab")
+# The job lifecycle (core/jobs.py): a running job silent this long lost its worker; a queued
+# one not picked up in this long lost its message. Both are then failed with the reason.
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 600)
+JOB_QUEUED_SECONDS = env_int("JOB_QUEUED_SECONDS", 900)
+JOB_SWEEP_SECONDS = env_int("JOB_SWEEP_SECONDS", 60)
+CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a killed worker's job is redelivered and retaken
 CELERY_BEAT_SCHEDULE = {
+    "sweep-lost-jobs": {
+        "task": "core.tasks.jobs_sweep",
+        "schedule": float(JOB_SWEEP_SECONDS),
+    },
     "agreement-for-active-projects": {
         "task": "rankings.tasks.agreement_run_all_projects",
         "schedule": float(env_int("AGREEMENT_BEAT_SECONDS", 900)),

@@ -99,9 +99,9 @@ def run_demo(argv: Sequence[str]) -> int:
 
     print("Preparing the database…", flush=True)
     call_command("migrate", verbosity=0, interactive=False)
-    print("Building the demo projects…", flush=True)
-    call_command("demo")
     url = f"http://{options.host}:{options.port}/"
+    print("Building the demo projects…", flush=True)
+    call_command("demo", base_url=url)
     print(f"\nRanklab is serving {url} — open it and log in with one of the users above.")
     print(f"Data: {settings.DATABASES['default']['NAME']}. Stop with Ctrl-C.\n", flush=True)
     call_command(

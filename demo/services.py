@@ -1,0 +1,458 @@
+"""Building the demo: its people, the two projects, the simulated crowd's work and what the
+lead finds on first login (agreement history, flagged raters, a finished export).
+
+Everything goes through the services the product's own interfaces call: projects and
+imports as a lead creates them, every crowd ranking leased with ``lease_next_assignment`` and
+submitted with ``ranking_submit`` (what the rater API does), agreement runs and the export
+as their jobs. Re-running finds the projects by name and only refreshes the logins.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import get_hasher, identify_hasher, make_password
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Field
+from django.utils.crypto import salted_hmac
+
+from config.celery import app as celery_app
+from demo import crowd as crowd_model
+from demo.crowd import CrowdProfile, ShownResponse, Task
+from demo.scenario import SCENARIO_FILES, DemoProject, DemoPrompt, load_scenario
+from exports import services as export_services
+from exports.models import ExportJob
+from labeling import services as labeling_services
+from labeling.models import Invite, Membership, Project, Prompt, Response, Role
+from labeling.rubric import clean_rubric
+from rankings import services as ranking_services
+from rankings.models import AgreementRun, RunStatus
+
+DEMO_PASSWORD = "ranklab-demo"
+SEED = 20250601
+QUIET_LOGGERS = ("celery.app.trace", "kombu.connection")
+
+
+@dataclass(frozen=True)
+class DemoPerson:
+    username: str
+    role: str
+    is_staff: bool = False
+
+
+DEMO_PEOPLE: tuple[DemoPerson, ...] = (
+    DemoPerson("lead", Role.LEAD, is_staff=True),
+    DemoPerson("rater1", Role.RATER),
+    DemoPerson("rater2", Role.RATER),
+    DemoPerson("rater3", Role.RATER),
+    DemoPerson("engineer", Role.ENGINEER),
+)
+
+
+@dataclass(frozen=True)
+class CrowdMember:
+    profile: CrowdProfile
+    user: User
+    judge_rng: random.Random  # the rater's decisions
+    lease_rng: random.Random  # passed to the lease service: gold draws and shuffles
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    projects: list[Project]
+    built: list[bool]  # per project: built now (False: it existed already)
+    invites: list[Invite]
+
+
+def demo_build(*, password: str = DEMO_PASSWORD, seed: int = SEED) -> DemoResult:
+    """Create whatever part of the demo is missing and reset the demo logins' passwords.
+
+    Each project is built in one transaction, so an interrupted build leaves nothing half
+    done behind; its export is requested once that has committed.
+    """
+    with _tasks_in_process():
+        people = demo_people_ensure(password=password)
+        crowd_users = crowd_users_ensure()
+        projects, built = [], []
+        for file_name in SCENARIO_FILES:
+            scenario = load_scenario(file_name)
+            project = Project.objects.filter(name=scenario.name).order_by("id").first()
+            built.append(project is None)
+            if project is None:
+                with transaction.atomic():
+                    project = demo_project_build(
+                        scenario=scenario,
+                        people=people,
+                        crowd_users=crowd_users,
+                        seed=f"{seed}-{file_name}",
+                    )
+            projects.append(project)
+        # The demo's export, where it is missing (a build interrupted after its commit).
+        first = projects[0]
+        if not ExportJob.objects.filter(project=first).exists():
+            demo_export_create(project=first, lead=people["lead"])
+        invites = [demo_invite_ensure(project=p, lead=people["lead"]) for p in projects]
+    return DemoResult(projects=projects, built=built, invites=invites)
+
+
+@contextmanager
+def _tasks_in_process() -> Iterator[None]:
+    """Run the jobs the demo queues (agreement runs, the export) in this process, even when a
+    broker is configured: the demo is complete when the command ends, worker or not.
+
+    Their per-task log lines (and kombu's note that an empty broker URL means localhost)
+    would bury the summary, so those loggers are quiet meanwhile.
+    """
+    conf = celery_app.conf
+    saved = conf.task_always_eager, conf.task_eager_propagates
+    loggers = [logging.getLogger(name) for name in QUIET_LOGGERS]
+    levels = [logger.level for logger in loggers]
+    conf.task_always_eager, conf.task_eager_propagates = True, True
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        conf.task_always_eager, conf.task_eager_propagates = saved
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+# People -------------------------------------------------------------------------------------
+
+
+def demo_people_ensure(*, password: str) -> dict[str, User]:
+    """The demo logins, created or reset: password, staff flag, active."""
+    users = {}
+    salt = _demo_password_salt(password)
+    encoded: str | None = None
+    for person in DEMO_PEOPLE:
+        user, _ = get_user_model().objects.get_or_create(username=person.username)
+        changed = []
+        if not _has_demo_password(user, salt=salt):
+            # One hash (about a second) for all five logins: the password is public anyway.
+            encoded = encoded or make_password(password, salt=salt)
+            user.password = encoded
+            changed.append("password")
+        if user.is_staff != person.is_staff or not user.is_active:
+            user.is_staff, user.is_active = person.is_staff, True
+            changed += ["is_staff", "is_active"]
+        if changed:
+            user.save(update_fields=changed)
+        users[person.username] = user
+    return users
+
+
+def _demo_password_salt(password: str) -> str:
+    """A salt derived from the password (keyed with SECRET_KEY), so a re-run can see that a
+    login already has this password without hashing it again, and sessions stay valid."""
+    return salted_hmac("ranklab.demo.password", password, algorithm="sha256").hexdigest()[:22]
+
+
+def _has_demo_password(user: User, *, salt: str) -> bool:
+    try:
+        hasher = identify_hasher(user.password)
+        decoded = hasher.decode(user.password)
+    except (ValueError, NotImplementedError):  # unusable or unknown: set it
+        return False
+    return (
+        hasher.algorithm == get_hasher().algorithm
+        and decoded.get("salt") == salt
+        and not hasher.must_update(user.password)
+    )
+
+
+def crowd_users_ensure() -> dict[str, User]:
+    """The simulated crowd's accounts; they never log in, so they have no usable password."""
+    users = {}
+    for profile in crowd_model.CROWD:
+        user, created = get_user_model().objects.get_or_create(username=profile.username)
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        users[profile.username] = user
+    return users
+
+
+def demo_invite_ensure(*, project: Project, lead: User) -> Invite:
+    """A usable rater invite of the lead's, reused on re-runs rather than piled up."""
+    for invite in Invite.objects.filter(project=project, created_by=lead, role=Role.RATER):
+        if invite.max_uses is None and invite.is_usable():
+            return invite
+    return labeling_services.invite_create(project=project, created_by=lead, role=Role.RATER)
+
+
+# One project -------------------------------------------------------------------------------
+
+
+def demo_project_build(
+    *,
+    scenario: DemoProject,
+    people: dict[str, User],
+    crowd_users: dict[str, User],
+    seed: str,
+) -> Project:
+    """Create the project, import its prompts, and let the crowd work through it.
+
+    The crowd first ranks every prompt at one below the overlap (a pilot); then the lead
+    raises the overlap and the crowd fills the extra slot of all but ``open_for_humans``
+    prompts, which stay one ranking short for the demo's own raters. Agreement runs every
+    ``run_every`` crowd rankings, so the dashboard has a trend.
+    """
+    settings = _project_settings(scenario)
+    project = labeling_services.project_create(
+        creator=people["lead"],
+        name=scenario.name,
+        description=scenario.description,
+        guidelines=scenario.guidelines,
+        **{**settings, **_while_the_crowd_works(settings)},
+    )
+    working = _working_crowd(crowd_users=crowd_users, usernames=scenario.crowd.raters)
+    _members_add(project=project, people=people, crowd_users=working)
+    rng = random.Random(seed)
+    shown = _prompts_import(project=project, scenario=scenario, rng=rng)
+    crowd = _crowd(crowd_users=crowd_users, seed=seed, usernames=scenario.crowd.raters)
+    work = CrowdWork(project=project, crowd=crowd, shown=shown, run_every=scenario.crowd.run_every)
+    work.until_no_task_is_left()
+    labeling_services.project_update(project=project, overlap=settings["overlap"])
+    _completion_refresh(project=project)
+    work.until_open_prompts(scenario.crowd.open_for_humans)
+    work.agreement_run()
+    labeling_services.project_update(
+        project=project, **{name: settings[name] for name in BUILD_OVERRIDES if name != "overlap"}
+    )
+    return project
+
+
+# Settings the build changes while the crowd works, restored to the scenario's afterwards.
+BUILD_OVERRIDES = ("overlap", "agreement_every_n_rankings", "repeat_delay_seconds")
+
+
+def _while_the_crowd_works(settings: dict[str, Any]) -> dict[str, Any]:
+    """The pilot's overlap is one below the project's. Agreement runs at the build's own
+    checkpoints, not the project's trigger. The crowd's week passes in seconds, so repeats
+    come back without the project's delay."""
+    return {
+        "overlap": max(1, settings["overlap"] - 1),
+        "agreement_every_n_rankings": 0,
+        "repeat_delay_seconds": 0,
+    }
+
+
+def _project_settings(scenario: DemoProject) -> dict[str, Any]:
+    """The scenario's project fields, with the model's defaults for those the build changes."""
+    defaults = {name: _field_default(name) for name in BUILD_OVERRIDES}
+    settings = defaults | dict(scenario.settings)
+    if "rubric" in settings:
+        settings["rubric"] = clean_rubric(settings["rubric"])
+    return settings
+
+
+def _field_default(name: str) -> Any:
+    field = Project._meta.get_field(name)
+    assert isinstance(field, Field)
+    return field.get_default()
+
+
+def _members_add(*, project: Project, people: dict[str, User], crowd_users: dict[str, User]):
+    """Everyone but the lead (a member since creating the project) joins in their role."""
+    roles = {person.username: person.role for person in DEMO_PEOPLE if person.role != Role.LEAD}
+    roles.update({username: Role.RATER for username in crowd_users})
+    users = {**people, **crowd_users}
+    Membership.objects.bulk_create(
+        [Membership(project=project, user=users[name], role=role) for name, role in roles.items()]
+    )
+
+
+def _prompts_import(
+    *, project: Project, scenario: DemoProject, rng: random.Random
+) -> dict[int, ShownResponse]:
+    """Import the prompts as a lead's file would be, and return what the simulation knows
+    about each response by id (its latent quality stays in memory, never in the database).
+
+    Responses are shuffled per prompt, so the import order (which the prompt browser labels
+    A, B, …) says nothing about quality.
+    """
+    ordered = [_shuffled(prompt, rng) for prompt in scenario.prompts]
+    records = [_import_record(prompt) for prompt in ordered]
+    prompt_ids = labeling_services.prompts_import(project=project, raw=orjson.dumps(records))
+    by_prompt = {prompt_id: prompt for prompt_id, prompt in zip(prompt_ids, ordered, strict=True)}
+    shown = {}
+    for response_id, prompt_id, position, text in Response.objects.filter(
+        prompt_id__in=prompt_ids
+    ).values_list("id", "prompt_id", "position", "text"):
+        latent = by_prompt[prompt_id].responses[position]
+        shown[response_id] = ShownResponse(
+            response_id=response_id,
+            length=len(text),
+            quality=latent.quality,
+            note=latent.note,
+            flaws=latent.flaws,
+        )
+    return shown
+
+
+def _shuffled(prompt: DemoPrompt, rng: random.Random) -> DemoPrompt:
+    responses = list(prompt.responses)
+    rng.shuffle(responses)
+    return DemoPrompt(prompt.external_id, prompt.messages, tuple(responses), prompt.gold)
+
+
+def _import_record(prompt: DemoPrompt) -> dict[str, Any]:
+    """The import format a lead uploads: no quality, no notes, nothing only the crowd knows."""
+    record: dict[str, Any] = {
+        "external_id": prompt.external_id,
+        "messages": prompt.import_messages(),
+        "responses": [{"text": r.text, "model": r.model} for r in prompt.responses],
+    }
+    if prompt.gold:
+        record["gold_ranking"] = _reference_ranking(prompt)
+    return record
+
+
+def _reference_ranking(prompt: DemoPrompt) -> list[list[int]]:
+    """The lead's reference for a gold prompt: positions by latent quality, equal ones tied."""
+    positions = sorted(
+        range(len(prompt.responses)), key=lambda index: -prompt.responses[index].quality
+    )
+    groups: list[list[int]] = []
+    for position in positions:
+        quality = prompt.responses[position].quality
+        if groups and prompt.responses[groups[-1][0]].quality == quality:
+            groups[-1].append(position)
+        else:
+            groups.append([position])
+    return groups
+
+
+def _working_crowd(
+    *, crowd_users: dict[str, User], usernames: tuple[str, ...] | None
+) -> dict[str, User]:
+    if usernames is None:
+        return crowd_users
+    return {username: crowd_users[username] for username in usernames}
+
+
+def _crowd(
+    *, crowd_users: dict[str, User], seed: str, usernames: tuple[str, ...] | None
+) -> list[CrowdMember]:
+    working = _working_crowd(crowd_users=crowd_users, usernames=usernames)
+    return [
+        CrowdMember(
+            profile=profile,
+            user=working[profile.username],
+            judge_rng=random.Random(f"{seed}-{profile.username}-judge"),
+            lease_rng=random.Random(f"{seed}-{profile.username}-lease"),
+        )
+        for profile in crowd_model.CROWD
+        if profile.username in working
+    ]
+
+
+def _completion_refresh(*, project: Project) -> None:
+    """Reopen the prompts the raised overlap leaves short (``project_update`` does not)."""
+    for prompt_id in Prompt.objects.filter(project=project, is_complete=True).values_list(
+        "id", flat=True
+    ):
+        labeling_services.prompt_completion_refresh(prompt_id=prompt_id)
+
+
+class CrowdWork:
+    """The crowd taking turns at the rater's loop: ask for the next task, rank it, submit."""
+
+    def __init__(
+        self,
+        *,
+        project: Project,
+        crowd: list[CrowdMember],
+        shown: dict[int, ShownResponse],
+        run_every: int,
+    ):
+        self.project = project
+        self.crowd = crowd
+        self.shown = shown
+        self.run_every = run_every
+        self.since_run = 0
+
+    def until_no_task_is_left(self) -> None:
+        active = list(self.crowd)
+        while active:
+            for member in list(active):
+                if not self.rank_next(member):
+                    active.remove(member)
+
+    def until_open_prompts(self, left_open: int) -> None:
+        """Rank until only ``left_open`` normal prompts still want a ranking."""
+        active = list(self.crowd)
+        while active and self.open_prompts() > left_open:
+            for member in list(active):
+                if self.open_prompts() <= left_open:
+                    return
+                if not self.rank_next(member):
+                    active.remove(member)
+
+    def open_prompts(self) -> int:
+        return Prompt.objects.filter(project=self.project, is_gold=False, is_complete=False).count()
+
+    def rank_next(self, member: CrowdMember) -> bool:
+        """One task for one crowd member; False when nothing is left for them."""
+        project = self.project  # the object project_update changed: the raised overlap shows
+        assignment = labeling_services.lease_next_assignment(
+            project=project, rater=member.user, rng=member.lease_rng
+        )
+        if assignment is None:
+            return False
+        task = Task(
+            responses=tuple(self.shown[int(response_id)] for response_id in assignment.shown_order),
+            allow_ties=project.allow_ties,
+            rubric=project.rubric,
+            rationale_required=project.require_rationale,
+        )
+        judgement = crowd_model.judge(member.profile, task, member.judge_rng)
+        ranking_services.ranking_submit(
+            assignment_id=assignment.pk,
+            rater=member.user,
+            ranking=judgement.ranking,
+            ratings=judgement.ratings or None,
+            rationale=judgement.rationale,
+            seconds=judgement.seconds,
+            strength=judgement.strength,
+        )
+        self.since_run += 1
+        if self.since_run >= self.run_every:
+            self.agreement_run()
+        return True
+
+    def agreement_run(self) -> AgreementRun | None:
+        """Queue a run the way the N-rankings trigger does, and compute it here and now."""
+        if not self.since_run:
+            return None
+        run = ranking_services.agreement_run_request(project=self.project, trigger="rankings")
+        ranking_services.agreement_run_compute(run_id=run.pk)
+        run.refresh_from_db()
+        if run.status != RunStatus.DONE:
+            raise RuntimeError(f"demo agreement run {run.pk} failed: {run.error}")
+        self.since_run = 0
+        return run
+
+
+# The export ---------------------------------------------------------------------------------
+
+
+def demo_export_create(*, project: Project, lead: User) -> ExportJob:
+    """A TRL export with the default strategy, run in this process; a failure is recorded
+    on the job (the Exports page shows it) rather than stopping the demo."""
+    job = export_services.export_job_create(project=project, created_by=lead)
+    # Without a broker the job already ran when it was committed; otherwise run it here
+    # (whoever claims it first runs it: the claim is a conditional UPDATE).
+    export_services.export_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    return job
