@@ -5,10 +5,10 @@ from __future__ import annotations
 import queue
 import threading
 from collections import defaultdict
-from collections.abc import Container, Iterator, Sized
+from collections.abc import Container, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from django.db import connection, connections
@@ -17,6 +17,7 @@ from django.db.models.functions import Cast
 
 from exports.models import ExportJob
 from exports.pairs import PromptData, RankingData, ResponseData, pseudonymous_rater_key
+from labeling import bulk
 from labeling.models import Membership, Project, Prompt, Response
 from rankings.models import Flag, FlagStatus, Ranking
 
@@ -48,33 +49,52 @@ class ExportFilters:
 PromptRankings = tuple[PromptData, list[RankingData]]
 
 
+class RowReader(Protocol):
+    """Reads `columns` of the rows, ordered by `order`, as sequences of Python values."""
+
+    def __call__(
+        self, rows: QuerySet[Any], columns: tuple[str, ...], *, order: tuple[str, ...]
+    ) -> Sequence[Sequence[Any]]: ...
+
+
 def prompt_batches(
     *,
     project: Project,
     filters: ExportFilters,
-    batch_size: int = PROMPT_BATCH_SIZE,
+    batch_size: int | None = None,
     prefetch: bool = False,
+    portable: bool = False,
 ) -> Iterator[list[PromptRankings]]:
     """Walk the project's prompts by primary key, one batch at a time.
 
-    Memory is bounded by the batch: a batch holds `batch_size` prompts with their responses
-    and rankings, whatever the size of the project. Prompts left with fewer than
-    `min_raters` rankings after the filters are skipped.
+    Memory is bounded by the batch: a batch holds `batch_size` prompts (default
+    `PROMPT_BATCH_SIZE`) with their responses and rankings, whatever the size of the
+    project. Prompts left with fewer than `min_raters` rankings after the filters are
+    skipped.
 
-    A full export reads each batch in one query that PostgreSQL answers as one JSON
-    document (see `_BatchQuery`); with `prefetch` the next document is read on a background
-    thread while the caller works on this batch (only outside a transaction: the thread's
-    connection would not see the transaction's rows). Incremental exports, which skip
-    prompts, read with three queries per batch and skip the rankings and responses of the
-    prompts an earlier export covered.
+    On PostgreSQL a full export reads each batch in one query answered as one JSON
+    document (see `_BatchQuery`). Incremental exports, which skip prompts, and every export
+    on other databases (or with `portable`, which the tests use to hold the two paths to
+    each other) read three queries per batch and skip the rankings and responses of the
+    prompts an earlier export covered. With `prefetch` the next batch is read on a
+    background thread while the caller works on this one (only outside a transaction: the
+    thread's connection would not see the transaction's rows).
     """
+    batch_size = batch_size or PROMPT_BATCH_SIZE
+    fast = bulk.is_postgresql() and not portable
     skip = filters.skip_prompt_ids
-    if isinstance(skip, Sized) and len(skip) == 0:
+    if fast and isinstance(skip, Sized) and len(skip) == 0:
         yield from _json_batches(
             project=project, filters=filters, batch_size=batch_size, prefetch=prefetch
         )
         return
-    yield from _skipping_batches(project=project, filters=filters, batch_size=batch_size)
+    batches = _keyset_batches(
+        project=project,
+        filters=filters,
+        batch_size=batch_size,
+        read_rows=_json_rows if fast else _plain_rows,
+    )
+    yield from prefetched(batches) if prefetch else batches
 
 
 def _json_batches(
@@ -220,10 +240,14 @@ class _BatchQuery:
         return params
 
 
-def _skipping_batches(
-    *, project: Project, filters: ExportFilters, batch_size: int
+def _keyset_batches(
+    *, project: Project, filters: ExportFilters, batch_size: int, read_rows: RowReader
 ) -> Iterator[list[PromptRankings]]:
-    """Three queries per batch; only the prompts not in `skip_prompt_ids` are read in full."""
+    """Three queries per batch; only the prompts not in `skip_prompt_ids` are read in full.
+
+    `read_rows` reads the rankings and responses: `_json_rows` on PostgreSQL,
+    `_plain_rows` anywhere.
+    """
     left_out = left_out_rater_ids(project=project, filters=filters)
     prompts = _prompts(project=project, filters=filters)
     rankings = _rankings(project=project, filters=filters, left_out=left_out)
@@ -251,13 +275,15 @@ def _skipping_batches(
             rankings.filter(_prompt_ids_lookup("prompt_id", prompt_ids, all_ids)),
             salt=project.rater_key_salt,
             keys=keys,
+            read_rows=read_rows,
         )
         ranked_ids = [
             prompt_id for prompt_id in prompt_ids if len(by_prompt.get(prompt_id, ())) >= min_raters
         ]
         responses = (
             _responses_by_prompt(
-                Response.objects.filter(_prompt_ids_lookup("prompt_id", ranked_ids, all_ids))
+                Response.objects.filter(_prompt_ids_lookup("prompt_id", ranked_ids, all_ids)),
+                read_rows=read_rows,
             )
             if ranked_ids
             else {}
@@ -331,10 +357,10 @@ def _rankings(*, project: Project, filters: ExportFilters, left_out: set[int]) -
 
 
 def _responses_by_prompt(
-    responses_of_batch: QuerySet[Response],
+    responses_of_batch: QuerySet[Response], *, read_rows: RowReader
 ) -> dict[int, dict[int, ResponseData]]:
     responses: dict[int, dict[int, ResponseData]] = defaultdict(dict)
-    rows = _json_rows(
+    rows = read_rows(
         responses_of_batch,
         ("id", "prompt_id", "external_id", "text", "model_name"),
         order=("prompt_id", "position"),
@@ -369,13 +395,18 @@ def _json_rows(
     return orjson.loads(row[0]) if row and row[0] else []
 
 
+def _plain_rows(
+    rows: QuerySet[Any], columns: tuple[str, ...], *, order: tuple[str, ...]
+) -> list[tuple[Any, ...]]:
+    """The rows `_json_rows` gives, read with `values_list` on any database."""
+    return list(rows.order_by(*order).values_list(*columns))
+
+
 def _rankings_by_prompt(
-    rankings: QuerySet[Ranking], *, salt: str, keys: dict[int, str]
+    rankings: QuerySet[Ranking], *, salt: str, keys: dict[int, str], read_rows: RowReader
 ) -> dict[int, list[RankingData]]:
     by_prompt: dict[int, list[RankingData]] = defaultdict(list)
-    rows = _json_rows(
-        rankings, ("id", "prompt_id", "rater_id", "groups", "strength"), order=("id",)
-    )
+    rows = read_rows(rankings, ("id", "prompt_id", "rater_id", "groups", "strength"), order=("id",))
     new_ranking = tuple.__new__  # once per ranking: skip NamedTuple.__new__
     for ranking_id, prompt_id, rater_id, groups, strength in rows:
         key = keys.get(rater_id)

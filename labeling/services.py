@@ -158,6 +158,11 @@ def prompts_create(*, project: Project, records: list[PromptRecord]) -> list[int
     _refuse_existing_external_ids(project=project, records=records)
     if bulk.is_postgresql():
         return _prompts_copy(project=project, records=records)
+    return _prompts_bulk_create(project=project, records=records)
+
+
+def _prompts_bulk_create(*, project: Project, records: list[PromptRecord]) -> list[int]:
+    """The portable path: prompts, then their responses and gold rankings, batch by batch."""
     created: list[int] = []
     for start in range(0, len(records), IMPORT_BATCH_SIZE):
         batch = records[start : start + IMPORT_BATCH_SIZE]

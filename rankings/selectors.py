@@ -78,15 +78,18 @@ def ranking_table(
     return data.agreement_table(), data.rater_user_ids
 
 
-def agreement_data(*, project: Project, up_to_id: int | None = None) -> AgreementData:
+def agreement_data(
+    *, project: Project, up_to_id: int | None = None, portable: bool = False
+) -> AgreementData:
     """Load a project's rankings up to ``up_to_id`` with everything the metrics need, in bulk.
 
     On PostgreSQL the database writes rankings, shown orders and response lengths as a few
     large texts per id range, parsed here with numpy (``_number_tokens``): a million
-    rankings never become a million Python objects. Elsewhere the ORM path reads the same.
+    rankings never become a million Python objects. Elsewhere, or with ``portable`` (which
+    the tests use to hold the two paths to each other), the ORM path reads the same.
     """
     excluded = excluded_rater_ids(project=project)
-    if bulk.is_postgresql():
+    if bulk.is_postgresql() and not portable:
         raw = _raw_rankings_postgresql(project=project, up_to_id=up_to_id, excluded=excluded)
     else:
         raw = _raw_rankings_orm(project=project, up_to_id=up_to_id, excluded=excluded)

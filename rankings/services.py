@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -434,35 +434,52 @@ _PROMPT_AGREEMENT_FIELDS = (
 
 
 def _prompt_agreements_store(
-    *, run_id: int, data: selectors.AgreementData, part: PromptMaths
+    *, run_id: int, data: selectors.AgreementData, part: PromptMaths, portable: bool = False
 ) -> consensus.PromptConsensus:
     """One PromptAgreement per prompt; returns the consensus they hold."""
-    with _prompt_agreements_writing(run_id=run_id, data=data, part=part) as result:
+    with _prompt_agreements_writing(
+        run_id=run_id, data=data, part=part, portable=portable
+    ) as result:
         return result
 
 
-@contextmanager
 def _prompt_agreements_writing(
-    *, run_id: int, data: selectors.AgreementData, part: PromptMaths
-) -> Iterator[consensus.PromptConsensus]:
+    *, run_id: int, data: selectors.AgreementData, part: PromptMaths, portable: bool = False
+) -> AbstractContextManager[consensus.PromptConsensus]:
     """Fit the consensus and store one PromptAgreement per prompt; yields the consensus.
 
-    On PostgreSQL each block of prompts is COPYed from a writer thread as soon as its
-    consensus is fitted, so the server inserts one block while the next is fitted, and
-    the caller's block runs while the server finishes; the COPY ends when it does.
-    Elsewhere the rows are inserted in batches before the caller's block.
+    COPY on PostgreSQL; batched INSERTs elsewhere, or with ``portable`` (which the tests
+    use to hold the two paths to each other).
     """
-    if not bulk.is_postgresql():
-        result = consensus.prompt_consensus(part.table, part.reliability)
-        rows = _prompt_agreement_rows(run_id=run_id, data=data, maths=_with_consensus(part, result))
-        attributes = [f"{name}_id" if name in ("run", "prompt") else name
-                      for name in _PROMPT_AGREEMENT_FIELDS]  # fmt: skip
-        while batch := list(islice(rows, BATCH_SIZE)):
-            PromptAgreement.objects.bulk_create(
-                PromptAgreement(**dict(zip(attributes, row, strict=True))) for row in batch
-            )
-        yield result
-        return
+    if bulk.is_postgresql() and not portable:
+        return _prompt_agreements_copying(run_id=run_id, data=data, part=part)
+    return _prompt_agreements_inserting(run_id=run_id, data=data, part=part)
+
+
+@contextmanager
+def _prompt_agreements_inserting(
+    *, run_id: int, data: selectors.AgreementData, part: PromptMaths
+) -> Iterator[consensus.PromptConsensus]:
+    """The portable path: the rows are inserted in batches before the caller's block."""
+    result = consensus.prompt_consensus(part.table, part.reliability)
+    rows = _prompt_agreement_rows(run_id=run_id, data=data, maths=_with_consensus(part, result))
+    attributes = [f"{name}_id" if name in ("run", "prompt") else name
+                  for name in _PROMPT_AGREEMENT_FIELDS]  # fmt: skip
+    while batch := list(islice(rows, BATCH_SIZE)):
+        PromptAgreement.objects.bulk_create(
+            PromptAgreement(**dict(zip(attributes, row, strict=True))) for row in batch
+        )
+    yield result
+
+
+@contextmanager
+def _prompt_agreements_copying(
+    *, run_id: int, data: selectors.AgreementData, part: PromptMaths
+) -> Iterator[consensus.PromptConsensus]:
+    """The PostgreSQL path: each block of prompts is COPYed from a writer thread as soon as
+    its consensus is fitted, so the server inserts one block while the next is fitted, and
+    the caller's block runs while the server finishes; the COPY ends when it does.
+    """
     fields = [PromptAgreement._meta.get_field(name) for name in _PROMPT_AGREEMENT_FIELDS]
     columns = ", ".join(
         connection.ops.quote_name(str(cast(Field, field).column)) for field in fields

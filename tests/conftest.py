@@ -10,10 +10,27 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from labeling import bulk
 from labeling import services as labeling_services
 from labeling.models import Membership, Project, Role
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Skip tests marked `postgresql("why")` on other databases, giving the why.
+
+    Every feature works on SQLite too, so the suite runs on both; only tests of
+    PostgreSQL-specific behaviour (COPY, SKIP LOCKED under threads, fast paths held to
+    their portable twins) carry the mark.
+    """
+    if bulk.is_postgresql():
+        return
+    for item in items:
+        marker = item.get_closest_marker("postgresql")
+        if marker is not None:
+            why = marker.args[0] if marker.args else "PostgreSQL-specific behaviour"
+            item.add_marker(pytest.mark.skip(reason=f"needs PostgreSQL: {why}"))
 
 
 @pytest.fixture(autouse=True)

@@ -430,7 +430,6 @@ def test_progress_is_written_after_every_batch(
         return queryset
 
     monkeypatch.setattr(services.selectors, "PROMPT_BATCH_SIZE", 10)
-    monkeypatch.setattr(services.selectors.prompt_batches, "__kwdefaults__", {"batch_size": 10})
     monkeypatch.setattr(services.ExportJob.objects, "filter", watch)
     job = services.export_job_create(project=project, created_by=lead)
     services.export_job_run(job_id=job.pk)
@@ -608,8 +607,7 @@ def test_reading_ahead_on_another_connection_writes_the_same_file(
     with its own connection; the file must equal the one read batch by batch inline."""
     from exports import selectors
 
-    defaults = {**selectors.prompt_batches.__kwdefaults__, "batch_size": 7}  # several batches
-    monkeypatch.setattr(selectors.prompt_batches, "__kwdefaults__", defaults)
+    monkeypatch.setattr(selectors, "PROMPT_BATCH_SIZE", 7)  # several batches
     threads_used = []
     original = selectors.prefetched
 

@@ -6,7 +6,9 @@ import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from labeling.models import Prompt, Response
+from labeling import services
+from labeling.importing import parse_import_body, validate_records
+from labeling.models import Project, Prompt, Response
 from tests.conftest import sample_records
 
 pytestmark = pytest.mark.django_db
@@ -126,3 +128,42 @@ def test_import_command_reports_the_bad_line_and_writes_nothing(tmp_path, projec
     with pytest.raises(CommandError, match="line 2: responses: must be a list"):
         call_command("import_prompts", str(project.pk), str(path))
     assert not Prompt.objects.exists()
+
+
+def imported_content(project: Project) -> list[tuple]:
+    """Everything an import stored, with response ids in gold rankings as positions."""
+    content = []
+    for prompt in Prompt.objects.filter(project=project).order_by("id"):
+        responses = list(prompt.responses.order_by("position"))
+        position = {response.pk: response.position for response in responses}
+        gold = prompt.gold_ranking and [
+            [position[i] for i in group] for group in prompt.gold_ranking
+        ]
+        content.append(
+            (
+                prompt.external_id, prompt.messages, prompt.metadata, gold, prompt.is_gold,
+                prompt.is_complete, prompt.extra_raters, prompt.extra_reason,
+                [(r.position, r.external_id, r.text, r.model_name, r.metadata) for r in responses],
+            )
+        )  # fmt: skip
+    return content
+
+
+@pytest.mark.postgresql("compares COPY with the portable bulk_create")
+def test_copy_and_the_portable_bulk_create_import_the_same_rows(lead):
+    records = sample_records(7)
+    records[1]["gold_ranking"] = [[2], [0, 1]]
+    records[2]["metadata"] = {"topic": "ünïcode", "nested": {"n": [1, 2.5, None]}}
+    records[3]["responses"][0] |= {"text": 'tab\t "quote" \n 😀', "metadata": {"k": "v"}}
+    system, user = {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}
+    records[4] = {"messages": [system, user], "responses": ["a", "b"]}
+    validated = validate_records(parse_import_body(json.dumps(records)))
+    copied = services.project_create(creator=lead, name="Copied")
+    inserted = services.project_create(creator=lead, name="Inserted")
+
+    copied_ids = services._prompts_copy(project=copied, records=validated)
+    inserted_ids = services._prompts_bulk_create(project=inserted, records=validated)
+
+    assert imported_content(copied) == imported_content(inserted)
+    assert len(copied_ids) == len(inserted_ids) == 7
+    assert [p.pk for p in Prompt.objects.filter(project=copied).order_by("id")] == copied_ids

@@ -11,7 +11,6 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling import bulk
 from labeling import services as labeling_services
 from labeling.models import Project, Prompt, Response
 from rankings import consensus, metrics, quality, selectors, services, tasks
@@ -484,9 +483,8 @@ def test_one_prompt_row_per_prompt_with_agreement_and_consensus(
         assert row.method == "bradley_terry"
 
 
+@pytest.mark.postgresql("COPY is the PostgreSQL path")
 def test_copy_rows_are_the_python_rows(project, quality_ranked):
-    if not bulk.is_postgresql():
-        pytest.skip("COPY is the PostgreSQL path")
     run = services.agreement_run_request(project=project, trigger="manual")  # stays queued
     data = selectors.agreement_data(project=project)
     maths = services.agreement_maths(data)
@@ -505,6 +503,32 @@ def test_copy_rows_are_the_python_rows(project, quality_ranked):
         )
     }
     assert stored == expected
+
+
+def stored_prompt_rows(run: AgreementRun) -> dict[int, tuple]:
+    return {
+        row.prompt_id: (row.n_rankings, row.agreement, row.consensus, row.scores, row.method)
+        for row in PromptAgreement.objects.filter(run=run)
+    }
+
+
+@pytest.mark.postgresql("compares COPY with the portable INSERTs")
+def test_copy_and_the_portable_inserts_store_the_same_rows(project, quality_ranked):
+    data = selectors.agreement_data(project=project)
+    part = services.prompt_maths(data)
+    copied_run, inserted_run = (
+        AgreementRun.objects.create(project=project, trigger="manual") for _ in range(2)
+    )
+    with transaction.atomic():
+        copied = services._prompt_agreements_store(run_id=copied_run.pk, data=data, part=part)
+        inserted = services._prompt_agreements_store(
+            run_id=inserted_run.pk, data=data, part=part, portable=True
+        )
+
+    assert stored_prompt_rows(copied_run) == stored_prompt_rows(inserted_run)
+    assert len(stored_prompt_rows(copied_run)) == len(data.prompt_ids)
+    for name in ("levels", "strength", "agreement", "n_rankings"):
+        np.testing.assert_array_equal(getattr(copied, name), getattr(inserted, name))
 
 
 def test_findings_are_applied_once_the_run_is_stored(
@@ -556,17 +580,11 @@ def assert_same_data(fast: selectors.AgreementData, slow: selectors.AgreementDat
 
 
 def orm_data(project: Project, up_to_id: int | None = None) -> selectors.AgreementData:
-    excluded = selectors.excluded_rater_ids(project=project)
-    raw = selectors._raw_rankings_orm(project=project, up_to_id=up_to_id, excluded=excluded)
-    gold = dict(
-        Prompt.objects.filter(project=project, is_gold=True).values_list("pk", "gold_ranking")
-    )
-    return selectors._assemble(raw, gold)
+    return selectors.agreement_data(project=project, up_to_id=up_to_id, portable=True)
 
 
+@pytest.mark.postgresql("compares the PostgreSQL fast path with the ORM one")
 def test_postgresql_reading_matches_the_orm_reading(project, quality_ranked, crowd):
-    if not bulk.is_postgresql():
-        pytest.skip("the fast path is PostgreSQL only")
     labeling_services.member_update(project=project, username=crowd[2].username, excluded=True)
     cutoff = sorted(r.pk for r in quality_ranked)[-3]
 
@@ -578,10 +596,9 @@ def test_postgresql_reading_matches_the_orm_reading(project, quality_ranked, cro
     assert np.isnan(fast.context.seconds).any() and (fast.context.shown_slots >= 0).all()
 
 
+@pytest.mark.postgresql("compares the PostgreSQL fast path with the ORM one")
 @pytest.mark.django_db(transaction=True)
 def test_parallel_reading_outside_a_transaction_matches(project, crowd):
-    if not bulk.is_postgresql():
-        pytest.skip("the fast path is PostgreSQL only")
     labeling_services.project_update(project=project, overlap=2)
     labeling_services.prompts_import(
         project=project, raw=json.dumps(sample_records(5, responses=3))

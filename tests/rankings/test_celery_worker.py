@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 import os
 import threading
-import uuid
 import time
+import uuid
 from collections.abc import Iterator
 
 import pytest
