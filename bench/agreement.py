@@ -95,7 +95,8 @@ def build(total_rankings: int, seed: int = 20) -> None:
     from django.db import connection, transaction
     from django.utils import timezone
 
-    from labeling import bulk, services
+    from core import db
+    from labeling import services
     from labeling.models import Assignment, Membership, Prompt, Response
     from rankings.models import Ranking
 
@@ -116,14 +117,14 @@ def build(total_rankings: int, seed: int = 20) -> None:
     n_prompts = normal_prompts + GOLD_PROMPTS
     lengths = rng.integers(40, 400, size=(n_prompts, K))
     quality = rng.normal(0.0, 1.0, size=(n_prompts, K)) + 0.003 * (lengths - 220)
-    prompt_ids = np.array(bulk.reserve_ids(Prompt, n_prompts))
-    response_ids = np.array(bulk.reserve_ids(Response, n_prompts * K)).reshape(n_prompts, K)
+    prompt_ids = np.array(db.reserve_ids(Prompt, n_prompts))
+    response_ids = np.array(db.reserve_ids(Response, n_prompts * K)).reshape(n_prompts, K)
     gold_order = np.argsort(-quality[normal_prompts:], axis=1)
     now = timezone.now()
     filler = "lorem ipsum dolor sit amet consectetur adipiscing elit " * 8
 
     with transaction.atomic():
-        bulk.copy_rows(
+        db.copy_rows(
             Prompt,
             ["id", "project", "external_id", "messages", "metadata", "gold_ranking", "is_gold",
              "is_complete", "extra_raters", "extra_reason", "created_at"],
@@ -138,7 +139,7 @@ def build(total_rankings: int, seed: int = 20) -> None:
                 for row in range(n_prompts)
             ),
         )  # fmt: skip
-        bulk.copy_rows(
+        db.copy_rows(
             Response,
             ["id", "prompt", "position", "external_id", "text", "model_name", "metadata"],
             (
@@ -168,15 +169,15 @@ def build(total_rankings: int, seed: int = 20) -> None:
             rng, prompt_row, rater, quality, lengths, rater_kind
         )
         n = len(prompt_row)
-        assignment_ids = bulk.reserve_ids(Assignment, n)
-        ranking_ids = bulk.reserve_ids(Ranking, n)
+        assignment_ids = db.reserve_ids(Assignment, n)
+        ranking_ids = db.reserve_ids(Ranking, n)
         responses_of = response_ids[prompt_row]
         shown_ids = np.take_along_axis(responses_of, shown, axis=1).tolist()
         ordered_ids = np.take_along_axis(responses_of, order, axis=1).tolist()
         tie_flags = ties.tolist()
         lease_end = now + timezone.timedelta(minutes=10)
         finished = now + timezone.timedelta(minutes=1)
-        bulk.copy_rows(
+        db.copy_rows(
             Assignment,
             ["id", "project", "prompt", "rater", "status", "shown_order", "is_repeat",
              "leased_at", "expires_at", "finished_at", "skip_reason"],
@@ -187,7 +188,7 @@ def build(total_rankings: int, seed: int = 20) -> None:
                 for row in range(n)
             ),
         )  # fmt: skip
-        bulk.copy_rows(
+        db.copy_rows(
             Ranking,
             ["id", "assignment", "project", "prompt", "rater", "groups", "ratings", "rationale",
              "seconds", "is_repeat", "created_at", "revisions"],

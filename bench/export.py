@@ -67,8 +67,8 @@ def build_project(name: str, pairs: int, lead, raters: list) -> int:
     from django.db import transaction
     from django.utils import timezone
 
+    from core.db import copy_rows, reserve_ids
     from labeling import services
-    from labeling.bulk import copy_rows, reserve_ids
     from labeling.models import Assignment, Membership, Prompt, Response
     from rankings.models import Ranking
 

@@ -34,6 +34,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from celery import current_app
 from django.conf import settings
 from django.db import models, transaction
 from django.db.models import F, Q
@@ -99,18 +100,20 @@ def queued_too_long() -> timedelta:
     return timedelta(seconds=settings.JOB_QUEUED_SECONDS)
 
 
-def job_enqueue(model: type[Job], *, job_id: int, send: Callable[[], object]) -> None:
-    """Send the job's task once the current transaction commits (at once outside one).
+def job_enqueue(model: type[Job], *, job_id: int, task_name: str) -> None:
+    """Send the job's task (by its registered name, with the job id) once the current
+    transaction commits, at once outside one.
 
-    `send` is the task's `.delay(...)`/`.apply_async(...)` call. A refused broker fails the
-    job with the reason instead of leaving it queued for a worker that will never hear.
+    By name, so a service never imports its own tasks module (which imports the service).
+    A refused broker fails the job with the reason instead of leaving it queued for a
+    worker that will never hear of it.
     """
-    transaction.on_commit(partial(_send_or_fail, model, job_id, send))
+    transaction.on_commit(partial(_send_or_fail, model, job_id, task_name))
 
 
-def _send_or_fail(model: type[Job], job_id: int, send: Callable[[], object]) -> None:
+def _send_or_fail(model: type[Job], job_id: int, task_name: str) -> None:
     try:
-        send()
+        current_app.tasks[task_name].delay(job_id)
     except Exception as error:
         logger.exception("could not queue %s %s", model._meta.verbose_name, job_id)
         job_fail(

@@ -15,9 +15,9 @@ from django.db import connection, connections
 from django.db.models import Count, Max, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from core import db
 from exports.models import ExportJob
 from exports.pairs import PromptData, RankingData, ResponseData, pseudonymous_rater_key
-from labeling import bulk
 from labeling.models import Membership, Project, Prompt, Response
 from rankings.models import Flag, FlagStatus, Ranking
 
@@ -81,7 +81,7 @@ def prompt_batches(
     thread's connection would not see the transaction's rows).
     """
     batch_size = batch_size or PROMPT_BATCH_SIZE
-    fast = bulk.is_postgresql() and not portable
+    fast = db.is_postgresql() and not portable
     skip = filters.skip_prompt_ids
     if fast and isinstance(skip, Sized) and len(skip) == 0:
         yield from _json_batches(

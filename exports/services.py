@@ -27,6 +27,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.errors import Conflict, InvalidInput, RanklabError
 from exports import formats, pairs, selectors
 from exports.models import (
     Container,
@@ -37,7 +38,6 @@ from exports.models import (
     exports_storage,
 )
 from exports.pairs import Pair, PromptData
-from labeling.errors import Conflict, InvalidInput, RanklabError
 from labeling.models import Project
 from rankings.consensus import consensus_ranking
 

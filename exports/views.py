@@ -18,12 +18,12 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django_htmx.http import retarget
 from django_htmx.middleware import HtmxDetails
 
+from core.auth import signed_in_user
+from core.errors import NotAllowed, NotFound, RanklabError
 from exports import selectors, services
 from exports.forms import ExportForm
 from exports.models import ExportJob
 from labeling import selectors as labeling_selectors
-from labeling.auth import signed_in_user
-from labeling.errors import NotAllowed, NotFound, RanklabError
 from labeling.models import Project, Role
 
 PREVIEW_TEXT_CHARS = 400

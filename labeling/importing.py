@@ -11,7 +11,7 @@ from typing import Any
 
 import orjson
 
-from labeling.errors import InvalidInput
+from core.errors import InvalidInput
 from labeling.models import MAX_RESPONSES, MIN_RESPONSES
 
 MESSAGE_ROLES = {"system", "user", "assistant"}

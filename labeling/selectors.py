@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Count, Q, QuerySet
 
-from labeling.errors import NotAllowed, NotFound
+from core.errors import NotAllowed, NotFound
 from labeling.models import Assignment, AssignmentStatus, Membership, Project, Prompt, Role
 
 AnyUser = User | AnonymousUser

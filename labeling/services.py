@@ -15,8 +15,8 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from labeling import bulk
-from labeling.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core import db
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from labeling.importing import PromptRecord, parse_import_body, validate_records
 from labeling.models import (
     Assignment,
@@ -156,7 +156,7 @@ def prompts_import(*, project: Project, raw: bytes | str) -> list[int]:
 def prompts_create(*, project: Project, records: list[PromptRecord]) -> list[int]:
     """Insert prompts with their responses and gold rankings; returns the new prompt ids."""
     _refuse_existing_external_ids(project=project, records=records)
-    if bulk.is_postgresql():
+    if db.is_postgresql():
         return _prompts_copy(project=project, records=records)
     return _prompts_bulk_create(project=project, records=records)
 
@@ -198,8 +198,8 @@ def _prompts_bulk_create(*, project: Project, records: list[PromptRecord]) -> li
 
 def _prompts_copy(*, project: Project, records: list[PromptRecord]) -> list[int]:
     """PostgreSQL path: ids reserved from the sequences, rows streamed with COPY."""
-    prompt_ids = bulk.reserve_ids(Prompt, len(records))
-    response_ids = iter(bulk.reserve_ids(Response, sum(len(r.responses) for r in records)))
+    prompt_ids = db.reserve_ids(Prompt, len(records))
+    response_ids = iter(db.reserve_ids(Response, sum(len(r.responses) for r in records)))
     now = timezone.now()
     prompt_rows, response_rows = [], []
     for prompt_id, record in zip(prompt_ids, records, strict=True):
@@ -220,20 +220,20 @@ def _prompts_copy(*, project: Project, records: list[PromptRecord]) -> list[int]
             (prompt_id, project.pk, record.external_id, record.messages, record.metadata, gold,
              gold is not None, False, 0, "", now)
         )  # fmt: skip
-    bulk.copy_rows(
+    db.copy_rows(
         Prompt,
         ["id", "project", "external_id", "messages", "metadata", "gold_ranking", "is_gold",
          "is_complete", "extra_raters", "extra_reason", "created_at"],
         prompt_rows,
     )  # fmt: skip
-    bulk.copy_rows(
+    db.copy_rows(
         Response,
         ["id", "prompt", "position", "external_id", "text", "model_name", "metadata"],
         response_rows,
     )
     if len(prompt_rows) >= ANALYZE_AFTER_ROWS:
         # Fresh statistics keep the queue scan on its index right after a big import.
-        bulk.analyze(Prompt, Response)
+        db.analyze(Prompt, Response)
     return prompt_ids
 
 

@@ -11,9 +11,9 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
+from core.auth import signed_in_user
+from core.errors import InvalidInput, NotAllowed, NotFound, RanklabError
 from labeling import selectors, services
-from labeling.auth import signed_in_user
-from labeling.errors import InvalidInput, NotAllowed, NotFound, RanklabError
 from labeling.forms import (
     GoldForm,
     ImportForm,
@@ -116,7 +116,7 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         status = 200
     else:
         message = "Some settings need fixing; see the marked fields."
-        status = 422
+        status = InvalidInput.status_code
     context = project_page_context(project, settings_form=form, settings_message=message)
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "labeling/project.html#settings", context, status=status)
@@ -143,7 +143,7 @@ def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
         import_error = "; ".join(
             str(message) for errors in form.errors.values() for message in errors
         )
-    status = 422 if import_error else 200
+    status = InvalidInput.status_code if import_error else 200
     if not request.htmx and not import_error:  # type: ignore[attr-defined]
         messages.success(request, import_message)
         return redirect("labeling:project", project_id=project.pk)
@@ -216,7 +216,7 @@ def project_gold(request: HttpRequest, project_id: int) -> HttpResponse:
     context = project_page_context(
         project, gold_message=gold_message, gold_error=gold_error, gold_form=form
     )
-    status = 422 if gold_error else 200
+    status = InvalidInput.status_code if gold_error else 200
     if request.htmx:  # type: ignore[attr-defined]
         return render(request, "labeling/project.html#gold", context, status=status)
     if not gold_error:

@@ -20,9 +20,9 @@ from django.db import transaction
 from django.db.models import Count, F, Prefetch, Q
 from django.utils import timezone
 
+from core.errors import Conflict, InvalidInput, NotFound
 from labeling import selectors as labeling_selectors
 from labeling import services as labeling_services
-from labeling.errors import Conflict, InvalidInput, NotFound
 from labeling.models import Membership, MemberStatus, Project, Prompt, Response, Role
 from rankings import flags as rules
 from rankings import selectors

@@ -29,8 +29,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 from django_htmx.http import trigger_client_event
 from django_htmx.middleware import HtmxDetails
 
+from core.errors import NotAllowed, NotFound, RanklabError
 from labeling import selectors as labeling_selectors
-from labeling.errors import NotAllowed, NotFound, RanklabError
 from labeling.models import Membership, MemberStatus, Project
 from rankings import flags as flag_rules
 from rankings import quality as quality_services

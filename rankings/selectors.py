@@ -17,7 +17,7 @@ from django.db import connection
 from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce, Length
 
-from labeling import bulk
+from core import db
 from labeling.models import Assignment, Membership, Project, Prompt, Response
 from rankings.metrics import FloatArray, IntArray, RankingContext, RankingTable
 from rankings.models import AgreementRun, Ranking, RaterScore, RunStatus
@@ -89,7 +89,7 @@ def agreement_data(
     the tests use to hold the two paths to each other), the ORM path reads the same.
     """
     excluded = excluded_rater_ids(project=project)
-    if bulk.is_postgresql() and not portable:
+    if db.is_postgresql() and not portable:
         raw = _raw_rankings_postgresql(project=project, up_to_id=up_to_id, excluded=excluded)
     else:
         raw = _raw_rankings_orm(project=project, up_to_id=up_to_id, excluded=excluded)

@@ -20,9 +20,9 @@ from django.db.models import Field
 from django.utils import timezone
 from psycopg.copy import QueuedLibpqWriter
 
-from labeling import bulk
+from core import db
+from core.errors import Conflict, InvalidInput
 from labeling import services as labeling_services
-from labeling.errors import Conflict, InvalidInput
 from labeling.models import Assignment, AssignmentStatus, Project
 from rankings import consensus, metrics, quality, selectors
 from rankings.models import AgreementRun, PromptAgreement, Ranking, RaterScore, RunStatus
@@ -172,7 +172,7 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
         # the GIL in most of both).
         with ThreadPoolExecutor(max_workers=1) as pool, transaction.atomic():
             rater_part = pool.submit(rater_maths, data, part)
-            if bulk.is_postgresql():
+            if db.is_postgresql():
                 with connection.cursor() as cursor:
                     # A run is derived data: should the server crash right after this
                     # commit, the run is recomputed, so the commit need not wait for its
@@ -451,7 +451,7 @@ def _prompt_agreements_writing(
     COPY on PostgreSQL; batched INSERTs elsewhere, or with ``portable`` (which the tests
     use to hold the two paths to each other).
     """
-    if bulk.is_postgresql() and not portable:
+    if db.is_postgresql() and not portable:
         return _prompt_agreements_copying(run_id=run_id, data=data, part=part)
     return _prompt_agreements_inserting(run_id=run_id, data=data, part=part)
 

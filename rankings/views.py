@@ -23,9 +23,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, RanklabError
 from labeling import selectors as labeling_selectors
 from labeling import services as labeling_services
-from labeling.errors import Conflict, InvalidInput, NotAllowed, NotFound, RanklabError
 from labeling.models import Assignment, AssignmentStatus, MemberStatus, Project
 from rankings import services
 from rankings.forms import (

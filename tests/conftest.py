@@ -10,7 +10,7 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling import bulk
+from core import db as database
 from labeling import services as labeling_services
 from labeling.models import Membership, Project, Role
 
@@ -24,7 +24,7 @@ def pytest_collection_modifyitems(config, items) -> None:
     PostgreSQL-specific behaviour (COPY, SKIP LOCKED under threads, fast paths held to
     their portable twins) carry the mark.
     """
-    if bulk.is_postgresql():
+    if database.is_postgresql():
         return
     for item in items:
         marker = item.get_closest_marker("postgresql")

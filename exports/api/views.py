@@ -11,6 +11,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import ERROR_RESPONSES
+from core.auth import signed_in_user
+from core.errors import InvalidInput, NotFound
 from exports import selectors, services
 from exports.api.examples import create_examples, stream_examples
 from exports.api.serializers import (
@@ -21,9 +24,6 @@ from exports.api.serializers import (
 )
 from exports.models import ExportJob, exports_storage
 from labeling import selectors as labeling_selectors
-from labeling.api.views import ERROR_RESPONSES
-from labeling.auth import signed_in_user
-from labeling.errors import InvalidInput, NotFound
 
 CONTENT_TYPES = {
     "jsonl": "application/jsonl",

@@ -13,6 +13,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import ERROR_RESPONSES
+from core.auth import signed_in_user
+from core.errors import InvalidInput, NotAllowed, NotFound
 from labeling import selectors, services
 from labeling.api.serializers import (
     GoldResultSerializer,
@@ -29,15 +32,7 @@ from labeling.api.serializers import (
     TokenRequestSerializer,
     TokenSerializer,
 )
-from labeling.auth import signed_in_user
-from labeling.errors import InvalidInput, NotAllowed, NotFound
 from labeling.models import Membership, Role
-
-ERROR_RESPONSES = {
-    400: OpenApiResponse(description="Bad input: `{detail, code, field}`"),
-    403: OpenApiResponse(description="Not allowed for your role"),
-    404: OpenApiResponse(description="Not found or not visible to you"),
-}
 
 
 class ObtainTokenView(APIView):

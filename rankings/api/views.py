@@ -8,10 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from core.api import ERROR_RESPONSES
+from core.auth import signed_in_user
+from core.errors import InvalidInput
 from labeling import selectors as labeling_selectors
-from labeling.api.views import ERROR_RESPONSES
-from labeling.auth import signed_in_user
-from labeling.errors import InvalidInput
 from rankings import quality, selectors, services
 from rankings.api.serializers import (
     AgreementQueuedSerializer,

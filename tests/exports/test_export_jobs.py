@@ -13,10 +13,10 @@ import pyarrow.parquet as pq
 import pytest
 from django.utils import timezone
 
+from core.errors import InvalidInput
 from exports import services
 from exports.formats import split_for_prompt
 from exports.models import ExportJob
-from labeling.errors import InvalidInput
 from labeling.models import Membership, Prompt
 from rankings.models import Flag
 from tests.conftest import sample_records

@@ -79,7 +79,7 @@ def test_lead_marks_gold_on_the_project_page_with_letters(client, lead, imported
         {"prompt": "p2", "ranking": "A > Z"},
         headers={"HX-Request": "true"},
     )
-    assert bad.status_code == 422 and "Z is not a response label A to C" in bad.text
+    assert bad.status_code == 400 and "Z is not a response label A to C" in bad.text
     missing = client.post(
         f"/projects/{imported.pk}/gold/",
         {"prompt": "nope", "ranking": "A"},

@@ -7,8 +7,8 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
+from core.errors import NotAllowed
 from labeling import services
-from labeling.errors import NotAllowed
 from labeling.models import Assignment, AssignmentStatus, Membership, Prompt
 from rankings.models import Ranking
 from rankings.services import ranking_submit

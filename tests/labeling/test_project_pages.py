@@ -53,7 +53,7 @@ def test_settings_save_and_bad_values_are_marked(lead_client, project):
     assert project.name == "Renamed" and project.overlap == 4 and len(project.rubric) == 3
     bad = {**good, "max_overlap": 2, "rubric": '[{"key": "Bad Key"}]'}
     response = lead_client.post(url, bad, headers={"HX-Request": "true"})
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "must be at least the overlap" in response.text
     assert "key must be lower_snake_case" in response.text
     project.refresh_from_db()
@@ -67,7 +67,7 @@ def test_upload_import_is_all_or_nothing_and_names_the_line(lead_client, project
     response = lead_client.post(
         f"/projects/{project.pk}/import/", {"file": upload}, headers={"HX-Request": "true"}
     )
-    assert response.status_code == 422
+    assert response.status_code == 400
     assert "line 2: responses: needs 2 to 9 responses" in response.text
     assert not Prompt.objects.exists()
     good = SimpleUploadedFile("good.json", json.dumps(sample_records(3)).encode())

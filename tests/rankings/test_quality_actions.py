@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from labeling import services as labeling_services
-from labeling.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from labeling.models import Assignment, AssignmentStatus, Membership, MemberStatus, Prompt
 from rankings import quality, services
 from rankings.models import AgreementRun, Flag, FlagStatus, RunStatus

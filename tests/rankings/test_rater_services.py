@@ -8,8 +8,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from core.errors import Conflict, NotAllowed, NotFound
 from labeling import services as labeling_services
-from labeling.errors import Conflict, NotAllowed, NotFound
 from labeling.models import Assignment, AssignmentStatus, Membership, Prompt
 from rankings import services
 from rankings.models import Ranking

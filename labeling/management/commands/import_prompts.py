@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from core.errors import RanklabError
 from labeling import services
-from labeling.errors import RanklabError
 from labeling.models import Project
 
 

@@ -4,11 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import exceptions, status
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from labeling.errors import RanklabError
+from core.errors import RanklabError
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error shape of every API response that is not a success."""
+
+    detail = serializers.CharField(help_text="What went wrong, naming the line or field.")
+    code = serializers.CharField(help_text="Stable machine-readable code, e.g. `invalid`.")
+    field = serializers.CharField(required=False, help_text="The field at fault, if one is.")
+
+
+ERROR_RESPONSES = {
+    400: OpenApiResponse(ErrorSerializer, description="Bad input, naming the field"),
+    403: OpenApiResponse(ErrorSerializer, description="Not allowed for your role"),
+    404: OpenApiResponse(ErrorSerializer, description="Not found or not visible to you"),
+}
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

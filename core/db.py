@@ -1,4 +1,5 @@
-"""Fast bulk inserts: PostgreSQL COPY with ids reserved up front, bulk_create elsewhere."""
+"""Vendor-aware database helpers: PostgreSQL COPY with ids reserved up front (bulk_create
+elsewhere), the vendor check every fast path branches on, planner statistics."""
 
 from __future__ import annotations
 
