@@ -12,7 +12,7 @@ def signed_in_user(request: HttpRequest | Request) -> User:
     user = request.user
     if isinstance(user, AnonymousUser) or not user.is_authenticated:
         raise NotAuthenticated("sign in first")
-    return user  # type: ignore[return-value]
+    return user
 
 
 AnyUser = User | AnonymousUser

@@ -21,7 +21,7 @@ from django.db import DEFAULT_DB_ALIAS, connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
-from kombu import Connection
+from kombu.connection import Connection
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ def broker_status() -> str:
         "retry_on_timeout": False,
     }
     try:
-        with Connection(
+        with Connection(  # type: ignore[no-untyped-call]
             url,
             connect_timeout=BROKER_TIMEOUT_SECONDS,
             ssl=getattr(settings, "CELERY_BROKER_USE_SSL", False),
@@ -124,7 +124,7 @@ def probe(url: str | None = None, *, timeout: float = PROBE_TIMEOUT_SECONDS) -> 
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
         with opener.open(request, timeout=timeout) as response:
-            return response.status == 200
+            return bool(response.status == 200)
     except (OSError, http.client.HTTPException):  # refused, timed out, 4xx/5xx, garbage
         return False
 

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from django import forms
+from django.core.files.uploadedfile import UploadedFile
 
 from labeling.models import Project, Role
 from labeling.rubric import RubricProblem, clean_rubric
@@ -94,9 +95,9 @@ class InviteForm(forms.Form):
 class ImportForm(forms.Form):
     file = forms.FileField(help_text="JSON list or JSON Lines, as for the API.")
 
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_IMPORT_BYTES:
+    def clean_file(self) -> UploadedFile:
+        upload: UploadedFile = self.cleaned_data["file"]
+        if (upload.size or 0) > MAX_IMPORT_BYTES:
             raise forms.ValidationError("the file is larger than 200 MB; use the API in parts")
         return upload
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -138,7 +138,7 @@ def new_invite_code() -> str:
     return secrets.token_urlsafe(16)
 
 
-def default_invite_expiry():
+def default_invite_expiry() -> datetime:
     return timezone.now() + timedelta(days=30)
 
 

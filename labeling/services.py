@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -39,13 +40,13 @@ LEASE_ATTEMPTS = 8
 
 
 @transaction.atomic
-def project_create(*, creator: User, name: str, **fields) -> Project:
+def project_create(*, creator: User, name: str, **fields: Any) -> Project:
     project = Project.objects.create(name=name, created_by=creator, **fields)
     Membership.objects.create(project=project, user=creator, role=Role.LEAD)
     return project
 
 
-def project_update(*, project: Project, **fields) -> Project:
+def project_update(*, project: Project, **fields: Any) -> Project:
     for name, value in fields.items():
         setattr(project, name, value)
     project.save(update_fields=list(fields))
@@ -95,7 +96,7 @@ def assignments_release_for_rater(*, project: Project, rater: User) -> int:
 
 
 def invite_create(
-    *, project: Project, created_by: User, role: str = Role.RATER, max_uses=None
+    *, project: Project, created_by: User, role: str = Role.RATER, max_uses: int | None = None
 ) -> Invite:
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {Role.values}", field="role")
@@ -122,7 +123,7 @@ def invite_accept(*, code: str, user: User) -> Membership:
 
 
 @transaction.atomic
-def user_signup_with_invite(*, invite_code: str, username: str, password: str):
+def user_signup_with_invite(*, invite_code: str, username: str, password: str) -> User:
     invite_usable(code=invite_code)
     User = get_user_model()
     if not username or len(username) > 150:
@@ -277,7 +278,7 @@ def _store_gold_rankings(
 # Leases --------------------------------------------------------------------------------------
 
 
-def occupied_assignments(*, now) -> Q:
+def occupied_assignments(*, now: datetime) -> Q:
     """Assignments that hold an overlap slot: submitted ones, leases still live, and tasks
     reopened by an undo (leased again with `finished_at` kept): their earlier ranking still
     stands until it is replaced, even after the new lease runs out."""
@@ -346,7 +347,7 @@ def lease_next_assignment(
 
 
 def _lease_new(
-    *, project: Project, rater: User, now, rng: random.Random, skip: Iterable[int] = ()
+    *, project: Project, rater: User, now: datetime, rng: random.Random, skip: Iterable[int] = ()
 ) -> Assignment | None:
     """A new lease: a repeat or a gold prompt at the project's rates, else an open prompt."""
     if project.repeat_rate and rng.random() < project.repeat_rate:
@@ -361,7 +362,7 @@ def _lease_new(
 
 
 def _lease_open_prompt(
-    *, project: Project, rater: User, now, rng: random.Random, skip: Iterable[int] = ()
+    *, project: Project, rater: User, now: datetime, rng: random.Random, skip: Iterable[int] = ()
 ) -> Assignment | None:
     tried: list[int] = list(skip)
     for _ in range(LEASE_ATTEMPTS):
@@ -375,7 +376,7 @@ def _lease_open_prompt(
 
 
 def _lock_next_open_prompt(
-    *, project: Project, rater: User, now, skip: Iterable[int]
+    *, project: Project, rater: User, now: datetime, skip: Iterable[int]
 ) -> Prompt | None:
     slots_taken = (
         Assignment.objects.filter(prompt=OuterRef("pk"), is_repeat=False)
@@ -406,7 +407,7 @@ def prompt_overlap(*, project: Project, prompt: Prompt) -> int:
     return project.overlap + prompt.extra_raters
 
 
-def _free_slots(*, prompt: Prompt, project: Project, rater: User, now) -> int:
+def _free_slots(*, prompt: Prompt, project: Project, rater: User, now: datetime) -> int:
     if prompt.is_gold:
         return 1  # every rater may rank a gold prompt once; it has no overlap cap
     taken = (
@@ -418,7 +419,9 @@ def _free_slots(*, prompt: Prompt, project: Project, rater: User, now) -> int:
     return prompt_overlap(project=project, prompt=prompt) - taken
 
 
-def _lease_gold(*, project: Project, rater: User, now, rng: random.Random) -> Assignment | None:
+def _lease_gold(
+    *, project: Project, rater: User, now: datetime, rng: random.Random
+) -> Assignment | None:
     """A gold prompt the rater has not had yet; gold has no overlap cap."""
     seen = Assignment.objects.filter(prompt=OuterRef("pk"), rater=rater, is_repeat=False)
     prompt = (
@@ -432,7 +435,9 @@ def _lease_gold(*, project: Project, rater: User, now, rng: random.Random) -> As
     return _lease_prompt(prompt=prompt, project=project, rater=rater, now=now, rng=rng)
 
 
-def _lease_repeat(*, project: Project, rater: User, now, rng: random.Random) -> Assignment | None:
+def _lease_repeat(
+    *, project: Project, rater: User, now: datetime, rng: random.Random
+) -> Assignment | None:
     """A prompt the rater ranked at least `repeat_delay_seconds` ago, reshuffled."""
     already_repeated = Assignment.objects.filter(
         prompt=OuterRef("prompt_id"), rater=rater, is_repeat=True
@@ -474,7 +479,7 @@ def _reshuffled(order: list[int], *, rng: random.Random) -> list[int]:
 
 
 def _lease_prompt(
-    *, prompt: Prompt, project: Project, rater: User, now, rng: random.Random
+    *, prompt: Prompt, project: Project, rater: User, now: datetime, rng: random.Random
 ) -> Assignment:
     expires_at = now + timedelta(seconds=project.lease_seconds)
     stale = Assignment.objects.filter(
@@ -702,7 +707,7 @@ def membership_mark_guidelines_seen(*, project: Project, user: User) -> Membersh
     return membership
 
 
-def rater_progress(*, project: Project, rater: User, day_start) -> dict[str, int]:
+def rater_progress(*, project: Project, rater: User, day_start: datetime) -> dict[str, int]:
     """Tasks the rater submitted since `day_start`, and prompts still open to them.
 
     "Left" counts open prompts the rater has not finished (including the ones they hold);

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
@@ -26,7 +28,9 @@ from labeling.forms import (
 from labeling.models import Membership, Project, Role
 
 
-def lead_project_or_error(request: HttpRequest, project_id: int, roles=selectors.LEAD_ROLES):
+def lead_project_or_error(
+    request: HttpRequest, project_id: int, roles: tuple[str, ...] = selectors.LEAD_ROLES
+) -> Project:
     try:
         return selectors.project_for_user(
             user=signed_in_user(request), project_id=project_id, roles=roles
@@ -71,7 +75,7 @@ def project_new(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/project_new.html", {"form": form})
 
 
-def project_page_context(project: Project, **extra) -> dict:
+def project_page_context(project: Project, **extra: Any) -> dict[str, Any]:
     members = (
         project.memberships.select_related("user")
         .annotate(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
@@ -45,13 +47,13 @@ class ProjectSerializer(serializers.ModelSerializer):
             "adaptive_agreement_threshold": {"min_value": 0.0, "max_value": 1.0},
         }
 
-    def validate_rubric(self, value):
+    def validate_rubric(self, value: Any) -> list[dict[str, Any]]:
         try:
             return clean_rubric(value)
         except RubricProblem as problem:
             raise serializers.ValidationError(str(problem)) from None
 
-    def validate(self, attrs):
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         overlap = attrs.get("overlap", getattr(self.instance, "overlap", 3))
         max_overlap = attrs.get("max_overlap", getattr(self.instance, "max_overlap", None))
         if max_overlap is not None and max_overlap < overlap:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
@@ -28,7 +29,7 @@ class Command(BaseCommand):
             "--base-url", default=settings.SITE_URL, help="Where the site is served, for links."
         )
 
-    def handle(self, *args, password: str, base_url: str, **options) -> None:
+    def handle(self, *args: Any, password: str, base_url: str, **options: Any) -> None:
         started = time.perf_counter()
         result = services.demo_build(password=password)
         seconds = time.perf_counter() - started

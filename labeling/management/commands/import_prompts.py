@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
@@ -18,7 +19,7 @@ class Command(BaseCommand):
         parser.add_argument("project", type=int, help="Project id")
         parser.add_argument("file", type=Path, help="Path to a .json or .jsonl file")
 
-    def handle(self, *args, project: int, file: Path, **options) -> None:
+    def handle(self, *args: Any, project: int, file: Path, **options: Any) -> None:
         target = Project.objects.filter(pk=project).first()
         if target is None:
             raise CommandError(f"project {project} does not exist")
