@@ -16,6 +16,7 @@ from labeling.models import MAX_RESPONSES, MIN_RESPONSES
 
 MESSAGE_ROLES = {"system", "user", "assistant"}
 MAX_TEXT_CHARS = 200_000
+MAX_METADATA_DEPTH = 16
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,11 @@ class RecordError(InvalidInput):
         self.line = line
 
 
-def parse_import_body(raw: bytes | str) -> list[tuple[int, Any]]:
+def parse_import_body(raw: bytes | str | object) -> list[tuple[int, Any]]:
     """Split a JSON list or JSON Lines payload into (line number, decoded value) pairs."""
-    text = raw.decode("utf-8-sig") if isinstance(raw, bytes) else raw
+    if not isinstance(raw, bytes | str):  # an empty request body arrives as a parsed {}
+        raise InvalidInput("the import is empty", field="body")
+    text = _decoded(raw) if isinstance(raw, bytes) else raw
     stripped = text.lstrip()
     if not stripped:
         raise InvalidInput("the import is empty", field="body")
@@ -60,6 +63,16 @@ def parse_import_body(raw: bytes | str) -> list[tuple[int, Any]]:
         except orjson.JSONDecodeError as error:
             raise RecordError(line_number, "json", f"not valid JSON ({error.msg})") from error
     return records
+
+
+def _decoded(raw: bytes) -> str:
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise InvalidInput(
+            f"line {line}: not valid UTF-8 (byte {error.start + 1})", field="body"
+        ) from error
 
 
 def _decode_json_list(text: str) -> list[Any]:
@@ -122,7 +135,7 @@ def _optional_string(line: int, name: str, value: Any) -> str:
         raise RecordError(line, name, "must be a string")
     if len(value) > 200:
         raise RecordError(line, name, "must be at most 200 characters")
-    return value
+    return _without_nul(line, name, value)
 
 
 def _text(line: int, name: str, value: Any) -> str:
@@ -130,6 +143,13 @@ def _text(line: int, name: str, value: Any) -> str:
         raise RecordError(line, name, "must be a non-empty string")
     if len(value) > MAX_TEXT_CHARS:
         raise RecordError(line, name, f"must be at most {MAX_TEXT_CHARS} characters")
+    return _without_nul(line, name, value)
+
+
+def _without_nul(line: int, name: str, value: str) -> str:
+    # PostgreSQL cannot store U+0000 in text or JSON; refuse it here for every database.
+    if "\x00" in value:
+        raise RecordError(line, name, "must not contain the NUL character (\\u0000)")
     return value
 
 
@@ -138,7 +158,29 @@ def _metadata(line: int, name: str, value: Any) -> dict[str, Any]:
         return {}
     if not isinstance(value, dict):
         raise RecordError(line, name, "must be a JSON object")
+    _check_json(line, name, value, depth=1)
     return value
+
+
+def _check_json(line: int, name: str, value: Any, *, depth: int) -> None:
+    """Metadata is stored as JSON on every database: no NUL anywhere, bounded nesting, and
+    numbers a 64-bit column could hold (larger integers would silently become floats)."""
+    if depth > MAX_METADATA_DEPTH:
+        raise RecordError(line, name, f"nests deeper than {MAX_METADATA_DEPTH} levels")
+    if isinstance(value, str):
+        _without_nul(line, name, value)
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        if abs(value) >= 2**63 and float(value).is_integer():
+            raise RecordError(line, name, "is a number outside the 64-bit range")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _without_nul(line, f"{name} key", key)
+            _check_json(line, f"{name}.{key}", item, depth=depth + 1)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_json(line, f"{name}[{index}]", item, depth=depth + 1)
 
 
 def _messages(line: int, value: dict[str, Any]) -> list[dict[str, str]]:
