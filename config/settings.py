@@ -178,11 +178,13 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "core.api.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
 }
+# JSON request bodies (imports have their own, larger limit).
+API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 1_000_000)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Ranklab API",
     "DESCRIPTION": "Preference labeling for RLHF, reward-model and DPO data.",
