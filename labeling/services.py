@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.contrib.auth.password_validation import validate_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
@@ -122,12 +123,25 @@ def invite_accept(*, code: str, user: User) -> Membership:
     return membership
 
 
+USERNAME_RULE = "1 to 150 letters, digits and @ . + - _ (no spaces, slashes or control marks)"
+
+
+def username_validate(username: str) -> None:
+    """Usernames appear in URLs, pages and exports: Django's rule (letters, digits, @.+-_),
+    which also keeps out slashes, spaces, control and bidi-override characters."""
+    if not username or len(username) > 150:
+        raise InvalidInput(f"username must be {USERNAME_RULE}", field="username")
+    try:
+        UnicodeUsernameValidator()(username)
+    except ValidationError as error:
+        raise InvalidInput(f"username must be {USERNAME_RULE}", field="username") from error
+
+
 @transaction.atomic
 def user_signup_with_invite(*, invite_code: str, username: str, password: str) -> User:
     invite_usable(code=invite_code)
     User = get_user_model()
-    if not username or len(username) > 150:
-        raise InvalidInput("username must be 1 to 150 characters", field="username")
+    username_validate(username)
     if User.objects.filter(username__iexact=username).exists():
         raise InvalidInput("this username is taken", field="username")
     user = User(username=username)

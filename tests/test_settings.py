@@ -49,3 +49,24 @@ def test_production_without_a_secret_key_fails_loudly():
 def test_a_bad_boolean_names_the_variable():
     result = load_settings(DEBUG="maybe")
     assert "DEBUG='maybe' is not a boolean" in result.stderr
+
+
+def load_security_settings(**environment: str) -> list[str]:
+    env = {key: value for key, value in os.environ.items() if not key.startswith("SECURE_")}
+    env.update(environment)
+    code = (
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE']='config.settings'; django.setup();"
+        "from django.conf import settings as s;"
+        "print(s.SECURE_HSTS_SECONDS, s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True
+    )
+    return result.stdout.strip().split(maxsplit=2)
+
+
+def test_tls_settings_come_from_the_environment():
+    assert load_security_settings() == ["0", "False", "None"]
+    assert load_security_settings(
+        SECURE_HSTS_SECONDS="31536000", SECURE_SSL_REDIRECT="true", SECURE_PROXY_SSL_HEADER="true"
+    ) == ["31536000", "True", "('HTTP_X_FORWARDED_PROTO', 'https')"]

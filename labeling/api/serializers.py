@@ -82,7 +82,9 @@ class MemberUpdateSerializer(serializers.Serializer):
 
 class InviteCreateSerializer(serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, default=Role.RATER)
-    max_uses = serializers.IntegerField(min_value=1, required=False, allow_null=True)
+    max_uses = serializers.IntegerField(
+        min_value=1, max_value=1_000_000, required=False, allow_null=True
+    )
 
 
 class InviteSerializer(serializers.ModelSerializer):
