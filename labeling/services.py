@@ -47,11 +47,44 @@ def project_create(*, creator: User, name: str, **fields: Any) -> Project:
     return project
 
 
+@transaction.atomic
 def project_update(*, project: Project, **fields: Any) -> Project:
+    """Save changed settings; a new overlap takes effect at once (raising it reopens complete
+    prompts, lowering it closes prompts that have enough rankings)."""
+    # Read from the database: a bound ModelForm has already written the new values onto
+    # the instance it was given.
+    overlap_before = Project.objects.filter(pk=project.pk).values_list("overlap", flat=True).get()
     for name, value in fields.items():
         setattr(project, name, value)
     project.save(update_fields=list(fields))
+    if project.overlap != overlap_before:
+        prompts_completion_refresh(project=project)
     return project
+
+
+def prompts_completion_refresh(*, project: Project) -> int:
+    """Recompute `is_complete` for every non-gold prompt of the project in two UPDATEs;
+    returns how many prompts changed state."""
+    submitted = (
+        Assignment.objects.filter(
+            prompt=OuterRef("pk"), is_repeat=False, status=AssignmentStatus.SUBMITTED
+        )
+        .order_by()
+        .values("prompt")
+        .annotate(count=Count("id"))
+        .values("count")
+    )
+    counted = Prompt.objects.filter(project=project, is_gold=False).annotate(
+        submitted=Coalesce(Subquery(submitted), Value(0)),
+        wanted=Value(project.overlap) + F("extra_raters"),
+    )
+    closed = Prompt.objects.filter(
+        pk__in=counted.filter(is_complete=False, submitted__gte=F("wanted")).values("pk")
+    ).update(is_complete=True)
+    reopened = Prompt.objects.filter(
+        pk__in=counted.filter(is_complete=True, submitted__lt=F("wanted")).values("pk")
+    ).update(is_complete=False)
+    return closed + reopened
 
 
 def member_update(

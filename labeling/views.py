@@ -114,7 +114,8 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project_or_error(request, project_id)
     form = ProjectSettingsForm(request.POST, instance=project)
     if form.is_valid():
-        form.save()
+        changed = {name: form.cleaned_data[name] for name in form.changed_data}
+        services.project_update(project=project, **changed)
         message = "Settings saved."
         form = ProjectSettingsForm(instance=project)
         status = 200
