@@ -225,6 +225,18 @@ def tie_groups(ordered: list[int], tied_with_previous: list[bool]) -> list[list[
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory since it started.
+
+    ``VmHWM`` where Linux has it: ``ru_maxrss`` survives ``exec``, so a measuring process
+    started by the one that built the data would report the builder's peak.
+    """
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -233,8 +245,9 @@ def measure(part: str) -> None:
     from django.db import connection
 
     from labeling.models import Project
-    from rankings import selectors, services
     from rankings.models import AgreementRun
+    from rankings.runs import maths, services
+    from rankings.runs.data import agreement_data
 
     project = Project.objects.get(name=PROJECT_NAME)
     baseline = peak_rss_mb()
@@ -263,14 +276,14 @@ def measure(part: str) -> None:
         )
         return
     started = time.perf_counter()
-    data = selectors.agreement_data(project=project)
+    data = agreement_data(project=project)
     loaded = time.perf_counter() - started
     print(
         f"selector: {loaded:.2f} s for {data.table.n_rankings:,} rankings, "
         f"peak RSS {peak_rss_mb():.0f} MB"
     )
     started = time.perf_counter()
-    services.agreement_maths(data)
+    maths.agreement_maths(data)
     print(f"maths alone: {time.perf_counter() - started:.2f} s, peak RSS {peak_rss_mb():.0f} MB")
 
 

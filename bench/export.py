@@ -10,6 +10,7 @@ process's own CPU time (all its threads; PostgreSQL's work is not counted) and i
 steadier figure on a busy machine. The load average is printed with the results.
 
     .venv/bin/python bench/export.py [--sizes 100000,1000000] [--skip-setup]
+        [--containers jsonl,parquet] [--no-extras]
 """
 
 from __future__ import annotations
@@ -183,6 +184,18 @@ def setup(sizes: list[int]) -> dict[int, int]:
     return projects
 
 
+def naive_rows(job):
+    """Dict rows of the job, one prompt at a time: the reference rendering."""
+    from exports.formats import rows_for_pairs
+    from exports.services.batches import ExportRequest, export_batches
+
+    request = ExportRequest.for_job(job)
+    with_metadata = request.params["with_metadata"]
+    for batch in export_batches(request):
+        for prompt, prompt_pairs, split in batch:
+            yield from rows_for_pairs(job.format, prompt_pairs, prompt, split, with_metadata)
+
+
 def run_one(project_id: int, container: str, naive: bool) -> dict:
     """In a fresh process: one export job, its speed and this process's peak memory."""
     from django.contrib.auth.models import User
@@ -203,7 +216,7 @@ def run_one(project_id: int, container: str, naive: bool) -> dict:
         )
         rows = 0
         with tempfile.TemporaryFile() as handle:
-            for row in services.export_rows(job=job):
+            for row in naive_rows(job):
                 handle.write(
                     (json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
                 )
@@ -237,6 +250,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--skip-setup", action="store_true")
+    parser.add_argument(
+        "--containers",
+        default="jsonl,parquet",
+        help="containers to export at every size (default jsonl,parquet)",
+    )
+    parser.add_argument(
+        "--no-extras",
+        action="store_true",
+        help="skip the jsonl.gz run and the naive baseline (both at the first size)",
+    )
     parser.add_argument("--run", help=argparse.SUPPRESS)  # project_id:container[:naive]
     args = parser.parse_args()
     if args.run:
@@ -263,8 +286,10 @@ def main() -> None:
         f"{'export':<22}{'pairs':>11}{'seconds':>9}{'pairs/s':>11}{'CPU s':>8}{'pairs/CPU s':>13}"
         f"{'MB':>8}{'RSS before':>12}{'peak RSS':>10}"
     )
-    runs = [(size, container, False) for size in sizes for container in ("jsonl", "parquet")]
-    runs += [(sizes[0], "jsonl.gz", False), (sizes[0], "jsonl", True)]
+    containers = args.containers.split(",")
+    runs = [(size, container, False) for size in sizes for container in containers]
+    if not args.no_extras:
+        runs += [(sizes[0], "jsonl.gz", False), (sizes[0], "jsonl", True)]
     for size, container, naive in runs:
         label = f"{container} {size // 1000}k" + (" naive" if naive else "")
         spec = f"{projects[size]}:{container}" + (":naive" if naive else "")

@@ -100,6 +100,15 @@ def queued_too_long() -> timedelta:
     return timedelta(seconds=settings.JOB_QUEUED_SECONDS)
 
 
+def _silent_since(cutoff: datetime) -> Q:
+    """Running jobs with no sign of life since the cutoff: their last heartbeat, or their
+    start when they never beat (a row from before heartbeats, or set running by hand), which
+    would otherwise stay running, unclaimable and unswept, for ever."""
+    return Q(status=JobStatus.RUNNING) & (
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+
+
 def job_enqueue(model: type[Job], *, job_id: int, task_name: str) -> None:
     """Send the job's task (by its registered name, with the job id) once the current
     transaction commits, at once outside one.
@@ -113,7 +122,7 @@ def job_enqueue(model: type[Job], *, job_id: int, task_name: str) -> None:
 
 def _send_or_fail(model: type[Job], job_id: int, task_name: str) -> None:
     try:
-        current_app.tasks[task_name].delay(job_id)
+        _task(task_name).delay(job_id)
     except Exception as error:
         logger.exception("could not queue %s %s", model._meta.verbose_name, job_id)
         job_fail(
@@ -124,6 +133,17 @@ def _send_or_fail(model: type[Job], job_id: int, task_name: str) -> None:
         )
 
 
+def _task(task_name: str) -> Any:
+    """The registered task of that name.
+
+    Workers import every app's tasks module when they start; a web process has not (Celery's
+    autodiscovery is lazy), so the first lookup there imports them.
+    """
+    if task_name not in current_app.tasks:
+        current_app.loader.import_default_modules()
+    return current_app.tasks[task_name]
+
+
 def job_claim(model: type[Job], *, job_id: int) -> bool:
     """queued → running, or retake a running job whose worker went silent; True if won.
 
@@ -131,7 +151,7 @@ def job_claim(model: type[Job], *, job_id: int) -> bool:
     once; a job retaken too often is failed instead.
     """
     now = timezone.now()
-    silent = Q(status=JobStatus.RUNNING, heartbeat_at__lt=now - stale_after())
+    silent = _silent_since(now - stale_after())
     claimed = (
         model._default_manager.filter(Q(status=JobStatus.QUEUED) | silent, pk=job_id)
         .filter(attempts__lt=MAX_ATTEMPTS)
@@ -154,19 +174,27 @@ def job_claim(model: type[Job], *, job_id: int) -> bool:
     return False
 
 
-def job_heartbeat(model: type[Job], *, job_id: int, **progress: Any) -> bool:
-    """Record a sign of life (and progress fields); False when the job is no longer running."""
-    return bool(
-        model._default_manager.filter(pk=job_id, status=JobStatus.RUNNING).update(
-            heartbeat_at=timezone.now(), **progress
-        )
-    )
+def _running(model: type[Job], job_id: int, attempt: int | None) -> Any:
+    """The job if it is running and, given the attempt a worker claimed, still on that
+    attempt: a worker whose job was retaken after its heartbeat went silent (it was only
+    slow, not dead) must not beat, finish or fail it any more."""
+    jobs = model._default_manager.filter(pk=job_id, status=JobStatus.RUNNING)
+    return jobs if attempt is None else jobs.filter(attempts=attempt)
 
 
-def job_finish(model: type[Job], *, job_id: int, **fields: Any) -> bool:
-    """running → done with the result fields; False if the job was failed meanwhile."""
+def job_heartbeat(
+    model: type[Job], *, job_id: int, attempt: int | None = None, **progress: Any
+) -> bool:
+    """Record a sign of life (and progress fields); False when the job is no longer running
+    (or no longer on the worker's `attempt`)."""
+    return bool(_running(model, job_id, attempt).update(heartbeat_at=timezone.now(), **progress))
+
+
+def job_finish(model: type[Job], *, job_id: int, attempt: int | None = None, **fields: Any) -> bool:
+    """running → done with the result fields; False if the job was failed (or retaken)
+    meanwhile."""
     return bool(
-        model._default_manager.filter(pk=job_id, status=JobStatus.RUNNING).update(
+        _running(model, job_id, attempt).update(
             status=JobStatus.DONE, finished_at=timezone.now(), error="", **fields
         )
     )
@@ -177,11 +205,15 @@ def job_fail(
     *,
     job_id: int,
     reason: str,
+    attempt: int | None = None,
     from_statuses: Iterable[str] = LIVE_STATUSES,
     extra: Q | None = None,
 ) -> bool:
-    """Mark a live job failed with the reason; a finished job is left as it is."""
+    """Mark a live job failed with the reason; a finished job is left as it is, and so is,
+    given the worker's `attempt`, a job another worker retook since."""
     jobs = model._default_manager.filter(pk=job_id, status__in=list(from_statuses))
+    if attempt is not None:
+        jobs = jobs.filter(attempts=attempt)
     if extra is not None:
         jobs = jobs.filter(extra)
     return bool(
@@ -192,8 +224,8 @@ def job_fail(
 def lost_jobs_filter(*, now: datetime | None = None) -> Q:
     """Jobs nobody will finish: queued past `queued_too_long`, running silent past `stale_after`."""
     now = now or timezone.now()
-    return Q(status=JobStatus.QUEUED, created_at__lt=now - queued_too_long()) | Q(
-        status=JobStatus.RUNNING, heartbeat_at__lt=now - stale_after()
+    return Q(status=JobStatus.QUEUED, created_at__lt=now - queued_too_long()) | _silent_since(
+        now - stale_after()
     )
 
 

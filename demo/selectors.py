@@ -7,10 +7,11 @@ from typing import Any
 
 from django.db.models import Count, Q
 
+from core.jobs import JobStatus as RunStatus
 from demo.crowd import CROWD
 from exports.models import ExportJob
 from labeling.models import Project
-from rankings.models import AgreementRun, Flag, FlagStatus, Ranking, RunStatus
+from rankings.models import AgreementRun, Flag, FlagStatus, Ranking
 
 
 @dataclass(frozen=True)

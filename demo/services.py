@@ -25,6 +25,7 @@ from django.db.models import Field
 from django.utils.crypto import salted_hmac
 
 from config.celery import app as celery_app
+from core.jobs import JobStatus as RunStatus
 from demo import crowd as crowd_model
 from demo.crowd import CrowdProfile, ShownResponse, Task
 from demo.scenario import SCENARIO_FILES, DemoProject, DemoPrompt, load_scenario
@@ -34,7 +35,8 @@ from labeling import services as labeling_services
 from labeling.models import Invite, Membership, Project, Prompt, Response, Role
 from labeling.rubric import clean_rubric
 from rankings import services as ranking_services
-from rankings.models import AgreementRun, RunStatus
+from rankings.models import AgreementRun
+from rankings.rating import services as rating_services
 
 DEMO_PASSWORD = "ranklab-demo"
 SEED = 20250601
@@ -262,7 +264,9 @@ def _field_default(name: str) -> Any:
     return field.get_default()
 
 
-def _members_add(*, project: Project, people: dict[str, User], crowd_users: dict[str, User]):
+def _members_add(
+    *, project: Project, people: dict[str, User], crowd_users: dict[str, User]
+) -> None:
     """Everyone but the lead (a member since creating the project) joins in their role."""
     roles = {person.username: person.role for person in DEMO_PEOPLE if person.role != Role.LEAD}
     roles.update({username: Role.RATER for username in crowd_users})
@@ -417,7 +421,7 @@ class CrowdWork:
             rationale_required=project.require_rationale,
         )
         judgement = crowd_model.judge(member.profile, task, member.judge_rng)
-        ranking_services.ranking_submit(
+        rating_services.ranking_submit(
             assignment_id=assignment.pk,
             rater=member.user,
             ranking=judgement.ranking,

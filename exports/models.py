@@ -1,4 +1,8 @@
-"""Export jobs: the parameters asked for, their progress and the file they produced."""
+"""Export jobs: the parameters asked for, their progress and the file they produced.
+
+The lifecycle (status, claim, heartbeat, finish, fail, sweep) is `core.jobs.Job`'s; the
+format choices come from the format registry (`exports.formats`).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,10 @@ from django.conf import settings
 from django.core.files.storage import Storage, storages
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
+from core.jobs import Job, JobStatus
+from exports.formats import DEFAULT_FORMAT, FORMAT_CHOICES, FORMAT_NAMES
 from labeling.models import Project
-
-
-class ExportFormat(models.TextChoices):
-    TRL = "trl", "TRL preference (strings)"
-    TRL_CONVERSATIONAL = "trl-conversational", "TRL preference (messages)"
-    TRL_REWARD = "trl-reward", "TRL reward with margin"
-    TRL_UNPAIRED = "trl-unpaired", "TRL unpaired (KTO)"
-    OPENAI = "openai", "OpenAI preference fine-tuning"
-    HH_RLHF = "hh-rlhf", "HH-RLHF transcripts"
 
 
 class PairStrategy(models.TextChoices):
@@ -33,13 +29,6 @@ class Container(models.TextChoices):
     PARQUET = "parquet", "Parquet"
 
 
-class ExportStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-
-
 def exports_storage() -> Storage:
     """The storage export files live in, looked up on every call.
 
@@ -49,16 +38,13 @@ def exports_storage() -> Storage:
     return storages["exports"]
 
 
-class ExportJob(models.Model):
+class ExportJob(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
-    format = models.CharField(max_length=32, choices=ExportFormat.choices, default="trl")
+    format = models.CharField(max_length=32, choices=FORMAT_CHOICES, default=DEFAULT_FORMAT)
     strategy = models.CharField(max_length=32, choices=PairStrategy.choices, default="all_pairs")
     container = models.CharField(max_length=16, choices=Container.choices, default="jsonl")
     params = models.JSONField(default=dict, blank=True, help_text="Filters and split options.")
-    status = models.CharField(
-        max_length=16, choices=ExportStatus.choices, default=ExportStatus.QUEUED
-    )
     rows = models.PositiveBigIntegerField(default=0)
     rows_estimated = models.PositiveBigIntegerField(default=0)
     sha256 = models.CharField(max_length=64, blank=True, default="")
@@ -83,10 +69,6 @@ class ExportJob(models.Model):
     timings = models.JSONField(
         default=dict, blank=True, help_text="Seconds spent reading, building, writing, storing."
     )
-    error = models.TextField(blank=True, default="")
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     file_deleted_at = models.DateTimeField(null=True, blank=True)
     file_deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -100,10 +82,10 @@ class ExportJob(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=ExportStatus.values), name="export_status_valid"
+                condition=Q(status__in=JobStatus.values), name="export_status_valid"
             ),
             models.CheckConstraint(
-                condition=Q(format__in=ExportFormat.values), name="export_format_valid"
+                condition=Q(format__in=FORMAT_NAMES), name="export_format_valid"
             ),
             models.CheckConstraint(
                 condition=Q(strategy__in=PairStrategy.values), name="export_strategy_valid"
@@ -117,17 +99,13 @@ class ExportJob(models.Model):
         return f"export {self.pk} ({self.status})"
 
     @property
-    def is_finished(self) -> bool:
-        return self.status in (ExportStatus.DONE, ExportStatus.FAILED)
-
-    @property
     def has_file(self) -> bool:
-        return self.status == ExportStatus.DONE and bool(self.file)
+        return self.status == JobStatus.DONE and bool(self.file)
 
     @property
     def progress(self) -> float:
         """Share done, 0..1: rows written over the estimate, capped below 1 until done."""
-        if self.status == ExportStatus.DONE:
+        if self.status == JobStatus.DONE:
             return 1.0
         if not self.rows_estimated:
             return 0.0

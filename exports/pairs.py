@@ -36,6 +36,9 @@ class PromptData:
     external_id: str
     messages: list[dict[str, Any]]
     responses: dict[int, ResponseData]
+    scores: dict[int, float] | None = None
+    """Per response id, `response_scores` of the prompt's rankings; only where a format
+    asks for them (UltraFeedback's `score_chosen` / `score_rejected`)."""
 
 
 class RankingData(NamedTuple):
@@ -147,6 +150,35 @@ def build_consensus_pairs(
             consensus_groups, ALL_PAIRS, include_ties
         )
     ]
+
+
+SCORE_DIGITS = 4
+
+
+def response_scores(prompt: PromptData, rankings: list[RankingData]) -> dict[int, float]:
+    """Each ranked response's score on UltraFeedback's 1-10 scale, from the raters' rankings.
+
+    The score is `1 + 9 * share`, where share is the fraction of the response's pairwise
+    comparisons it won over all the prompt's rankings, a tie counting half: 10 means every
+    rater put it strictly above every other response, 1 strictly below, 5.5 an even record.
+    It does not depend on the pair strategy or the pair filters, only on the rankings read.
+    Responses no ranking names get no score.
+    """
+    won: dict[int, float] = {}
+    compared: dict[int, int] = {}
+    for ranking in rankings:
+        size = sum(len(group) for group in ranking.groups)
+        below = size
+        for group in ranking.groups:
+            below -= len(group)
+            for response_id in group:
+                won[response_id] = won.get(response_id, 0.0) + below + (len(group) - 1) / 2
+                compared[response_id] = compared.get(response_id, 0) + size - 1
+    return {
+        response_id: round(1 + 9 * won[response_id] / count, SCORE_DIGITS) + 0.0
+        for response_id, count in compared.items()
+        if count and response_id in prompt.responses
+    }
 
 
 def _score_gap(scores: dict[int, float], chosen_id: int, rejected_id: int) -> float:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from celery import shared_task
 
 from exports import services
 
 
-@shared_task(name="exports.tasks.export_job_run")
-def export_job_run_task(job_id: int) -> dict:
+def export_job_run(job_id: int) -> dict[str, Any]:
     return services.export_job_run(job_id=job_id)
+
+
+# Registered without decorator syntax: Celery's decorators are untyped.
+export_job_run_task = shared_task(name=services.EXPORT_TASK)(export_job_run)

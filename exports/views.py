@@ -56,14 +56,16 @@ def _job(project: Project, job_id: int) -> ExportJob:
     return job
 
 
-def _context(request: HttpRequest, project: Project, form: ExportForm | None = None) -> dict:
+def _context(
+    request: HttpRequest, project: Project, form: ExportForm | None = None
+) -> dict[str, Any]:
     jobs = selectors.export_jobs_of_project(project=project)
     role = labeling_selectors.project_role_for(user=request.user, project=project)
     return {
         "project": project,
         "jobs": jobs,
         "form": form or ExportForm(earlier_jobs=jobs),
-        "polling": any(not job.is_finished for job in jobs),
+        "polling": any(job.is_live for job in jobs),
         "is_lead": role == Role.LEAD,
     }
 

@@ -1,4 +1,5 @@
-"""Submitted rankings and the agreement runs computed over them."""
+"""Submitted rankings and the agreement runs computed over them: a run's project metrics,
+a score row per rater (the columns of ``rankings.stats.registry``), a row per prompt, flags."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from core.jobs import Job, JobStatus
 from labeling.models import Assignment, Project, Prompt
 
 
@@ -55,33 +57,24 @@ class Ranking(models.Model):
         return f"ranking {self.pk} by {self.rater_id}"
 
 
-class RunStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+class AgreementRun(Job):
+    """One computation of a project's agreement: a job (``core.jobs``) whose result is the
+    metrics here, a ``RaterScore`` per rater and a ``PromptAgreement`` per prompt."""
 
-
-class AgreementRun(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="agreement_runs")
-    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     trigger = models.CharField(max_length=32, default="manual")
-    created_at = models.DateTimeField(default=timezone.now)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
     last_ranking_id = models.BigIntegerField(
         default=0, help_text="Highest ranking id the run saw; same data, same run."
     )
     n_prompts = models.PositiveIntegerField(default=0)
     n_rankings = models.PositiveIntegerField(default=0)
     metrics = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True, default="")
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(status__in=RunStatus.values), name="agreement_run_status_valid"
+                condition=Q(status__in=JobStatus.values), name="agreement_run_status_valid"
             ),
         ]
 
@@ -90,6 +83,9 @@ class AgreementRun(models.Model):
 
 
 class RaterScore(models.Model):
+    """One rater's statistics in one run: a column per ``rankings.stats.registry`` statistic
+    (the registry says what each one is; the tests hold the two to each other)."""
+
     run = models.ForeignKey(AgreementRun, on_delete=models.CASCADE, related_name="rater_scores")
     rater = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
     rankings = models.PositiveIntegerField(default=0)
@@ -117,7 +113,18 @@ class RaterScore(models.Model):
     longer_win_rate = models.FloatField(
         null=True, blank=True, help_text="Share of decided pairs won by the longer response."
     )
-    details = models.JSONField(default=dict, blank=True)
+    agreement_no_ties = models.FloatField(null=True, blank=True)
+    agreement_no_ties_low = models.FloatField(null=True, blank=True)
+    agreement_no_ties_high = models.FloatField(null=True, blank=True)
+    compared_pairs_no_ties = models.PositiveIntegerField(default=0)
+    gold_rankings = models.PositiveIntegerField(default=0)
+    repeat_rankings = models.PositiveIntegerField(default=0)
+    straight_lined = models.PositiveIntegerField(default=0)
+    straight_lining_chance = models.FloatField(null=True, blank=True)
+    timed_rankings = models.PositiveIntegerField(default=0)
+    labelled_pairs = models.PositiveIntegerField(default=0)
+    length_pairs = models.PositiveIntegerField(default=0)
+    reliability_weight = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["run_id", "rater_id"]
@@ -134,7 +141,7 @@ class PromptAgreement(models.Model):
 
     # No database constraints: a run stores hundreds of thousands of these rows at once and
     # checking each one's keys was a large part of storing them. The rows are only written
-    # by ``services.agreement_run_compute`` with ids it just read, and deletes still cascade
+    # by ``runs.services.agreement_run_compute`` with ids it just read, and deletes still cascade
     # (Django collects the rows in Python). No index of its own for the run either: the
     # unique (run, prompt) index serves every lookup by run.
     run = models.ForeignKey(

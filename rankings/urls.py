@@ -1,15 +1,10 @@
-from django.urls import path
+from django.urls import include, path
 
-from rankings import quality_views, views
+from rankings.quality import views as quality_views
 
 app_name = "rankings"
 urlpatterns = [
-    path("<int:project_id>/", views.rate, name="rate"),
-    path("<int:project_id>/guidelines/seen/", views.guidelines_seen, name="guidelines_seen"),
-    path("assignments/<int:assignment_id>/submit/", views.submit, name="submit"),
-    path("assignments/<int:assignment_id>/skip/", views.skip, name="skip"),
-    path("assignments/<int:assignment_id>/undo/", views.undo, name="undo"),
-    path("assignments/<int:assignment_id>/renew/", views.renew, name="renew"),
+    path("", include("rankings.rating.urls")),
     path("<int:project_id>/quality/", quality_views.quality, name="quality"),
     path(
         "<int:project_id>/quality/flags/<int:flag_id>/<slug:action>/",

@@ -6,9 +6,11 @@ cannot drift from what exports contain.
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import OpenApiExample
 
-from exports.formats import FORMATS, encode_row, rows_for_pair
+from exports.formats import FORMATS, FormatSpec, encode_row, rows_for_pairs
 from exports.pairs import Pair, PromptData, ResponseData
 
 SAMPLE_PROMPT = PromptData(
@@ -22,35 +24,27 @@ SAMPLE_PROMPT = PromptData(
         101: ResponseData(101, "sky-blue-a", "Air scatters short blue wavelengths most.", "m-a"),
         102: ResponseData(102, "sky-blue-b", "It reflects the ocean.", "m-b"),
     },
+    scores={101: 10.0, 102: 1.0},
 )
 SAMPLE_PAIR = Pair(42, 101, 102, 1.0, 1.0, 3, ("3f9c0a1d2b4e5f60",))
 
-FORMAT_NOTES = {
-    "trl": "TRL preference, standard: prompt, chosen and rejected strings (DPOTrainer).",
-    "trl-conversational": "TRL preference, conversational: message lists with role/content.",
-    "trl-reward": "TRL reward modelling: chosen/rejected with a margin (RewardTrainer).",
-    "trl-unpaired": "TRL unpaired preference (KTOTrainer): a true and a false row per pair.",
-    "openai": "OpenAI preference fine-tuning: input.messages, preferred/non-preferred output.",
-    "hh-rlhf": "Anthropic HH-RLHF transcripts: chosen/rejected as Human/Assistant turns.",
-}
 
-
-def sample_rows(fmt: str, with_metadata: bool = False) -> list[dict]:
-    return rows_for_pair(fmt, SAMPLE_PAIR, SAMPLE_PROMPT, "train", with_metadata=with_metadata)
+def sample_rows(spec: FormatSpec, with_metadata: bool = False) -> list[dict[str, Any]]:
+    return rows_for_pairs(spec.name, [SAMPLE_PAIR], SAMPLE_PROMPT, "train", with_metadata)
 
 
 def create_examples() -> list[OpenApiExample]:
     examples = [
         OpenApiExample(
-            f"{fmt} export",
-            summary=FORMAT_NOTES[fmt],
+            f"{spec.name} export",
+            summary=spec.summary,
             description="One row of the file (metadata off): `"
-            + encode_row(sample_rows(fmt)[0]).decode().strip()
+            + encode_row(sample_rows(spec)[0]).decode().strip()
             + "`",
-            value={"format": fmt, "strategy": "all_pairs", "container": "jsonl"},
+            value={"format": spec.name, "strategy": "all_pairs", "container": "jsonl"},
             request_only=True,
         )
-        for fmt in FORMATS
+        for spec in FORMATS
     ]
     examples.append(
         OpenApiExample(
@@ -75,11 +69,11 @@ def create_examples() -> list[OpenApiExample]:
 def stream_examples() -> list[OpenApiExample]:
     return [
         OpenApiExample(
-            f"{fmt} rows",
-            summary=FORMAT_NOTES[fmt],
-            value="".join(encode_row(row).decode() for row in sample_rows(fmt, True)),
+            f"{spec.name} rows",
+            summary=spec.summary,
+            value="".join(encode_row(row).decode() for row in sample_rows(spec, True)),
             response_only=True,
             media_type="application/jsonl",
         )
-        for fmt in FORMATS
+        for spec in FORMATS
     ]

@@ -2,102 +2,68 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from exports.models import Container, ExportFormat, ExportJob, PairStrategy
+from exports.models import Container, ExportJob
+from exports.params import PARAMS, ExportParam, Kind
 from exports.services import STREAM_MAX_ROWS
 
-PARAM_FIELDS = (
-    "include_ties",
-    "with_metadata",
-    "min_agreement",
-    "min_raters",
-    "exclude_flagged_raters",
-    "exclude_excluded_raters",
-    "include_gold",
-    "only_complete",
-    "created_after",
-    "created_before",
-    "since_export",
-    "until_ranking_id",
-    "test_fraction",
-    "seed",
-)
+
+def serializer_field(param: ExportParam) -> serializers.Field[Any, Any, Any, Any]:
+    """The API field of a parameter. Only the job's own columns (format, strategy,
+    container) get a default here; the others are left out when omitted, and their
+    defaults are filled in by `export_params_clean`."""
+    default = param.default
+    help_text = param.help
+    if default is not None and param.kind is not Kind.CHOICE:
+        help_text += f" Default {str(default).lower() if isinstance(default, bool) else default}."
+    common: dict[str, Any] = {"help_text": help_text}
+    if param.kind is Kind.CHOICE:
+        return serializers.ChoiceField(choices=list(param.choices), default=default, **common)
+    common["required"] = False
+    if param.kind is Kind.BOOLEAN:
+        return serializers.BooleanField(**common)
+    if param.kind is Kind.TIME:
+        return serializers.DateTimeField(**common)
+    low, high = param.minimum, param.maximum
+    if param.kind is Kind.NUMBER:
+        return serializers.FloatField(min_value=low, max_value=high, **common)
+    return serializers.IntegerField(
+        min_value=None if low is None else int(low),
+        max_value=None if high is None else int(high),
+        **common,
+    )
 
 
-class ExportParamsSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=ExportFormat.choices, default=ExportFormat.TRL)
-    strategy = serializers.ChoiceField(choices=PairStrategy.choices, default=PairStrategy.ALL_PAIRS)
-    container = serializers.ChoiceField(choices=Container.choices, default=Container.JSONL)
-    include_ties = serializers.BooleanField(
-        required=False,
-        help_text="Export tied pairs (margin 0). Needs metadata on, or trl-reward; "
-        "trl-unpaired cannot express a tie. Default false.",
-    )
-    with_metadata = serializers.BooleanField(
-        required=False,
-        help_text="Add prompt_id, prompt_external_id, chosen_id, rejected_id, chosen_model, "
-        "rejected_model, margin, agreement, n_raters, rater_keys, group_id, split. Default true.",
-    )
-    min_agreement = serializers.FloatField(
-        required=False,
-        min_value=0.0,
-        max_value=1.0,
-        help_text="Drop pairs whose agreement (share of the prompt's raters ordering the pair "
-        "the same way) is below this. Default 0.",
-    )
-    min_raters = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        max_value=1000,
-        help_text="Only prompts with at least this many rankings after the filters. Default 1.",
-    )
-    exclude_flagged_raters = serializers.BooleanField(
-        required=False, help_text="Leave out raters with an open quality flag. Default false."
-    )
-    exclude_excluded_raters = serializers.BooleanField(
-        required=False, help_text="Leave out raters a lead excluded. Default true."
-    )
-    include_gold = serializers.BooleanField(
-        required=False, help_text="Include gold prompts. Default false."
-    )
-    only_complete = serializers.BooleanField(
-        required=False, help_text="Only prompts that collected their full overlap. Default false."
-    )
-    created_after = serializers.DateTimeField(
-        required=False, help_text="Only rankings created at or after this time."
-    )
-    created_before = serializers.DateTimeField(
-        required=False, help_text="Only rankings created before this time."
-    )
-    since_export = serializers.IntegerField(
-        required=False,
-        min_value=1,
-        help_text="Incremental: leave out prompts covered by this earlier export of the "
-        "project (and by the exports it continued).",
-    )
-    until_ranking_id = serializers.IntegerField(
-        required=False,
-        min_value=0,
-        help_text="Only rankings up to this id. A job pins it to the newest ranking when it "
-        "starts (see last_ranking_id); pass an earlier job's value to repeat that export.",
-    )
-    test_fraction = serializers.FloatField(
-        required=False,
-        min_value=0.0,
-        max_value=0.99,
-        help_text="Share of prompts in the test split (by prompt, seeded). Default 0: no split.",
-    )
-    seed = serializers.IntegerField(
-        required=False, min_value=0, help_text="Seed of the split. Default 0."
-    )
+class ExportParamsSerializer(serializers.Serializer[Any]):
+    """Every export parameter, from the registry; anything else is refused, naming it."""
 
-    def export_arguments(self) -> dict:
-        """format/strategy/container and the params dict, as the services take them."""
+    def get_fields(self) -> dict[str, serializers.Field[Any, Any, Any, Any]]:
+        fields = super().get_fields()  # declared ones (the stream's) win
+        for param in PARAMS:
+            fields.setdefault(param.name, serializer_field(param))
+        return fields
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({unknown[0]: ["unknown parameter"]})
+        return super().to_internal_value(data)
+
+    def export_arguments(self) -> dict[str, Any]:
+        """format/strategy/container, the params dict, and the stream's own options, as
+        the services take them."""
         values = dict(self.validated_data)
-        params = {name: values.pop(name) for name in PARAM_FIELDS if name in values}
+        params = {
+            param.name: values.pop(param.name)
+            for param in PARAMS
+            if param.stored and param.name in values
+        }
         return {**values, "params": params}
 
 
@@ -122,14 +88,14 @@ class ExportStreamQuerySerializer(ExportParamsSerializer):
     )
 
 
-class SplitSerializer(serializers.Serializer):
+class SplitSerializer(serializers.Serializer[Any]):
     rows = serializers.IntegerField()
     sha256 = serializers.CharField(required=False)
     size_bytes = serializers.IntegerField(required=False)
     download_url = serializers.CharField(required=False)
 
 
-class ExportJobSerializer(serializers.ModelSerializer):
+class ExportJobSerializer(serializers.ModelSerializer[ExportJob]):
     created_by = serializers.CharField(source="created_by.username", read_only=True)
     progress = serializers.FloatField(read_only=True, help_text="Rows written over the estimate.")
     splits = serializers.SerializerMethodField()
@@ -171,7 +137,7 @@ class ExportJobSerializer(serializers.ModelSerializer):
             help_text="Rows per split; sha256, size and download_url when the split has a file.",
         )
     )
-    def get_splits(self, job: ExportJob) -> dict:
+    def get_splits(self, job: ExportJob) -> dict[str, dict[str, Any]]:
         splits = {}
         for name, split in sorted(job.splits.items()):
             entry = {key: value for key, value in split.items() if key != "file"}
@@ -193,5 +159,5 @@ class ExportJobSerializer(serializers.ModelSerializer):
         return reverse("api-export-preview", kwargs={"export_id": job.pk})
 
 
-class ExportPreviewSerializer(serializers.Serializer):
+class ExportPreviewSerializer(serializers.Serializer[Any]):
     rows = serializers.ListField(child=serializers.DictField())

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.http import FileResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -24,6 +28,7 @@ from exports.api.serializers import (
 )
 from exports.models import ExportJob, exports_storage
 from labeling import selectors as labeling_selectors
+from labeling.models import Project
 
 CONTENT_TYPES = {
     "jsonl": "application/jsonl",
@@ -33,14 +38,14 @@ CONTENT_TYPES = {
 NOT_READY = OpenApiResponse(description="The export is not done, or its files were deleted")
 
 
-def export_job_for_user(*, user, export_id: int) -> ExportJob:
+def export_job_for_user(*, user: Any, export_id: int) -> ExportJob:
     job = selectors.export_jobs_for_user(user=user).filter(pk=export_id).first()
     if job is None:
         raise NotFound("export not found")
     return job
 
 
-def _data_project(request: Request, project_id: int):
+def _data_project(request: Request, project_id: int) -> Project:
     return labeling_selectors.project_for_user(
         user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
     )
@@ -79,8 +84,14 @@ class ExportListView(APIView):
 class FormatIsAnExportParameter(DefaultContentNegotiation):
     """`?format=` names the export format here, not a DRF renderer: errors are JSON."""
 
-    def select_renderer(self, request, renderers, format_suffix=None):
-        return renderers[0], renderers[0].media_type
+    def select_renderer(
+        self,
+        request: Request,
+        renderers: Iterable[BaseRenderer],
+        format_suffix: str | None = None,
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
 
 
 class ExportStreamView(APIView):

@@ -22,8 +22,4 @@ urlpatterns = [
         views.PromptGoldView.as_view(),
         name="api-prompt-gold",
     ),
-    path(
-        "projects/<int:project_id>/next-task/", views.NextTaskView.as_view(), name="api-next-task"
-    ),
-    path("assignments/<int:assignment_id>/skip/", views.SkipView.as_view(), name="api-skip"),
 ]

@@ -1,11 +1,14 @@
-"""REST endpoints for auth, projects, members, invites, imports and the task queue."""
+"""REST endpoints for auth, projects, members, invites, imports and gold prompts.
+
+The rater's endpoints (next task, submit, skip, undo, renew) live with the rating flow.
+"""
 
 from __future__ import annotations
 
 from typing import cast
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import parsers, status
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny
@@ -27,8 +30,6 @@ from labeling.api.serializers import (
     MemberUpdateSerializer,
     ProjectSerializer,
     SignupSerializer,
-    SkipSerializer,
-    TaskSerializer,
     TokenRequestSerializer,
     TokenSerializer,
 )
@@ -215,38 +216,6 @@ class PromptImportView(APIView):
             {"created": len(prompt_ids), "prompt_ids": prompt_ids},
             status=status.HTTP_201_CREATED,
         )
-
-
-class NextTaskView(APIView):
-    @extend_schema(
-        responses={
-            200: TaskSerializer,
-            204: OpenApiResponse(description="Nothing left to rank"),
-            **ERROR_RESPONSES,
-        }
-    )
-    def get(self, request: Request, project_id: int) -> Response:
-        rater = signed_in_user(request)
-        membership = services.rater_membership(project_id=project_id, rater=rater)
-        assignment = services.lease_next_assignment(
-            project=membership.project, rater=rater, membership=membership
-        )
-        if assignment is None:
-            return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(TaskSerializer(selectors.task_payload(assignment)).data)
-
-
-class SkipView(APIView):
-    @extend_schema(request=SkipSerializer, responses={200: OpenApiResponse(), **ERROR_RESPONSES})
-    def post(self, request: Request, assignment_id: int) -> Response:
-        data = SkipSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        assignment = services.assignment_skip(
-            assignment_id=assignment_id,
-            rater=signed_in_user(request),
-            reason=data.validated_data["reason"],
-        )
-        return Response({"assignment_id": assignment.pk, "status": assignment.status})
 
 
 class PromptGoldView(APIView):

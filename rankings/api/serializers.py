@@ -1,32 +1,11 @@
-"""Serializers for ranking submissions and agreement results."""
+"""Serializers for agreement results and rater quality (the rater API has its own)."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
-from rankings.metrics import PROJECT_STATISTICS
-
-
-class RankingSubmitSerializer(serializers.Serializer):
-    ranking = serializers.JSONField(help_text="Tie groups best→worst: [[12], [11, 13], [14]]")
-    ratings = serializers.JSONField(required=False, allow_null=True)
-    rationale = serializers.CharField(required=False, allow_blank=True, default="")
-    seconds = serializers.JSONField(required=False, allow_null=True)
-    strength = serializers.JSONField(
-        required=False,
-        allow_null=True,
-        help_text="Pairwise tasks: 3 much better, 2 better, 1 slightly better, 0 about the same",
-    )
-
-
-class RankingSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    assignment_id = serializers.IntegerField()
-    ranking = serializers.JSONField(source="groups")
-    ratings = serializers.JSONField()
-    rationale = serializers.CharField()
-    seconds = serializers.FloatField(allow_null=True)
-    created_at = serializers.DateTimeField()
+from rankings.stats.project import PROJECT_STATISTICS
+from rankings.stats.registry import RATER_STATISTICS
 
 
 def _metric_fields() -> dict[str, serializers.Field]:
@@ -113,29 +92,37 @@ class RaterExcludeSerializer(serializers.Serializer):
     )
 
 
-class RaterRowSerializer(serializers.Serializer):
+class _RaterRowFields(serializers.Serializer):
     username = serializers.CharField()
     role = serializers.CharField()
     status = serializers.CharField()
     excluded = serializers.BooleanField()
+    # Counted from the rankings when no run scored the rater yet, so never null.
     rankings = serializers.IntegerField()
-    agreement = serializers.FloatField(allow_null=True)
-    agreement_low = serializers.FloatField(allow_null=True)
-    agreement_high = serializers.FloatField(allow_null=True)
-    compared_pairs = serializers.IntegerField(allow_null=True)
-    gold_accuracy = serializers.FloatField(allow_null=True)
-    gold_pairs = serializers.IntegerField(allow_null=True)
-    self_consistency = serializers.FloatField(allow_null=True)
-    repeat_pairs = serializers.IntegerField(allow_null=True)
-    first_shown_win_rate = serializers.FloatField(allow_null=True)
-    position_p_value = serializers.FloatField(allow_null=True)
-    position_pairs = serializers.IntegerField(allow_null=True)
-    straight_lining_rate = serializers.FloatField(allow_null=True)
-    speed_ratio = serializers.FloatField(allow_null=True)
-    median_seconds = serializers.FloatField(allow_null=True)
-    tie_rate = serializers.FloatField(allow_null=True)
-    longer_win_rate = serializers.FloatField(allow_null=True)
-    flags = RaterFlagSerializer(many=True)
+
+
+def _rater_statistic_fields() -> dict[str, serializers.Field]:
+    """One field per statistic the registry puts in the API (``api=True``), with its help;
+    null (counts too) for a rater no run has scored."""
+    fields: dict[str, serializers.Field] = {}
+    for stat in RATER_STATISTICS:
+        if not stat.api or stat.name in _RaterRowFields._declared_fields:
+            continue
+        field_class = serializers.IntegerField if stat.is_count else serializers.FloatField
+        fields[stat.name] = field_class(allow_null=True, read_only=True, help_text=stat.help)
+    return fields
+
+
+# A row per rater: membership, every API statistic of the latest run, and open flags.
+RaterRowSerializer = type(
+    "RaterRowSerializer",
+    (_RaterRowFields,),
+    {
+        **_rater_statistic_fields(),
+        "flags": RaterFlagSerializer(many=True),
+        "__module__": __name__,
+    },
+)
 
 
 class LabelledResponseSerializer(serializers.Serializer):

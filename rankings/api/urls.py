@@ -1,13 +1,9 @@
-from django.urls import path
+from django.urls import include, path
 
 from rankings.api import views
 
 urlpatterns = [
-    path(
-        "assignments/<int:assignment_id>/ranking/",
-        views.RankingSubmitView.as_view(),
-        name="api-ranking",
-    ),
+    path("", include("rankings.rating.api.urls")),
     path(
         "projects/<int:project_id>/agreement/", views.AgreementView.as_view(), name="api-agreement"
     ),

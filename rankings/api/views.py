@@ -1,7 +1,10 @@
-"""REST endpoints for submitting rankings, reading agreement, and acting on rater quality."""
+"""REST endpoints for reading agreement and acting on rater quality (rating has its own)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -12,7 +15,7 @@ from core.api import ERROR_RESPONSES
 from core.auth import signed_in_user
 from core.errors import InvalidInput
 from labeling import selectors as labeling_selectors
-from rankings import quality, selectors, services
+from labeling.models import Project
 from rankings.api.serializers import (
     AgreementQueuedSerializer,
     AgreementSerializer,
@@ -20,34 +23,14 @@ from rankings.api.serializers import (
     FlagActionSerializer,
     FlagSerializer,
     LowAgreementSerializer,
-    RankingSerializer,
-    RankingSubmitSerializer,
     RaterExcludeSerializer,
     RaterRowSerializer,
 )
-from rankings.models import FlagStatus
-
-
-class RankingSubmitView(APIView):
-    @extend_schema(
-        request=RankingSubmitSerializer,
-        responses={
-            201: RankingSerializer,
-            200: OpenApiResponse(RankingSerializer, description="Same ranking already stored"),
-            409: OpenApiResponse(description="Lease taken over or already submitted"),
-            **ERROR_RESPONSES,
-        },
-    )
-    def post(self, request: Request, assignment_id: int) -> Response:
-        data = RankingSubmitSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        ranking, created = services.ranking_submit(
-            assignment_id=assignment_id, rater=signed_in_user(request), **data.validated_data
-        )
-        return Response(
-            RankingSerializer(ranking).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+from rankings.models import Flag, FlagStatus
+from rankings.quality import actions
+from rankings.quality import selectors as quality_selectors
+from rankings.runs import selectors as run_selectors
+from rankings.runs import services as run_services
 
 
 class AgreementView(APIView):
@@ -58,7 +41,7 @@ class AgreementView(APIView):
         project = labeling_selectors.project_for_user(
             user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
         )
-        history = selectors.agreement_history(project=project)
+        history = run_selectors.agreement_history(project=project)
         latest = history[0] if history else None
         return Response(AgreementSerializer({"latest": latest, "history": history}).data)
 
@@ -67,7 +50,7 @@ class AgreementView(APIView):
         project = labeling_selectors.project_for_user(
             user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
         )
-        run = services.agreement_run_request(project=project, trigger="manual")
+        run = run_services.agreement_run_request(project=project, trigger="manual")
         # Without a broker the run has already been computed on commit; report that.
         run.refresh_from_db(fields=["status"])
         return Response(
@@ -79,14 +62,14 @@ class AgreementView(APIView):
 # Rater quality -------------------------------------------------------------------------------
 
 
-def _data_project(request: Request, project_id: int):
+def _data_project(request: Request, project_id: int) -> Project:
     """Leads and engineers read quality data; raters get 403, outsiders 404."""
     return labeling_selectors.project_for_user(
         user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
     )
 
 
-def _lead_project(request: Request, project_id: int):
+def _lead_project(request: Request, project_id: int) -> Project:
     return labeling_selectors.project_for_user(
         user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.LEAD_ROLES
     )
@@ -113,7 +96,7 @@ class RaterListView(APIView):
             OpenApiParameter(
                 "sort",
                 description="One of "
-                + ", ".join(quality.RATER_SORTS)
+                + ", ".join(quality_selectors.RATER_SORTS)
                 + "; a leading - sorts descending. Raters without a value come last.",
             )
         ],
@@ -122,12 +105,16 @@ class RaterListView(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = _data_project(request, project_id)
         raw_sort = request.query_params.get("sort")
-        sort, descending = quality.parse_rater_sort(raw_sort)
+        sort, descending = quality_selectors.parse_rater_sort(raw_sort)
         if raw_sort and raw_sort.lstrip("-") != sort:
-            raise InvalidInput(f"sort must be one of {list(quality.RATER_SORTS)}", field="sort")
-        latest = selectors.agreement_history(project=project)[:1]
-        rows = quality.rater_rows(
-            project=project, run=latest[0] if latest else None, sort=sort, descending=descending
+            raise InvalidInput(
+                f"sort must be one of {list(quality_selectors.RATER_SORTS)}", field="sort"
+            )
+        rows = quality_selectors.rater_rows(
+            project=project,
+            run=run_selectors.latest_agreement_run(project=project),
+            sort=sort,
+            descending=descending,
         )
         return Response(RaterRowSerializer(rows, many=True).data)
 
@@ -142,17 +129,18 @@ class RaterExcludeView(APIView):
         project = _lead_project(request, project_id)
         data = RaterExcludeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        quality.rater_set_excluded(
+        actions.rater_set_excluded(
             project=project, username=username, excluded=data.validated_data["excluded"]
         )
         return Response(_rater_row(project, username))
 
 
-def _rater_row(project, username: str) -> dict:
-    latest = selectors.agreement_history(project=project)[:1]
-    rows = quality.rater_rows(project=project, run=latest[0] if latest else None)
+def _rater_row(project: Project, username: str) -> dict[str, Any]:
+    latest = run_selectors.latest_agreement_run(project=project)
+    rows = quality_selectors.rater_rows(project=project, run=latest)
     row = next(row for row in rows if row.username == username)
-    return RaterRowSerializer(row).data
+    data: dict[str, Any] = RaterRowSerializer(row).data
+    return data
 
 
 class FlagListView(APIView):
@@ -169,7 +157,7 @@ class FlagListView(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = _data_project(request, project_id)
         status_param = request.query_params.get("status", FlagStatus.OPEN)
-        flags = quality.project_flags(
+        flags = quality_selectors.project_flags(
             project=project, status=None if status_param == "all" else status_param
         )
         return Response(FlagSerializer(flags, many=True).data)
@@ -178,23 +166,23 @@ class FlagListView(APIView):
 class FlagDetailView(APIView):
     @extend_schema(responses={200: FlagSerializer, **ERROR_RESPONSES})
     def get(self, request: Request, flag_id: int) -> Response:
-        flag = quality.flag_for_user(user=signed_in_user(request), flag_id=flag_id, lead_only=False)
+        flag = actions.flag_for_user(user=signed_in_user(request), flag_id=flag_id, lead_only=False)
         return Response(FlagSerializer(flag).data)
 
 
 class _FlagActionView(APIView):
     action_name = ""
 
-    def act(self, *, flag, by, note: str):
+    def act(self, *, flag: Flag, by: User, note: str) -> Flag:
         raise NotImplementedError
 
     def post(self, request: Request, flag_id: int) -> Response:
         user = signed_in_user(request)
-        flag = quality.flag_for_user(user=user, flag_id=flag_id)
+        flag = actions.flag_for_user(user=user, flag_id=flag_id)
         data = FlagActionSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         flag = self.act(flag=flag, by=user, note=data.validated_data["note"])
-        flag = quality.flag_for_user(user=user, flag_id=flag.pk)  # with its resolver loaded
+        flag = actions.flag_for_user(user=user, flag_id=flag.pk)  # with its resolver loaded
         return Response(FlagSerializer(flag).data)
 
 
@@ -215,8 +203,8 @@ class FlagDismissView(_FlagActionView):
     def post(self, request: Request, flag_id: int) -> Response:
         return super().post(request, flag_id)
 
-    def act(self, *, flag, by, note: str):
-        return quality.flag_dismiss(flag=flag, by=by, note=note)
+    def act(self, *, flag: Flag, by: User, note: str) -> Flag:
+        return actions.flag_dismiss(flag=flag, by=by, note=note)
 
 
 class FlagPauseRaterView(_FlagActionView):
@@ -226,8 +214,8 @@ class FlagPauseRaterView(_FlagActionView):
     def post(self, request: Request, flag_id: int) -> Response:
         return super().post(request, flag_id)
 
-    def act(self, *, flag, by, note: str):
-        return quality.flag_pause_rater(flag=flag, by=by, note=note)
+    def act(self, *, flag: Flag, by: User, note: str) -> Flag:
+        return actions.flag_pause_rater(flag=flag, by=by, note=note)
 
 
 class FlagExcludeRaterView(_FlagActionView):
@@ -237,8 +225,8 @@ class FlagExcludeRaterView(_FlagActionView):
     def post(self, request: Request, flag_id: int) -> Response:
         return super().post(request, flag_id)
 
-    def act(self, *, flag, by, note: str):
-        return quality.flag_exclude_rater(flag=flag, by=by, note=note)
+    def act(self, *, flag: Flag, by: User, note: str) -> Flag:
+        return actions.flag_exclude_rater(flag=flag, by=by, note=note)
 
 
 class LowAgreementPromptsView(APIView):
@@ -251,9 +239,8 @@ class LowAgreementPromptsView(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = _data_project(request, project_id)
         limit = _int_param(request, "limit", default=10, low=1, high=100)
-        latest = selectors.agreement_history(project=project)[:1]
-        run = latest[0] if latest else None
-        prompts = quality.low_agreement_prompts(project=project, run=run, limit=limit)
+        run = run_selectors.latest_agreement_run(project=project)
+        prompts = quality_selectors.low_agreement_prompts(project=project, run=run, limit=limit)
         body = {"run_id": run.pk if run else None, "prompts": prompts}
         return Response(LowAgreementSerializer(body).data)
 
@@ -268,5 +255,5 @@ class ExtraRatersPromptsView(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         project = _data_project(request, project_id)
         limit = _int_param(request, "limit", default=100, low=1, high=1000)
-        prompts, total = quality.prompts_with_extra_raters(project=project, limit=limit)
+        prompts, total = quality_selectors.prompts_with_extra_raters(project=project, limit=limit)
         return Response(ExtraRatersSerializer({"total": total, "prompts": prompts}).data)

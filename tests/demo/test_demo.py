@@ -15,12 +15,14 @@ from django.db import transaction
 from django.test import override_settings
 from rest_framework.test import APIClient
 
+from core.jobs import JobStatus
+from core.jobs import JobStatus as RunStatus
 from demo import crowd, services
 from demo.scenario import SCENARIO_FILES, load_scenario
-from exports.models import ExportJob, ExportStatus, exports_storage
+from exports.models import ExportJob, exports_storage
 from labeling import services as labeling_services
 from labeling.models import Invite, Membership, Project, Response
-from rankings.models import AgreementRun, Flag, FlagStatus, Ranking, RunStatus
+from rankings.models import AgreementRun, Flag, FlagStatus, Ranking
 
 CAREFUL = {profile.username for profile in crowd.CROWD if profile.kind == crowd.CAREFUL}
 RANDOM_CLICKER = next(p.username for p in crowd.CROWD if p.kind == crowd.RANDOM_CLICKER)
@@ -154,7 +156,7 @@ def test_gold_accuracy_is_measured(ranked):
 
 def test_the_export_is_done_and_downloads_without_the_latent_quality(ranked, django_user_model):
     job = ExportJob.objects.get(project=ranked)
-    assert (job.status, job.format, job.strategy) == (ExportStatus.DONE, "trl", "all_pairs")
+    assert (job.status, job.format, job.strategy) == (JobStatus.DONE, "trl", "all_pairs")
     assert job.rows > 0
     engineer = django_user_model.objects.get(username="engineer")
     client = APIClient()

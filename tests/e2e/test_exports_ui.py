@@ -17,7 +17,7 @@ from exports.formats import split_for_prompt
 from exports.models import ExportJob
 from labeling import services as labeling_services
 from labeling.models import Membership, Role
-from rankings.services import ranking_submit
+from rankings.rating.services import ranking_submit
 from tests.e2e.screenshots import SCREENSHOTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("transactional_db")]
@@ -98,7 +98,7 @@ def test_lead_exports_watches_progress_previews_and_downloads(
     project, lead = exports_project
     # Hold the job in the queue so the page has something to poll; the test runs it below,
     # as a Celery worker would.
-    monkeypatch.setattr(tasks.export_job_run_task, "delay_on_commit", lambda job_id: None)
+    monkeypatch.setattr(tasks.export_job_run_task, "delay", lambda job_id: None)
     context, page, errors = open_signed_in(browser, live_server, lead, f"/exports/{project.pk}/")
     try:
         assert page.locator("h1").inner_text() == "Exports"

@@ -11,8 +11,8 @@ from django.utils import timezone
 
 from labeling import services as labeling_services
 from labeling.models import Membership, MemberStatus, Prompt, Role
-from rankings import quality
 from rankings.models import Flag, FlagStatus
+from rankings.quality import findings
 from tests.e2e.screenshots import SCREENSHOTS
 from tests.rankings.quality_helpers import done_run, make_ranking, prompt_row, score
 
@@ -37,10 +37,16 @@ ANSWERS = [
 # name: (agreement, low, high, pairs, extra score columns)
 CROWD = {
     "alice": (0.84, 0.80, 0.87, 420, {}),
-    "bruno": (0.81, 0.77, 0.85, 390, {"gold_accuracy": 0.83, "gold_pairs": 30}),
+    "bruno": (0.81, 0.77, 0.85, 390, {"gold_accuracy": 0.83, "gold_pairs": 30, "gold_rankings": 3}),
     "chen": (0.78, 0.73, 0.82, 300, {"speed_ratio": 1.4, "median_seconds": 58.0}),
-    "dara": (0.80, 0.76, 0.84, 350, {"self_consistency": 0.81, "repeat_pairs": 24}),
-    "erin": (0.49, 0.43, 0.55, 280, {"gold_accuracy": 0.47, "gold_pairs": 30}),
+    "dara": (
+        0.80,
+        0.76,
+        0.84,
+        350,
+        {"self_consistency": 0.81, "repeat_pairs": 24, "repeat_rankings": 4},
+    ),
+    "erin": (0.49, 0.43, 0.55, 280, {"gold_accuracy": 0.47, "gold_pairs": 30, "gold_rankings": 3}),
     "frank": (
         0.56,
         0.50,
@@ -150,7 +156,7 @@ def dashboard():
         )
     for prompt, value in zip(prompts, (0.17, 0.33, 0.5, 0.67, 0.83, 1.0), strict=True):
         prompt_row(run, prompt, agreement=value, n_rankings=2)
-    quality.apply_run_findings(run=run)
+    findings.apply_run_findings(run=run)
     return project, lead
 
 

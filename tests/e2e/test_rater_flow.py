@@ -328,6 +328,21 @@ def test_a_lease_taken_over_says_the_answer_was_not_saved(open_as, make_project)
     assert not Ranking.objects.exists()
 
 
+def test_an_answer_the_server_refuses_comes_back_with_the_reason(open_as, make_project):
+    project, rater = make_project()
+    page = open_as(rater, rate_path(project))
+    first = shown_assignment(page)
+    # The lead asks for a rationale after the page loaded: the page's own check passes, the
+    # server refuses (400 {detail, code}), and the task comes back with the reason.
+    project.require_rationale = True
+    project.save(update_fields=["require_rationale"])
+    for key in ("1", "2", "3", "Enter"):
+        page.keyboard.press(key)
+    page.wait_for_selector(f"{TASK} [data-problems]:has-text('Write a short rationale')")
+    assert shown_assignment(page).pk == first.pk
+    assert not Ranking.objects.exists()
+
+
 def test_empty_queue_and_the_last_task(open_as, make_project):
     project, rater = make_project(PROMPTS[:1])
     page = open_as(rater, rate_path(project))

@@ -6,10 +6,11 @@ import json
 
 import pytest
 
-from exports import services
+from exports import formats, services
 from exports.models import ExportJob
+from exports.services import reading
 from labeling import services as labeling_services
-from rankings.services import ranking_submit
+from rankings.rating.services import ranking_submit
 
 pytestmark = pytest.mark.django_db
 
@@ -140,7 +141,7 @@ def test_a_failed_job_reports_its_error(engineer, ranked, monkeypatch, export_fo
     def explode(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(services.formats.ExportFiles, "flush", explode)
+    monkeypatch.setattr(formats.ExportFiles, "flush", explode)
     summary = services.export_job_run(job_id=job.pk)
     job.refresh_from_db()
     assert summary["status"] == job.status == "failed"
@@ -280,7 +281,7 @@ def test_stream_refuses_parquet_big_exports_and_bad_input(
 ):
     client = api_for(engineer)
     url = f"/api/projects/{ranked.pk}/exports/stream/"
-    monkeypatch.setattr(services, "STREAM_MAX_ROWS", 10)
+    monkeypatch.setattr(reading, "STREAM_MAX_ROWS", 10)
 
     too_big = client.get(url)
     parquet = client.get(url, {"container": "parquet"})
@@ -340,16 +341,17 @@ def test_schema_documents_every_endpoint_with_an_example_per_format(client):
         assert path in paths, path
     create = paths["/api/projects/{project_id}/exports/"]["post"]
     examples = create["requestBody"]["content"]["application/json"]["examples"]
-    formats = {example["value"]["format"] for example in examples.values()}
-    assert formats == {
+    names = {example["value"]["format"] for example in examples.values()}
+    assert names == {
         "trl",
         "trl-conversational",
         "trl-reward",
         "trl-unpaired",
         "openai",
         "hh-rlhf",
+        "ultrafeedback",
     }
     stream = paths["/api/projects/{project_id}/exports/stream/"]["get"]
-    assert len(stream["responses"]["200"]["content"]["application/jsonl"]["examples"]) == 6
+    assert len(stream["responses"]["200"]["content"]["application/jsonl"]["examples"]) == 7
     names = {parameter["name"] for parameter in stream["parameters"]}
     assert {"format", "min_agreement", "since_export", "split", "limit"} <= names

@@ -9,14 +9,17 @@ import io
 import json
 from datetime import timedelta
 
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from django.utils import timezone
 
-from core.errors import InvalidInput
-from exports import services
+from core.errors import Conflict, InvalidInput
+from exports import selectors, services
 from exports.formats import split_for_prompt
 from exports.models import ExportJob
+from exports.params import PARAMS
+from exports.services import batches, jobs, reading
 from labeling.models import Membership, Prompt
 from rankings.models import Flag
 from tests.conftest import sample_records
@@ -415,22 +418,16 @@ def test_progress_is_written_after_every_batch(
     project, lead, many_prompts, export_folder, monkeypatch
 ):
     seen = []
-    original = services.ExportJob.objects.filter
+    heartbeat = jobs.job_heartbeat
 
-    def watch(*args, **kwargs):
-        queryset = original(*args, **kwargs)
-        update = queryset.update
+    def watch(model, **values):
+        beat = heartbeat(model, **values)
+        if "rows" in values:  # what the job page shows while the export runs
+            seen.append(ExportJob.objects.get(pk=values["job_id"]).rows)
+        return beat
 
-        def recording_update(**values):
-            if "rows" in values:
-                seen.append(values["rows"])
-            return update(**values)
-
-        queryset.update = recording_update  # type: ignore[method-assign]
-        return queryset
-
-    monkeypatch.setattr(services.selectors, "PROMPT_BATCH_SIZE", 10)
-    monkeypatch.setattr(services.ExportJob.objects, "filter", watch)
+    monkeypatch.setattr(selectors, "PROMPT_BATCH_SIZE", 10)
+    monkeypatch.setattr(jobs, "job_heartbeat", watch)
     job = services.export_job_create(project=project, created_by=lead)
     services.export_job_run(job_id=job.pk)
 
@@ -450,7 +447,7 @@ def test_a_failed_job_keeps_its_error_and_no_file(
     def broken(*args, **kwargs):
         raise ValueError("consensus exploded")
 
-    monkeypatch.setattr(services, "consensus_ranking", broken)
+    monkeypatch.setattr(batches, "consensus_ranking", broken)
     job = services.export_job_create(project=project, created_by=lead, strategy="consensus")
 
     summary = services.export_job_run(job_id=job.pk)
@@ -507,7 +504,7 @@ def test_stored_parameters_are_complete_and_canonical(project, lead):
         project=project, created_by=lead, params={"created_after": "2026-01-02T03:04:05"}
     )
 
-    assert set(job.params) == set(services.PARAM_DEFAULTS)
+    assert set(job.params) == {param.name for param in PARAMS if param.stored}
     assert job.params["created_after"] == "2026-01-02T03:04:05+00:00"
 
 
@@ -529,7 +526,7 @@ def test_deleting_files_keeps_the_job_record(
     assert job.sha256 and job.rows and job.splits["test"]["rows"]
     assert all("file" not in split for split in job.splits.values())
     assert not any((export_folder / name).exists() for name in names)
-    with pytest.raises(services.Conflict):
+    with pytest.raises(Conflict):
         services.export_job_delete_file(job=job, deleted_by=lead)
 
 
@@ -571,7 +568,7 @@ def test_stream_limit_and_split_select_rows(project, lead, many_prompts):
 
 
 def test_stream_refuses_big_exports_and_parquet(project, lead, many_prompts, monkeypatch):
-    monkeypatch.setattr(services, "STREAM_MAX_ROWS", 100)
+    monkeypatch.setattr(reading, "STREAM_MAX_ROWS", 100)
 
     with pytest.raises(services.TooLarge):
         services.export_stream_open(project=project)
@@ -586,8 +583,6 @@ def test_stream_refuses_big_exports_and_parquet(project, lead, many_prompts, mon
 
 
 def test_prompt_ids_pack_small_and_unpack_sorted_unique():
-    import numpy as np
-
     ids = np.array([5, 3, 3, 1_000_000, 4, 2**40], dtype=np.int64)
 
     packed = services.pack_prompt_ids(ids)
@@ -605,8 +600,6 @@ def test_reading_ahead_on_another_connection_writes_the_same_file(
 ):
     """Outside a transaction (as in a worker) the next batch is read on a background thread
     with its own connection; the file must equal the one read batch by batch inline."""
-    from exports import selectors
-
     monkeypatch.setattr(selectors, "PROMPT_BATCH_SIZE", 7)  # several batches
     threads_used = []
     original = selectors.prefetched
@@ -622,3 +615,42 @@ def test_reading_ahead_on_another_connection_writes_the_same_file(
     inline = run(project, lead, params={"test_fraction": 0.25, "seed": 3})
     assert ahead.sha256 == inline.sha256 == file_sha256(ahead, export_folder)
     assert ahead.rows == inline.rows == 40 * 2 * 3
+
+
+# --- UltraFeedback ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("container", ["jsonl", "jsonl.gz", "parquet"])
+def test_ultrafeedback_exports_are_byte_identical_and_score_from_the_rankings(
+    project, lead, many_prompts, export_folder, container
+):
+    params = {"test_fraction": 0.2, "seed": 5}
+    first = run(project, lead, format="ultrafeedback", container=container, params=params)
+    second = run(project, lead, format="ultrafeedback", container=container, params=params)
+
+    assert first.sha256 == second.sha256 == file_sha256(first, export_folder)
+    rows = rows_of(first, export_folder)
+    assert len(rows) == first.rows == 40 * 2 * 3
+    # Both raters put position 2 last; they disagree on 0 and 1 (each wins 3 of 4).
+    by_position = {}
+    for row in rows:
+        for side in ("chosen", "rejected"):
+            answer = row[side][-1]["content"]
+            by_position[answer.split()[1]] = row[f"score_{side}"]
+    assert by_position == {"0": 7.75, "1": 7.75, "2": 1.0}
+
+
+def test_ultrafeedback_stream_sends_the_same_bytes_as_a_job(
+    project, lead, many_prompts, export_folder
+):
+    job = run(project, lead, format="ultrafeedback")
+
+    streamed = b"".join(
+        services.export_stream_open(
+            project=project,
+            format="ultrafeedback",
+            params={"until_ranking_id": job.last_ranking_id},
+        )
+    )
+
+    assert hashlib.sha256(streamed).hexdigest() == job.sha256

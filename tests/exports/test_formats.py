@@ -1,4 +1,8 @@
-"""Format writers, canonical JSONL output (plain and gzip) and the seeded train/test split."""
+"""Format writers, canonical JSONL output (plain and gzip) and the seeded train/test split.
+
+Every format comes from the registry; each is rendered as dict rows (the reference), as
+canonical JSON Lines bytes and as Arrow tables, and the three are held to each other.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import hashlib
 import io
 import json
 import random
+from dataclasses import replace
 
 import orjson
 import pyarrow as pa
@@ -15,22 +20,33 @@ import pytest
 
 from exports.formats import (
     ALL,
-    FORMATS,
+    FORMAT_NAMES,
     ArrowBatchBuilder,
     ExportFiles,
     JsonlWriter,
     ParquetWriter,
-    encode_pairs,
     encode_row,
+    format_spec,
     parquet_schema,
     read_first_rows,
-    rows_for_pair,
     rows_for_pairs,
     split_for_prompt,
+)
+from exports.pairs import (
+    Pair,
+    PromptData,
+    RankingData,
+    ResponseData,
+    build_pairs,
+    response_scores,
+)
+from tests.exports.reference import (
+    encode_pairs,
+    rows_for_pair,
     write_jsonl,
     write_jsonl_gz,
+    write_rows,
 )
-from exports.pairs import Pair, PromptData, RankingData, ResponseData, build_pairs
 
 METADATA_KEYS = [
     "prompt_id",
@@ -53,8 +69,13 @@ RESPONSES = {
 }
 
 
+SCORES = {11: 7.75, 12: 3.25}
+
+
 def make_prompt(messages: list[dict[str, str]]) -> PromptData:
-    return PromptData(prompt_id=3, external_id="ext-3", messages=messages, responses=RESPONSES)
+    return PromptData(
+        prompt_id=3, external_id="ext-3", messages=messages, responses=RESPONSES, scores=SCORES
+    )
 
 
 SINGLE_TURN = make_prompt([{"role": "user", "content": "Why is the sky blue?"}])
@@ -85,13 +106,14 @@ def rows_without_metadata(fmt: str, prompt: PromptData) -> list[dict]:
 
 
 def test_formats_registry_has_every_export_format() -> None:
-    assert set(FORMATS) == {
+    assert set(FORMAT_NAMES) == {
         "trl",
         "trl-conversational",
         "trl-reward",
         "trl-unpaired",
         "openai",
         "hh-rlhf",
+        "ultrafeedback",
     }
 
 
@@ -203,7 +225,57 @@ def test_hh_rlhf_keeps_a_trailing_system_message_as_a_human_turn() -> None:
     )
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+def test_ultrafeedback_row_has_whole_conversations_and_scores() -> None:
+    [row] = rows_without_metadata("ultrafeedback", MULTI_TURN)
+
+    assert list(row) == [
+        "prompt",
+        "prompt_id",
+        "chosen",
+        "rejected",
+        "score_chosen",
+        "score_rejected",
+    ]
+    assert row["prompt"] == (
+        "System: You are terse.\n\nUser: Hi.\n\nAssistant: Hello.\n\nUser: Why is the sky blue?"
+    )
+    assert row["prompt_id"] == 3
+    assert row["chosen"] == [
+        *MULTI_TURN.messages,
+        {"role": "assistant", "content": RESPONSES[11].text},
+    ]
+    assert row["rejected"] == [
+        *MULTI_TURN.messages,
+        {"role": "assistant", "content": RESPONSES[12].text},
+    ]
+    assert (row["score_chosen"], row["score_rejected"]) == (7.75, 3.25)
+
+
+def test_ultrafeedback_single_turn_is_a_user_then_an_assistant_message() -> None:
+    [row] = rows_without_metadata("ultrafeedback", SINGLE_TURN)
+
+    assert row["prompt"] == "Why is the sky blue?"
+    assert row["chosen"] == [
+        {"role": "user", "content": "Why is the sky blue?"},
+        {"role": "assistant", "content": RESPONSES[11].text},
+    ]
+
+
+def test_ultrafeedback_needs_the_scores_of_the_responses() -> None:
+    unscored = PromptData(3, "ext-3", SINGLE_TURN.messages, RESPONSES)
+
+    with pytest.raises(ValueError, match="scores"):
+        rows_for_pair("ultrafeedback", PAIR, unscored, "train")
+
+
+def test_ultrafeedback_keeps_one_prompt_id_column_with_metadata_on() -> None:
+    [row] = rows_for_pair("ultrafeedback", PAIR, SINGLE_TURN, "train")
+
+    assert list(row).count("prompt_id") == 1 and list(row)[1] == "prompt_id"
+    assert parquet_schema("ultrafeedback").names.count("prompt_id") == 1
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
 def test_every_format_carries_metadata_columns_after_its_own(fmt: str) -> None:
     for row in rows_for_pair(fmt, PAIR, MULTI_TURN, "train"):
         own = rows_without_metadata(fmt, MULTI_TURN)[0]
@@ -224,13 +296,14 @@ def test_every_format_carries_metadata_columns_after_its_own(fmt: str) -> None:
         }
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
 def test_without_metadata_no_metadata_column_is_added(fmt: str) -> None:
+    own = {column.name for column in format_spec(fmt).columns}  # e.g. trl-reward's margin
     for row in rows_without_metadata(fmt, SINGLE_TURN):
-        assert not set(row) & (set(METADATA_KEYS) - {"margin"})
+        assert not set(row) & (set(METADATA_KEYS) - own)
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
 def test_rows_for_pairs_matches_rows_for_each_pair_in_order(fmt: str) -> None:
     rankings = [
         RankingData(1, 3, "k1", [[11], [12]]),
@@ -335,13 +408,14 @@ def test_jsonl_writer_streams_batches_like_a_single_write() -> None:
     whole, batched = io.BytesIO(), io.BytesIO()
     write_jsonl_gz(rows, whole)
 
-    with JsonlWriter(batched, compress=True) as writer:
-        for start in range(0, len(rows), 37):
-            writer.write_rows(rows[start : start + 37])
-        writer.write_rows([])
+    writer = JsonlWriter(batched, compress=True)
+    for start in range(0, len(rows), 37):
+        write_rows(writer, rows[start : start + 37])
+    write_rows(writer, [])
+    result = writer.close()
 
     assert batched.getvalue() == whole.getvalue()
-    assert writer.result().rows == len(rows)
+    assert result.rows == len(rows)
 
 
 def test_writing_no_rows_gives_an_empty_file() -> None:
@@ -449,12 +523,13 @@ def random_prompts(count: int, seed: int = 3) -> list[tuple[PromptData, list[Pai
                     groups.append([response_id])
             strength = rng.choice([None, None, 0, 1, 3])
             rankings.append(RankingData(rater + 1, index + 1, f"key-{rater}", groups, strength))
-        prompts.append((prompt, build_pairs(prompt, rankings, "all_pairs", include_ties=True)))
+        scored = replace(prompt, scores=response_scores(prompt, rankings))
+        prompts.append((scored, build_pairs(prompt, rankings, "all_pairs", include_ties=True)))
     return prompts
 
 
 @pytest.mark.parametrize("with_metadata", [True, False])
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
 def test_fast_encoder_gives_the_canonical_bytes_of_the_dict_rows(
     fmt: str, with_metadata: bool
 ) -> None:
@@ -481,7 +556,7 @@ def test_fast_encoder_refuses_an_unknown_format() -> None:
 
 
 @pytest.mark.parametrize("with_metadata", [True, False])
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
 def test_arrow_builder_equals_the_dict_rows_under_the_fixed_schema(
     fmt: str, with_metadata: bool
 ) -> None:
@@ -521,7 +596,7 @@ def parquet_bytes(fmt: str, batches: list[list[tuple[PromptData, list[Pair]]]]) 
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("fmt", sorted(FORMATS))
+@pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
 def test_parquet_output_is_byte_identical_run_to_run(fmt: str) -> None:
     prompts = random_prompts(50)
     batches = [prompts[:20], prompts[20:]]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
+import random
 
 import pytest
 
@@ -15,8 +17,9 @@ from exports.pairs import (
     build_consensus_pairs,
     build_pairs,
     pseudonymous_rater_key,
+    response_scores,
 )
-from rankings.consensus import consensus_ranking
+from rankings.stats.consensus import consensus_ranking
 
 PROMPT_ID = 7
 
@@ -332,3 +335,70 @@ def test_pseudonymous_rater_keys_differ_between_users_and_projects() -> None:
 
     assert len(keys) == 2000
     assert pseudonymous_rater_key("secret-a", 1) != pseudonymous_rater_key("secret-b", 1)
+
+
+# --- response scores (UltraFeedback's score_chosen / score_rejected) ----------------------
+
+
+def test_response_score_is_the_share_of_comparisons_won_on_a_1_to_10_scale() -> None:
+    scores = response_scores(make_prompt(), THREE_RANKINGS)
+
+    # Wins out of 9 comparisons, a tie counting half: 1 → 8, 2 → 6.5, 3 → 2.5, 4 → 1.
+    assert scores == {1: 9.0, 2: 7.5, 3: 3.5, 4: 2.0}
+
+
+def test_response_scores_are_10_and_1_for_unanimous_best_and_worst() -> None:
+    unanimous = [ranking(index, f"k{index}", [[1], [2], [3], [4]]) for index in range(3)]
+
+    scores = response_scores(make_prompt(), unanimous)
+
+    assert scores[1] == 10.0 and scores[4] == 1.0
+
+
+def test_responses_no_ranking_names_get_no_score() -> None:
+    prompt = make_prompt((1, 2, 3))
+
+    scores = response_scores(prompt, [ranking(1, "a", [[2], [1]])])
+
+    assert scores == {2: 10.0, 1: 1.0}
+
+
+def reference_scores(rankings: list[RankingData]) -> dict[int, float]:
+    """From pair labels: every unordered pair of a ranking gives its winner 1, a tie ½ each."""
+    won: dict[int, float] = {}
+    compared: dict[int, int] = {}
+    for item in rankings:
+        level = {rid: index for index, group in enumerate(item.groups) for rid in group}
+        for first, second in itertools.combinations(sorted(level), 2):
+            for rid in (first, second):
+                compared[rid] = compared.get(rid, 0) + 1
+                won.setdefault(rid, 0.0)
+            if level[first] == level[second]:
+                won[first] += 0.5
+                won[second] += 0.5
+            else:
+                won[first if level[first] < level[second] else second] += 1
+    return {rid: 1 + 9 * won[rid] / compared[rid] for rid in compared}
+
+
+def test_response_scores_match_a_pair_label_reference_on_random_rankings() -> None:
+    rng = random.Random(17)
+    for _ in range(200):
+        ids = tuple(range(1, rng.randint(2, 9) + 1))
+        rankings = []
+        for index in range(rng.randint(1, 5)):
+            order = rng.sample(ids, rng.randint(2, len(ids)))
+            groups: list[list[int]] = []
+            for response_id in order:
+                if groups and rng.random() < 0.3:
+                    groups[-1].append(response_id)
+                else:
+                    groups.append([response_id])
+            rankings.append(ranking(index, f"k{index}", groups))
+
+        scores = response_scores(make_prompt(ids), rankings)
+
+        expected = reference_scores(rankings)
+        assert scores.keys() == expected.keys()
+        for response_id, score in scores.items():
+            assert score == pytest.approx(expected[response_id], abs=1e-4)

@@ -13,6 +13,8 @@ import pytest
 from django.utils import timezone
 
 from exports import selectors
+from exports.params import export_params_clean
+from exports.selectors import reading
 from labeling.models import Membership, Prompt, Response
 from rankings.models import Flag, Ranking
 from tests.conftest import sample_records
@@ -68,18 +70,24 @@ def varied(project, make_user, add_member, make_ranking) -> list[Prompt]:
 
 
 FILTERS = [
-    selectors.ExportFilters(),
-    selectors.ExportFilters(include_gold=True, min_raters=2),
-    selectors.ExportFilters(exclude_flagged_raters=True, exclude_excluded_raters=False),
-    selectors.ExportFilters(only_complete=True),
-    selectors.ExportFilters(
-        created_after=timezone.now() - timedelta(days=4),
-        created_before=timezone.now() - timedelta(days=1),
-    ),
+    {},
+    {"include_gold": True, "min_raters": 2},
+    {"exclude_flagged_raters": True, "exclude_excluded_raters": False},
+    {"only_complete": True},
+    {
+        "created_after": timezone.now() - timedelta(days=4),
+        "created_before": timezone.now() - timedelta(days=1),
+    },
 ]
 
 
+def filters_of(project, params: dict) -> selectors.ExportFilters:
+    return selectors.export_filters(project=project, params=export_params_clean(params))
+
+
 def both_readings(project, filters, batch_size):
+    if isinstance(filters, dict):
+        filters = filters_of(project, filters)
     fast = list(selectors.prompt_batches(project=project, filters=filters, batch_size=batch_size))
     portable = list(
         selectors.prompt_batches(
@@ -100,8 +108,10 @@ def test_full_export_batches_are_the_same_on_both_paths(project, varied, filters
 
 @pytest.mark.parametrize("filters", FILTERS[:3])
 def test_incremental_export_batches_are_the_same_on_both_paths(project, varied, filters):
-    skipping = selectors.ExportFilters(
-        **{**filters.__dict__, "skip_prompt_ids": frozenset(p.pk for p in varied[::3])}
+    skipping = selectors.export_filters(
+        project=project,
+        params=export_params_clean(filters),
+        skip_prompt_ids=frozenset(p.pk for p in varied[::3]),
     )
     fast, portable = both_readings(project, skipping, batch_size=4)
 
@@ -112,7 +122,7 @@ def test_incremental_export_batches_are_the_same_on_both_paths(project, varied, 
 
 def test_snapshot_reads_the_same_on_both_paths(project, varied):
     newest = sorted(Ranking.objects.filter(project=project).values_list("id", flat=True))
-    filters = selectors.ExportFilters(until_ranking_id=newest[len(newest) // 2])
+    filters = filters_of(project, {"until_ranking_id": newest[len(newest) // 2]})
 
     fast, portable = both_readings(project, filters, batch_size=7)
 
@@ -123,10 +133,10 @@ def test_json_rows_and_plain_rows_read_the_same_values(project, varied):
     columns = ("id", "prompt_id", "rater_id", "groups", "strength")
     rankings = Ranking.objects.filter(project=project)
 
-    json_rows = selectors._json_rows(rankings, columns, order=("prompt_id", "id"))
-    plain_rows = selectors._plain_rows(rankings, columns, order=("prompt_id", "id"))
+    json_rows = reading.json_rows(rankings, columns, order=("prompt_id", "id"))
+    plain_rows = reading.plain_rows(rankings, columns, order=("prompt_id", "id"))
 
     assert [tuple(row) for row in json_rows] == plain_rows and plain_rows
     nothing = rankings.filter(id__lt=0)
-    assert selectors._json_rows(nothing, columns, order=("id",)) == []
-    assert selectors._plain_rows(nothing, columns, order=("id",)) == []
+    assert reading.json_rows(nothing, columns, order=("id",)) == []
+    assert reading.plain_rows(nothing, columns, order=("id",)) == []

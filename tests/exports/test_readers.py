@@ -222,3 +222,40 @@ def test_split_files_load_as_disjoint_train_and_test_sets(
     assert test.num_rows == job.splits["test"]["rows"]
     assert train.num_rows + test.num_rows == job.rows
     assert not set(train["prompt_id"]) & set(test["prompt_id"])
+
+
+@pytest.mark.parametrize("container", CONTAINERS)
+def test_ultrafeedback_rows_load_as_conversations_with_float_scores(
+    rated, engineer, export_folder, tmp_path, container
+):
+    job = export(
+        rated,
+        engineer,
+        format="ultrafeedback",
+        container=container,
+        params={"with_metadata": False},
+    )
+
+    data = load(job, export_folder, tmp_path)
+
+    assert data.column_names == [
+        "prompt",
+        "prompt_id",
+        "chosen",
+        "rejected",
+        "score_chosen",
+        "score_rejected",
+    ]
+    assert data.features["prompt"].dtype == "string"
+    assert data.features["score_chosen"].dtype == data.features["score_rejected"].dtype == "float64"
+    first = data[0]
+    assert first["prompt"] == "Name a prime number — any one."
+    assert [message["role"] for message in first["chosen"]] == ["user", "assistant"]
+    assert first["chosen"][0]["content"] == first["prompt"]
+    last = data[data.num_rows - 1]
+    assert last["chosen"][:-1] == RECORDS[1]["messages"] == last["rejected"][:-1]
+    assert all(is_conversational({"chosen": example}) for example in data["chosen"])
+    # Per prompt, responses 0 and 2 each win 4.5 of their 6 comparisons (1 + 9 * 0.75) and
+    # response 1 none of them (1.0).
+    assert set(data["score_chosen"]) | set(data["score_rejected"]) == {7.75, 1.0}
+    assert set(data["prompt_id"]) == set(rated.prompts.values_list("id", flat=True))

@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from labeling import services
 from labeling.models import Assignment, Prompt
-from rankings.services import ranking_submit
+from rankings.rating.services import ranking_submit
 from tests.conftest import sample_records
 
 pytestmark = pytest.mark.django_db

@@ -11,7 +11,7 @@ from core.errors import NotAllowed
 from labeling import services
 from labeling.models import Assignment, AssignmentStatus, Membership, Prompt
 from rankings.models import Ranking
-from rankings.services import ranking_submit
+from rankings.rating.services import ranking_submit
 
 THREADS = (
     "raters on threads racing for leases (SKIP LOCKED); SQLite's shared in-memory test "

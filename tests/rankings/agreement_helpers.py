@@ -16,9 +16,9 @@ from django.utils import timezone
 from config.celery import app as celery_app
 from labeling import services as labeling_services
 from labeling.models import Assignment, Project, Response
-from rankings import metrics
 from rankings.models import Ranking
-from rankings.services import ranking_submit
+from rankings.rating.services import ranking_submit
+from rankings.stats.tables import RankingTable, ranks_from_groups
 
 
 @contextmanager
@@ -96,7 +96,7 @@ def rank_again_as_repeat(ranking: Ranking) -> Ranking:
     return stored
 
 
-def reference_table(rankings: Iterable[Ranking]) -> tuple[metrics.RankingTable, list[int]]:
+def reference_table(rankings: Iterable[Ranking]) -> tuple[RankingTable, list[int]]:
     """A RankingTable built straight from ranking objects, indices in order of appearance."""
     rankings = list(rankings)
     prompt_of: dict[int, int] = {}
@@ -111,8 +111,8 @@ def reference_table(rankings: Iterable[Ranking]) -> tuple[metrics.RankingTable, 
     for ranking in rankings:
         prompt_of.setdefault(ranking.prompt_id, len(prompt_of))
         rater_of.setdefault(ranking.rater_id, len(rater_of))
-        rows.append(metrics.ranks_from_groups(ranking.groups, slot_of, k_max))
-    table = metrics.RankingTable(
+        rows.append(ranks_from_groups(ranking.groups, slot_of, k_max))
+    table = RankingTable(
         prompt_index=np.array([prompt_of[r.prompt_id] for r in rankings], dtype=np.int64),
         rater_index=np.array([rater_of[r.rater_id] for r in rankings], dtype=np.int64),
         ranks=np.vstack(rows) if rows else np.zeros((0, k_max)),

@@ -11,8 +11,9 @@ from typing import Any
 
 from django.utils import timezone
 
+from core.jobs import JobStatus
 from labeling.models import Assignment, AssignmentStatus, Project, Prompt
-from rankings.models import AgreementRun, PromptAgreement, Ranking, RaterScore, RunStatus
+from rankings.models import AgreementRun, PromptAgreement, Ranking, RaterScore
 
 # What a careful rater's score looks like: no rule fires.
 CAREFUL_SCORE: dict[str, Any] = {
@@ -25,6 +26,7 @@ CAREFUL_SCORE: dict[str, Any] = {
     "position_p_value": 0.6,
     "position_pairs": 120,
     "straight_lining_rate": 0.05,
+    "straight_lining_chance": 1 / 24,  # K = 4
     "median_seconds": 40.0,
     "speed_ratio": 1.0,
     "tie_rate": 0.1,
@@ -36,7 +38,7 @@ def done_run(project: Project, **fields: Any) -> AgreementRun:
     last = Ranking.objects.filter(project=project).order_by("-id").first()
     values: dict[str, Any] = {
         "project": project,
-        "status": RunStatus.DONE,
+        "status": JobStatus.DONE,
         "finished_at": timezone.now(),
         "last_ranking_id": last.pk if last else 0,
         "metrics": {"pairwise_agreement": 0.7, "n_raters": 3},
@@ -46,7 +48,11 @@ def done_run(project: Project, **fields: Any) -> AgreementRun:
 
 
 def score(run: AgreementRun, rater, **fields: Any) -> RaterScore:
-    return RaterScore.objects.create(run=run, rater=rater, **{**CAREFUL_SCORE, **fields})
+    """A stored score: the careful rater's numbers with ``fields`` changed. Every ranking is
+    timed unless ``timed_rankings`` says otherwise."""
+    values = {**CAREFUL_SCORE, **fields}
+    values.setdefault("timed_rankings", values["rankings"])
+    return RaterScore.objects.create(run=run, rater=rater, **values)
 
 
 def make_ranking(

@@ -780,15 +780,15 @@
       applyNext(data);
       return;
     }
-    if (status === 422) {
+    if (status === 400) {
       // The server refused the answer (the page checks the same rules, so this is rare):
       // bring that task back with the reason; what was on screen waits as the next one.
       if (current) setFollowing({ el: current.el, task: current });
       display(item.task.el, item.task);
-      item.task.showProblems(data.problems || [data.message]);
+      item.task.showProblems(data.problems || [data.detail]);
       return;
     }
-    showBanner(ui.error, data.message || `The server answered ${status || "nothing"}: your previous answer may not be saved.`);
+    showBanner(ui.error, data.detail || `The server answered ${status || "nothing"}: your previous answer may not be saved.`);
     if (data.current || data.following !== undefined) applyNext(data);
     else if (waitingSince !== null) window.location.reload();
   }
@@ -814,7 +814,9 @@
     if (waitingSince !== null && following) showFollowing(waitingSince);
   }
 
-  // Requests: JSON answers; network errors and 502–504 are retried with the same body.
+  // Requests: JSON answers (success `{ok: true, …}`, errors `{detail, code, field}` with the
+  // status from the error hierarchy: 400, 403, 404, 409); network errors and 502–504 are
+  // retried with the same body.
 
   function post(url, body) {
     const controller = new AbortController();
@@ -859,12 +861,12 @@
         if (data === null) {
           return {
             status: response.status,
-            data: { ok: false, message: response.redirected ? "Your session has ended: reload the page and log in again." : "" },
+            data: { detail: response.redirected ? "Your session has ended: reload the page and log in again." : "" },
           };
         }
         return { status: response.status, data };
       }
-      if (attempt > retries) return { status: 0, data: { ok: false, message: "Could not reach the server." } };
+      if (attempt > retries) return { status: 0, data: { detail: "Could not reach the server." } };
       if (retries === Infinity && attempt >= 2) {
         showBanner(
           ui.network,
@@ -914,7 +916,7 @@
     const { status, data } = await send(state.url, new FormData(), { retries: 2 });
     hideUndo();
     if (status !== 200 || !data.ok) {
-      showBanner(ui.error, data.message || "Could not undo.");
+      showBanner(ui.error, data.detail || "Could not undo.");
       return;
     }
     const built = build(elementFrom(data.current.html));
@@ -995,7 +997,7 @@
       }
     } else if (status === 409 && task === current) {
       ui.warning.hidden = true;
-      ui.lostText.textContent = `${data.message} Your answer to it can't be saved.`;
+      ui.lostText.textContent = `${data.detail} Your answer to it can't be saved.`;
       ui.lost.hidden = false;
       announce(ui.lostText.textContent);
     } else if (status === 403) {

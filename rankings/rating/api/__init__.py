@@ -1,0 +1,1 @@
+"""The rater's REST API: next task, submit, skip, undo and renew."""

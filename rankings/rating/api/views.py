@@ -1,0 +1,105 @@
+"""The rater's REST endpoints: next task, submit, skip, undo, renew.
+
+Tasks are served by `services.task_for_rater`, the same sequence as the page's, so a task
+reopened by an undo comes back first here too.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from core.api import ERROR_RESPONSES
+from core.auth import signed_in_user
+from labeling import selectors as labeling_selectors
+from labeling import services as labeling_services
+from labeling.api.serializers import SkipSerializer, TaskSerializer
+from rankings.rating import services
+from rankings.rating.api.serializers import (
+    LeaseSerializer,
+    RankingSerializer,
+    RankingSubmitSerializer,
+)
+
+CONFLICT = OpenApiResponse(description="Lease taken over, or the task is no longer leased")
+
+
+class NextTaskView(APIView):
+    @extend_schema(
+        responses={
+            200: TaskSerializer,
+            204: OpenApiResponse(description="Nothing left to rank"),
+            **ERROR_RESPONSES,
+        }
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        rater = signed_in_user(request)
+        membership = labeling_services.rater_membership(project_id=project_id, rater=rater)
+        tasks = services.task_for_rater(
+            project=membership.project, rater=rater, membership=membership
+        )
+        if tasks.current is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(TaskSerializer(labeling_selectors.task_payload(tasks.current)).data)
+
+
+class RankingSubmitView(APIView):
+    @extend_schema(
+        request=RankingSubmitSerializer,
+        responses={
+            201: RankingSerializer,
+            200: OpenApiResponse(RankingSerializer, description="Same ranking already stored"),
+            409: OpenApiResponse(description="Lease taken over or already submitted"),
+            **ERROR_RESPONSES,
+        },
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = RankingSubmitSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        ranking, created = services.ranking_submit(
+            assignment_id=assignment_id, rater=signed_in_user(request), **data.validated_data
+        )
+        return Response(
+            RankingSerializer(ranking).data,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class SkipView(APIView):
+    @extend_schema(request=SkipSerializer, responses={200: OpenApiResponse(), **ERROR_RESPONSES})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = SkipSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = labeling_services.assignment_skip(
+            assignment_id=assignment_id,
+            rater=signed_in_user(request),
+            reason=data.validated_data["reason"],
+        )
+        return Response({"assignment_id": assignment.pk, "status": assignment.status})
+
+
+class UndoView(APIView):
+    """Reopen the task submitted last, within the undo window; answers it as a task again."""
+
+    @extend_schema(request=None, responses={200: TaskSerializer, 409: CONFLICT, **ERROR_RESPONSES})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        rater = signed_in_user(request)
+        services.ranking_undo(assignment_id=assignment_id, rater=rater)
+        assignment = labeling_services.assignment_for_rater(
+            assignment_id=assignment_id, rater=rater
+        )
+        return Response(TaskSerializer(labeling_selectors.task_payload(assignment)).data)
+
+
+class RenewView(APIView):
+    """Extend the lease on a task the rater is still working on, from now."""
+
+    @extend_schema(request=None, responses={200: LeaseSerializer, 409: CONFLICT, **ERROR_RESPONSES})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = labeling_services.assignment_renew(
+            assignment_id=assignment_id, rater=signed_in_user(request)
+        )
+        return Response(LeaseSerializer(assignment).data)

@@ -1,0 +1,251 @@
+"""Storing a run: a row per prompt (consensus and agreement) and a score row per rater.
+
+Prompt rows are COPYed on PostgreSQL while the consensus of the next block is fitted, and
+inserted in batches elsewhere (the tests hold the two paths to each other). Score rows take
+one column per statistic of ``rankings.stats.registry``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from itertools import chain, islice
+from typing import Any, cast
+
+import numpy as np
+from django.db import connection
+from django.db.models import Field
+from psycopg.copy import QueuedLibpqWriter
+
+from core import db
+from core.jobs import JobStatus
+from rankings.models import AgreementRun, PromptAgreement, RaterScore
+from rankings.runs.data import AgreementData
+from rankings.runs.maths import AgreementMaths, PromptMaths
+from rankings.stats import consensus as consensus_stats
+from rankings.stats.agreement import PromptAgreementArrays
+from rankings.stats.consensus import PromptConsensus
+from rankings.stats.registry import RATER_STATISTICS
+
+# Rows per INSERT when bulk_create stores score and prompt rows (COPY on PostgreSQL).
+BATCH_SIZE = 2000
+
+
+def rater_score_rows(
+    *, run_id: int, data: AgreementData, maths: AgreementMaths
+) -> list[RaterScore]:
+    """A score row per rater: every registry statistic in its column."""
+    return [
+        RaterScore(
+            run_id=run_id,
+            rater_id=user_id,
+            **{stat.column: stat.value_of(result) for stat in RATER_STATISTICS},
+        )
+        for user_id, result in zip(data.rater_user_ids, maths.rater_results(), strict=True)
+    ]
+
+
+PROMPT_ROW_RUNS_KEPT = 2
+
+
+def prompt_agreements_prune(*, project_id: int, keep: int = PROMPT_ROW_RUNS_KEPT) -> int:
+    """Drop per-prompt rows of all but the newest finished runs.
+
+    A run stores a row per prompt (hundreds of thousands on a large project); the pages
+    read only the newest run's rows, while project metrics and rater scores keep the
+    history.
+    """
+    kept = list(
+        AgreementRun.objects.filter(project_id=project_id, status=JobStatus.DONE)
+        .order_by("-id")
+        .values_list("id", flat=True)[:keep]
+    )
+    if len(kept) < keep:
+        return 0
+    deleted, _ = PromptAgreement.objects.filter(
+        run__project_id=project_id, run_id__lt=min(kept)
+    ).delete()
+    return deleted
+
+
+def prompt_agreement_rows(
+    *, run_id: int, data: AgreementData, prompts: PromptAgreementArrays, result: PromptConsensus
+) -> Iterator[tuple[Any, ...]]:
+    """(run, prompt, n_rankings, agreement, consensus, scores, method) per prompt.
+
+    ``result`` is the consensus of every prompt. Consensus groups best first, responses
+    within a group strongest first; scores are the fitted log-strengths, rounded to 4
+    decimals.
+    """
+    levels = np.where(np.isnan(result.levels), np.inf, result.levels)
+    order = np.lexsort((-np.nan_to_num(result.strength, nan=-np.inf), levels), axis=1)
+    ordered_levels = np.take_along_axis(levels, order, axis=1).tolist()
+    ordered_ids = np.take_along_axis(data.response_ids, order, axis=1).tolist()
+    ordered_scores = np.round(np.take_along_axis(result.strength, order, axis=1), 4).tolist()
+    agreement = prompts.agreement.tolist()
+    n_rankings = prompts.n_rankings.tolist()
+    for prompt, prompt_id in enumerate(data.prompt_ids.tolist()):
+        groups: list[list[int]] = []
+        scores: dict[str, float] = {}
+        previous = None
+        for level, response_id, score in zip(
+            ordered_levels[prompt], ordered_ids[prompt], ordered_scores[prompt], strict=True
+        ):
+            if level == np.inf:
+                break
+            if level != previous:
+                groups.append([])
+                previous = level
+            groups[-1].append(response_id)
+            scores[str(response_id)] = score
+        value = agreement[prompt]
+        yield (
+            run_id,
+            prompt_id,
+            n_rankings[prompt],
+            None if value != value else value,  # NaN: no two rankings of a common pair
+            groups,
+            scores,
+            result.method,
+        )
+
+
+_PROMPT_AGREEMENT_FIELDS = (
+    "run",
+    "prompt",
+    "n_rankings",
+    "agreement",
+    "consensus",
+    "scores",
+    "method",
+)
+
+
+def prompt_agreements_writing(
+    *, run_id: int, data: AgreementData, part: PromptMaths, portable: bool = False
+) -> AbstractContextManager[PromptConsensus]:
+    """Fit the consensus and store one PromptAgreement per prompt; yields the consensus.
+
+    COPY on PostgreSQL; batched INSERTs elsewhere, or with ``portable`` (which the tests
+    use to hold the two paths to each other).
+    """
+    if db.is_postgresql() and not portable:
+        return _prompt_agreements_copying(run_id=run_id, data=data, part=part)
+    return _prompt_agreements_inserting(run_id=run_id, data=data, part=part)
+
+
+@contextmanager
+def _prompt_agreements_inserting(
+    *, run_id: int, data: AgreementData, part: PromptMaths
+) -> Iterator[PromptConsensus]:
+    """The portable path: the rows are inserted in batches before the caller's block."""
+    result = consensus_stats.prompt_consensus(part.table, part.reliability)
+    rows = prompt_agreement_rows(run_id=run_id, data=data, prompts=part.prompts, result=result)
+    attributes = [f"{name}_id" if name in ("run", "prompt") else name
+                  for name in _PROMPT_AGREEMENT_FIELDS]  # fmt: skip
+    while batch := list(islice(rows, BATCH_SIZE)):
+        PromptAgreement.objects.bulk_create(
+            PromptAgreement(**dict(zip(attributes, row, strict=True))) for row in batch
+        )
+    yield result
+
+
+@contextmanager
+def _prompt_agreements_copying(
+    *, run_id: int, data: AgreementData, part: PromptMaths
+) -> Iterator[PromptConsensus]:
+    """The PostgreSQL path: each block of prompts is COPYed from a writer thread as soon as
+    its consensus is fitted, so the server inserts one block while the next is fitted, and
+    the caller's block runs while the server finishes; the COPY ends when it does.
+    """
+    fields = [PromptAgreement._meta.get_field(name) for name in _PROMPT_AGREEMENT_FIELDS]
+    columns = ", ".join(
+        connection.ops.quote_name(str(cast("Field[Any, Any]", field).column)) for field in fields
+    )
+    table = connection.ops.quote_name(PromptAgreement._meta.db_table)
+    blocks = []
+    with connection.cursor() as cursor:
+        raw_cursor = cursor.cursor
+        writer = QueuedLibpqWriter(raw_cursor)
+        with raw_cursor.copy(f"COPY {table} ({columns}) FROM STDIN", writer=writer) as copy:
+            for start, stop, block in consensus_stats.prompt_consensus_blocks(
+                part.table, part.reliability
+            ):
+                blocks.append(block)
+                if stop == start:
+                    continue
+                copy.write(
+                    _prompt_agreement_copy_text(
+                        run_id=run_id, data=data, prompts=part.prompts, result=block,
+                        start=start, stop=stop,
+                    )
+                )  # fmt: skip
+            yield _joined(blocks, part.table.k_max)
+
+
+def _joined(blocks: list[PromptConsensus], k_max: int) -> PromptConsensus:
+    return PromptConsensus(
+        levels=np.concatenate([np.zeros((0, k_max)), *(b.levels for b in blocks)]),
+        strength=np.concatenate([np.zeros((0, k_max)), *(b.strength for b in blocks)]),
+        agreement=np.concatenate([np.zeros(0), *(b.agreement for b in blocks)]),
+        n_rankings=np.concatenate([np.zeros(0, dtype=np.int64), *(b.n_rankings for b in blocks)]),
+        method=blocks[0].method if blocks else consensus_stats.BRADLEY_TERRY,
+    )
+
+
+def _prompt_agreement_copy_text(
+    *,
+    run_id: int,
+    data: AgreementData,
+    prompts: PromptAgreementArrays,
+    result: PromptConsensus,
+    start: int,
+    stop: int,
+) -> str:
+    """The rows of prompts ``start`` to ``stop`` as COPY text, formatted in one ``%``.
+
+    ``result`` is the consensus of those prompts. Hundreds of thousands of prompts per run:
+    each row's shape (which slots are present, which start a new tie group) is one of few,
+    so every row gets its shape's format string and one ``%`` over all the rows' values
+    formats them in C rather than row by row in Python. Absent slots take their values
+    with ``%.0s``, which prints nothing. Same content as ``prompt_agreement_rows`` (the
+    tests hold them to each other).
+    """
+    levels = np.where(np.isnan(result.levels), np.inf, result.levels)
+    order = np.lexsort((-np.nan_to_num(result.strength, nan=-np.inf), levels), axis=1)
+    levels = np.take_along_axis(levels, order, axis=1)
+    ids = np.take_along_axis(data.response_ids[start:stop], order, axis=1)
+    strength = np.take_along_axis(np.nan_to_num(result.strength), order, axis=1)
+    # Rounded to 4 decimals as an integer first: %.4f of n / 10**4 prints n's digits.
+    scores = np.rint(strength * 10**4).astype(np.int64) / 10**4
+    k_max = levels.shape[1]
+    # Per slot after the first: 0 absent, 1 tied with the slot before, 2 a new group.
+    shapes = np.zeros(len(levels), dtype=np.int64)
+    for slot in range(1, k_max):
+        state = np.where(
+            np.isfinite(levels[:, slot]), np.where(levels[:, slot] == levels[:, slot - 1], 1, 2), 0
+        )
+        shapes += state * 3 ** (slot - 1)
+    method = result.method.replace("%", "%%")
+    formats = {}
+    for shape in np.unique(shapes).tolist():
+        consensus_format, scores_format = "", ""
+        for slot in range(1, k_max):
+            state = shape // 3 ** (slot - 1) % 3
+            consensus_format += ("%.0s", ", %d", "], [%d")[state]
+            scores_format += ("%.0s%.0s", ', "%d": %.4f', ', "%d": %.4f')[state]
+        formats[shape] = (
+            f'{run_id}\t%d\t%d\t%s\t[[%d{consensus_format}]]\t{{"%d": %.4f{scores_format}}}'
+            f"\t{method}\n"
+        )
+    agreement = prompts.agreement[start:stop]
+    columns: list[list[Any]] = [
+        data.prompt_ids[start:stop].tolist(),
+        prompts.n_rankings[start:stop].tolist(),
+        ["\\N" if value != value else value for value in agreement.tolist()],  # NaN: NULL
+        *ids.T.tolist(),
+    ]
+    for slot in range(k_max):
+        columns += [ids[:, slot].tolist(), scores[:, slot].tolist()]
+    template = "".join([formats[shape] for shape in shapes.tolist()])
+    return template % tuple(chain.from_iterable(zip(*columns, strict=True)))

@@ -1,0 +1,130 @@
+"""Pairwise agreement: per prompt, per rater (leave-one-out, with a Wilson interval), and the
+chance level the consensus weights are measured against.
+
+Every statistic is invariant to pair orientation: the two "better" labels are symmetric.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rankings.stats.tables import (
+    N_LABEL_CATEGORIES,
+    TIE,
+    FloatArray,
+    IntArray,
+    RankingTable,
+    float_or_none,
+    one_ranking_per_rater,
+    pairs_of,
+    unit_label_counts,
+)
+
+
+@dataclass(frozen=True)
+class RaterAgreement:
+    """Leave-one-out agreement of one rater with the other raters of the same prompts."""
+
+    rater_index: int
+    agreement: float | None
+    low: float | None
+    high: float | None
+    n_pairs: int
+    n_rankings: int
+
+
+@dataclass(frozen=True)
+class PromptAgreementArrays:
+    """Per prompt: rankings counted (one per rater), pairwise agreement and rater pairs."""
+
+    n_rankings: IntArray
+    agreement: FloatArray  # NaN where the prompt has no two rankings of a common pair
+    n_pairs: IntArray
+
+
+def prompt_pairwise_agreement(table: RankingTable) -> PromptAgreementArrays:
+    """Pairwise agreement (ties included) of each prompt on its own."""
+    table = one_ranking_per_rater(table)
+    counts = table.unit_label_counts()
+    rater_pairs = pairs_of(counts.sum(axis=2)).sum(axis=1)
+    agreeing = pairs_of(counts).sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        agreement = np.where(rater_pairs > 0, agreeing / rater_pairs, np.nan)
+    return PromptAgreementArrays(
+        n_rankings=np.bincount(table.prompt_index, minlength=table.n_prompts),
+        agreement=agreement,
+        n_pairs=rater_pairs,
+    )
+
+
+def wilson_bounds(
+    successes: FloatArray, n: FloatArray, z: float = 1.96
+) -> tuple[FloatArray, FloatArray]:
+    """Wilson score intervals for binomial proportions, elementwise; NaN where n == 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = successes / n
+        z2_over_n = z * z / n
+        centre = (p + z2_over_n / 2) / (1 + z2_over_n)
+        half_width = (z / (1 + z2_over_n)) * np.sqrt(p * (1 - p) / n + z2_over_n / (4 * n))
+    undefined = n <= 0
+    low = np.where(undefined, np.nan, np.clip(centre - half_width, 0.0, 1.0))
+    high = np.where(undefined, np.nan, np.clip(centre + half_width, 0.0, 1.0))
+    return low, high
+
+
+def rater_leave_one_out_agreement(
+    table: RankingTable, include_ties: bool = True, z: float = 1.96
+) -> list[RaterAgreement]:
+    """For every rater, the share of their pair labels that match other raters' on the same unit.
+
+    Every (this rater, other rater) pair on each unit counts once; the interval is a Wilson
+    score interval over that number of compared pairs. Raters without co-raters get None.
+    """
+    table = one_ranking_per_rater(table)
+    labels, present = table.label_matrix()
+    if not include_ties:
+        present = present & (labels != TIE)
+    counts = (
+        table.unit_label_counts()
+        if include_ties
+        else unit_label_counts(table.prompt_index, labels, present, table.n_prompts)
+    )
+    agreed = np.zeros(table.n_raters)
+    compared = np.zeros(table.n_raters)
+    for pair in range(labels.shape[1]):
+        rows = present[:, pair]
+        unit_counts = counts[table.prompt_index[rows], pair]
+        label = labels[rows, pair].astype(np.intp) + 1
+        same_label_others = unit_counts[np.arange(len(label)), label] - 1
+        other_raters = unit_counts.sum(axis=1) - 1
+        raters = table.rater_index[rows]
+        agreed += np.bincount(raters, weights=same_label_others, minlength=table.n_raters)
+        compared += np.bincount(raters, weights=other_raters, minlength=table.n_raters)
+    low, high = wilson_bounds(agreed, compared, z)
+    rankings_per_rater = np.bincount(table.rater_index, minlength=table.n_raters)
+    return [
+        RaterAgreement(
+            rater_index=rater,
+            agreement=float(agreed[rater] / compared[rater]) if compared[rater] else None,
+            low=float_or_none(low[rater]),
+            high=float_or_none(high[rater]),
+            n_pairs=int(compared[rater]),
+            n_rankings=int(rankings_per_rater[rater]),
+        )
+        for rater in range(table.n_raters)
+    ]
+
+
+def chance_agreement(table: RankingTable) -> float | None:
+    """Fleiss' chance agreement on pair labels: the sum of squared label shares.
+
+    The agreement two raters reach by labelling at random with the project's label mix.
+    """
+    counts = one_ranking_per_rater(table).unit_label_counts().reshape(-1, N_LABEL_CATEGORIES)
+    counts = counts[counts.sum(axis=1) >= 2]
+    total = counts.sum()
+    if total == 0:
+        return None
+    return float(((counts.sum(axis=0) / total) ** 2).sum())

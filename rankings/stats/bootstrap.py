@@ -1,0 +1,202 @@
+"""Bootstrap intervals over prompts for the project statistics.
+
+Every project statistic is a function of sums over prompts of a few per-prompt numbers
+(agreeing and compared rater pairs, kappa's per-unit agreement and label totals, the alpha
+coincidence matrix, W). A bootstrap resample of prompts is then just a weight per prompt
+(how often it was drawn): the resampled statistic comes from ``weights @ features`` without
+rebuilding any table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+from scipy import stats
+
+from rankings.stats.tables import FloatArray, IntArray
+from rankings.stats.units import (
+    PromptUnits,
+    interval_distances,
+    mid_rank_domain,
+    ordinal_distances,
+)
+
+#: Bootstrap defaults: resamples of prompts and the seed that makes a run reproducible.
+BOOTSTRAP_RESAMPLES = 200
+BOOTSTRAP_SEED = 0
+CONFIDENCE = 0.95
+# Prompts per block when the bootstrap multiplies resample weights by per-prompt sums;
+# bounds the memory of a block whatever the project size.
+BOOTSTRAP_BLOCK = 8192
+
+
+# Feature columns, then the upper triangle of the alpha coincidence matrix.
+_AGREE, _PAIRS, _AGREE_NO_TIES, _PAIRS_NO_TIES = 0, 1, 2, 3
+_KAPPA_UNIT_AGREEMENT, _KAPPA_UNITS, _KAPPA_CATEGORIES = 4, 5, slice(6, 9)
+_W_SUM, _W_COUNT = 9, 10
+_FIRST_COINCIDENCE = 11
+
+
+def prompt_features(units: PromptUnits, prompts: IntArray) -> FloatArray:
+    """``(len(prompts), F)`` per-prompt sums whose totals determine every statistic."""
+    counts = units.label_counts[prompts].astype(np.float64)
+    raters = counts.sum(axis=2)
+    decided = counts[:, :, [0, 2]]
+    decided_raters = decided.sum(axis=2)
+    used = raters >= 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        unit_agreement = np.where(
+            used, ((counts**2).sum(axis=2) - raters) / (raters * (raters - 1)), 0.0
+        )
+    values = units.value_counts[prompts].astype(np.float64)
+    coders = values.sum(axis=2)
+    with np.errstate(divide="ignore"):
+        weight = np.where(coders >= 2, 1.0 / (coders - 1.0), 0.0)
+    weighted = values * weight[:, :, np.newaxis]
+    coincidence = np.einsum("pkv,pku->pvu", weighted, values)
+    diagonal = np.arange(units.n_values)
+    coincidence[:, diagonal, diagonal] -= weighted.sum(axis=1)
+    upper = np.triu_indices(units.n_values)
+    w = units.kendall_w[prompts]
+    w_defined = ~np.isnan(w)
+    return np.column_stack(
+        [
+            (counts * (counts - 1) / 2).sum(axis=(1, 2)),
+            (raters * (raters - 1) / 2).sum(axis=1),
+            (decided * (decided - 1) / 2).sum(axis=(1, 2)),
+            (decided_raters * (decided_raters - 1) / 2).sum(axis=1),
+            unit_agreement.sum(axis=1),
+            used.sum(axis=1),
+            (counts * used[:, :, np.newaxis]).sum(axis=1),
+            np.where(w_defined, w, 0.0),
+            w_defined,
+            coincidence[:, upper[0], upper[1]],
+        ]
+    )
+
+
+def statistics_from_sums(sums: FloatArray, n_values: int) -> dict[str, FloatArray]:
+    """Every statistic of ``PROJECT_STATISTICS`` for each row of feature sums ``(B, F)``.
+
+    NaN where a resample leaves the statistic undefined.
+    """
+    sums = np.asarray(sums, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pairwise = sums[:, _AGREE] / sums[:, _PAIRS]
+        pairwise_no_ties = sums[:, _AGREE_NO_TIES] / sums[:, _PAIRS_NO_TIES]
+        observed = sums[:, _KAPPA_UNIT_AGREEMENT] / sums[:, _KAPPA_UNITS]
+        categories = sums[:, _KAPPA_CATEGORIES]
+        chance = ((categories / categories.sum(axis=1, keepdims=True)) ** 2).sum(axis=1)
+        kappa = np.where(chance < 1.0, (observed - chance) / (1.0 - chance), np.nan)
+        kendall_w = sums[:, _W_SUM] / sums[:, _W_COUNT]
+
+        upper = np.triu_indices(n_values)
+        matrix = np.zeros((len(sums), n_values, n_values))
+        matrix[:, upper[0], upper[1]] = sums[:, _FIRST_COINCIDENCE:]
+        matrix[:, upper[1], upper[0]] = sums[:, _FIRST_COINCIDENCE:]
+        totals = matrix.sum(axis=1)
+        n_pairable = totals.sum(axis=1)
+        outer = totals[:, :, np.newaxis] * totals[:, np.newaxis, :]
+
+        def alpha(distances: FloatArray) -> FloatArray:
+            observed = (matrix * distances).sum(axis=(1, 2))
+            expected = (outer * distances).sum(axis=(1, 2)) / (n_pairable - 1)
+            defined = (n_pairable > 1) & (expected > 0)
+            return np.where(defined, 1.0 - observed / expected, np.nan)
+
+        domain = mid_rank_domain((n_values + 1) // 2)
+        return {
+            "pairwise_agreement": pairwise,
+            "pairwise_agreement_no_ties": pairwise_no_ties,
+            "kappa": kappa,
+            "alpha_ordinal": alpha(ordinal_distances(totals)),
+            "alpha_interval": alpha(interval_distances(domain)),
+            "kendall_w": kendall_w,
+        }
+
+
+@dataclass(frozen=True)
+class PromptFeatures:
+    """Features of the prompts that enter the statistics, in canonical order, and their sums.
+
+    The order sorts prompts by a fixed projection of their features, so resamples depend
+    only on the data, not on how prompts happen to be numbered (by id, or by first
+    appearance); equal prompts are interchangeable. Stored in float32 for the resampling
+    products (counts stay exact; sums are taken in float64).
+    """
+
+    features: npt.NDArray[np.float32]
+    totals: FloatArray
+
+
+def features_of(units: PromptUnits, prompts: IntArray) -> PromptFeatures:
+    n_features = _FIRST_COINCIDENCE + units.n_values * (units.n_values + 1) // 2
+    features = np.empty((len(prompts), n_features), dtype=np.float32)
+    keys = np.empty(len(prompts))
+    totals = np.zeros(n_features)
+    projection = np.random.default_rng(20240601).uniform(1.0, 2.0, n_features)
+    for start in range(0, len(prompts), BOOTSTRAP_BLOCK):
+        block = prompt_features(units, prompts[start : start + BOOTSTRAP_BLOCK])
+        totals += block.sum(axis=0)
+        keys[start : start + len(block)] = np.round(block @ projection, 6)
+        features[start : start + len(block)] = block
+    return PromptFeatures(features=features[np.argsort(keys, kind="stable")], totals=totals)
+
+
+# Up to this many prompts the bootstrap draws exactly (multinomial counts); beyond it each
+# prompt's count is an independent Poisson(1) (the multinomial's limit, the "Poisson
+# bootstrap"), which costs a fraction and is indistinguishable at that size.
+MULTINOMIAL_LIMIT = 50_000
+_POISSON_ONE = stats.poisson.ppf((np.arange(2**16) + 0.5) / 2**16, 1.0).astype(np.float32)
+
+
+def bootstrap_weight_blocks(
+    n_prompts: int, resamples: int, rng: np.random.Generator, block: int = BOOTSTRAP_BLOCK
+) -> Iterator[tuple[int, int, npt.NDArray[np.float32]]]:
+    """Yield ``(start, stop, weights)``: how often each prompt of a block was drawn, per resample.
+
+    Each resample draws ``n_prompts`` prompts with replacement. The draws are split among
+    blocks first (multinomial by block size), then spread within each block, which gives
+    exactly the multinomial counts of drawing from all prompts while holding only one
+    ``(resamples, block)`` array at a time. Past ``MULTINOMIAL_LIMIT`` prompts, Poisson(1)
+    counts instead.
+    """
+    starts = np.arange(0, n_prompts, block)
+    sizes = np.diff(np.append(starts, n_prompts))
+    if n_prompts > MULTINOMIAL_LIMIT:
+        for start, size in zip(starts.tolist(), sizes.tolist(), strict=True):
+            uniform = rng.integers(0, 2**16, size=(resamples, size), dtype=np.uint16)
+            yield start, start + size, _POISSON_ONE[uniform]
+        return
+    per_block = rng.multinomial(n_prompts, sizes / n_prompts, size=resamples)
+    owners = np.arange(resamples, dtype=np.int64)
+    for number, (start, size) in enumerate(zip(starts.tolist(), sizes.tolist(), strict=True)):
+        draws = per_block[:, number]
+        owner = np.repeat(owners, draws)
+        picked = rng.integers(0, size, size=int(draws.sum()))
+        weights = np.bincount(owner * size + picked, minlength=resamples * size)
+        yield start, start + size, weights.reshape(resamples, size).astype(np.float32)
+
+
+def bootstrap_draws(
+    prompt_features: PromptFeatures, n_values: int, resamples: int, seed: int
+) -> dict[str, FloatArray]:
+    """The statistics of ``resamples`` bootstrap resamples of the prompts."""
+    features = prompt_features.features
+    rng = np.random.default_rng(seed)
+    sums = np.zeros((resamples, features.shape[1]))
+    for start, stop, weights in bootstrap_weight_blocks(len(features), resamples, rng):
+        sums += weights @ features[start:stop]
+    return statistics_from_sums(sums, n_values)
+
+
+def percentile_interval(draws: FloatArray, confidence: float) -> list[float] | None:
+    defined = draws[np.isfinite(draws)]
+    if defined.size == 0:
+        return None
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(defined, [tail, 1.0 - tail])
+    return [float(low), float(high)]
