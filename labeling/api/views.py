@@ -5,9 +5,11 @@ The rater's endpoints (next task, submit, skip, undo, renew) live with the ratin
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Mapping
+from typing import IO, Any, cast
 
 from django.contrib.auth import authenticate
+from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import parsers, status
 from rest_framework.authtoken.models import Token
@@ -72,11 +74,11 @@ class SignupView(APIView):
         )
 
 
-def user_may_create_projects(user) -> bool:
+def user_may_create_projects(user: User) -> bool:
     return user.is_staff or user.has_perm("labeling.add_project")
 
 
-def roles_by_project(user) -> dict[int, str]:
+def roles_by_project(user: User) -> dict[int, str]:
     return dict(Membership.objects.filter(user=user).values_list("project_id", "role"))
 
 
@@ -84,14 +86,15 @@ class ProjectListView(APIView):
     @extend_schema(responses={200: ProjectSerializer(many=True)})
     def get(self, request: Request) -> Response:
         projects = selectors.projects_for_user(user=signed_in_user(request)).order_by("id")
-        roles = roles_by_project(request.user)
-        if request.user.is_staff:
+        user = signed_in_user(request)
+        roles = roles_by_project(user)
+        if user.is_staff:
             roles = {project.pk: Role.LEAD for project in projects}
         return Response(ProjectSerializer(projects, many=True, context={"roles": roles}).data)
 
     @extend_schema(request=ProjectSerializer, responses={201: ProjectSerializer, **ERROR_RESPONSES})
     def post(self, request: Request) -> Response:
-        if not user_may_create_projects(request.user):
+        if not user_may_create_projects(signed_in_user(request)):
             raise NotAllowed("creating projects needs staff status or the add_project permission")
         data = ProjectSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -176,7 +179,13 @@ class RawBodyParser(parsers.BaseParser):
 
     media_type = "*/*"
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    # Bytes, not the Mapping DRF's stub promises: PromptImportView parses them itself.
+    def parse(  # type: ignore[override]
+        self,
+        stream: IO[Any] | None,
+        media_type: str | None = None,
+        parser_context: Mapping[str, Any] | None = None,
+    ) -> bytes:
         return stream.read() if stream is not None else b""
 
 
