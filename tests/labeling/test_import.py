@@ -9,6 +9,7 @@ from django.core.management.base import CommandError
 from labeling import services
 from labeling.importing import parse_import_body, validate_records
 from labeling.models import Project, Prompt, Response
+from labeling.services import prompts as prompt_services
 from tests.conftest import sample_records
 
 pytestmark = pytest.mark.django_db
@@ -161,8 +162,8 @@ def test_copy_and_the_portable_bulk_create_import_the_same_rows(lead):
     copied = services.project_create(creator=lead, name="Copied")
     inserted = services.project_create(creator=lead, name="Inserted")
 
-    copied_ids = services._prompts_copy(project=copied, records=validated)
-    inserted_ids = services._prompts_bulk_create(project=inserted, records=validated)
+    copied_ids = prompt_services._prompts_copy(project=copied, records=validated)
+    inserted_ids = prompt_services._prompts_bulk_create(project=inserted, records=validated)
 
     assert imported_content(copied) == imported_content(inserted)
     assert len(copied_ids) == len(inserted_ids) == 7

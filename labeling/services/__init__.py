@@ -1,0 +1,98 @@
+"""Writes for the labeling app, one module per concern; this package is their one
+interface (`from labeling import services`):
+
+- `projects`: projects, members, invites and sign-up;
+- `prompts`: imports and gold prompts;
+- `leases`: the queue — leasing under the overlap rules, finishing, skipping, extra raters;
+- `rater_flow`: what the rater page adds to a lease (following task, renewal, undo, progress).
+"""
+
+from __future__ import annotations
+
+from labeling.services.leases import (
+    LEASE_ATTEMPTS,
+    assignment_claim_slot,
+    assignment_for_rater,
+    assignment_lock_for_finish,
+    assignment_mark_submitted,
+    assignment_skip,
+    lease_new,
+    lease_next_assignment,
+    occupied_assignments,
+    prompt_overlap,
+    prompts_request_extra_raters,
+    rater_membership,
+    require_active_rater,
+)
+from labeling.services.projects import (
+    USERNAME_RULE,
+    assignments_release_for_rater,
+    invite_accept,
+    invite_create,
+    invite_usable,
+    member_update,
+    project_create,
+    project_update,
+    prompts_completion_refresh,
+    user_signup_with_invite,
+    username_validate,
+)
+from labeling.services.prompts import (
+    ANALYZE_AFTER_ROWS,
+    IMPORT_BATCH_SIZE,
+    gold_ranking_from_labels,
+    prompt_for_lead,
+    prompt_set_gold,
+    prompts_create,
+    prompts_import,
+)
+from labeling.services.rater_flow import (
+    assignment_renew,
+    assignment_reopen,
+    assignments_restore_reopened,
+    lease_following_assignment,
+    membership_mark_guidelines_seen,
+    prompt_completion_refresh,
+    rater_progress,
+)
+
+__all__ = [
+    "ANALYZE_AFTER_ROWS",
+    "IMPORT_BATCH_SIZE",
+    "LEASE_ATTEMPTS",
+    "USERNAME_RULE",
+    "assignment_claim_slot",
+    "assignment_for_rater",
+    "assignment_lock_for_finish",
+    "assignment_mark_submitted",
+    "assignment_renew",
+    "assignment_reopen",
+    "assignment_skip",
+    "assignments_release_for_rater",
+    "assignments_restore_reopened",
+    "gold_ranking_from_labels",
+    "invite_accept",
+    "invite_create",
+    "invite_usable",
+    "lease_following_assignment",
+    "lease_new",
+    "lease_next_assignment",
+    "member_update",
+    "membership_mark_guidelines_seen",
+    "occupied_assignments",
+    "project_create",
+    "project_update",
+    "prompt_completion_refresh",
+    "prompt_for_lead",
+    "prompt_overlap",
+    "prompt_set_gold",
+    "prompts_completion_refresh",
+    "prompts_create",
+    "prompts_import",
+    "prompts_request_extra_raters",
+    "rater_membership",
+    "rater_progress",
+    "require_active_rater",
+    "user_signup_with_invite",
+    "username_validate",
+]
