@@ -8,6 +8,7 @@ from drf_spectacular.views import (
 )
 
 from core import health
+from core.views import ThrottledLoginView
 
 api_patterns: list[URLPattern | URLResolver] = [
     path("", include("labeling.api.urls")),
@@ -29,7 +30,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/", include(api_patterns)),
     path("rate/", include("rankings.urls")),

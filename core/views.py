@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
+
+from core.throttles import sign_in_wait_seconds
 
 API_PREFIX = "/api/"
 
@@ -28,3 +33,22 @@ def server_error(request: HttpRequest) -> HttpResponse:
             status=500,
         )
     return defaults.server_error(request)
+
+
+class ThrottledLoginView(LoginView):
+    """The sign-in form, throttled like the token and sign-up endpoints: too many attempts
+    from one address or on one username answer 429 before any password is hashed."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        wait = sign_in_wait_seconds(request)
+        if wait is not None:
+            response = self.render_to_response(
+                self.get_context_data(
+                    form=self.get_form(),
+                    throttled=f"Too many sign-in attempts; try again in {int(wait) + 1} s.",
+                )
+            )
+            response.status_code = 429
+            response["Retry-After"] = str(int(wait) + 1)
+            return response
+        return super().post(request, *args, **kwargs)

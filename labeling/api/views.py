@@ -21,6 +21,7 @@ from rest_framework.views import APIView
 from core.api import ERROR_RESPONSES
 from core.auth import signed_in_user
 from core.errors import InvalidInput, NotAllowed, NotFound
+from core.throttles import SIGN_IN_THROTTLES
 from labeling import selectors, services
 from labeling.api.serializers import (
     GoldResultSerializer,
@@ -41,6 +42,7 @@ from labeling.models import Membership, Role
 class ObtainTokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = SIGN_IN_THROTTLES
 
     @extend_schema(
         request=TokenRequestSerializer, responses={200: TokenSerializer, **ERROR_RESPONSES}
@@ -62,6 +64,7 @@ class ObtainTokenView(APIView):
 class SignupView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
+    throttle_classes = SIGN_IN_THROTTLES
 
     @extend_schema(request=SignupSerializer, responses={201: TokenSerializer, **ERROR_RESPONSES})
     def post(self, request: Request) -> Response:
