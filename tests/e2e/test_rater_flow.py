@@ -143,6 +143,8 @@ def test_keyboard_only_ranking_with_a_tie(open_as, make_project):
 
     # A is second, B best; C ties with the one ranked just above it (A).
     page.keyboard.press("2")
+    # Focus moves on in the key handler; under load the check can run before it does.
+    page.wait_for_function("document.activeElement.closest('[data-card]')?.dataset.label === 'B'")
     assert focused_label(page) == "B"
     page.keyboard.press("1")
     page.keyboard.press("t")
