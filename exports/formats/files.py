@@ -9,7 +9,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
 
@@ -18,6 +18,9 @@ from exports.formats.jsonl import FileResult, JsonlEncoder, JsonlWriter
 from exports.formats.registry import format_spec
 from exports.formats.rows import Row
 from exports.pairs import Pair, PromptData
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 logger = logging.getLogger(__name__)
 
@@ -83,10 +86,10 @@ class _Worker:
 class ExportFiles:
     """The export's files: one with every row (`"all"`) and, when split, one per split.
 
-    Feed it prompt by prompt with `add`; `flush` writes what was added since the last flush
-    (call it once per batch, which bounds memory and makes one Parquet row group); `close`
-    gives a result per file. The same canonical bytes (or Arrow rows) go to the combined file
-    and to the prompt's split file.
+    Feed it prompt by prompt with `add`; `encode` renders what was added (the batch's JSON
+    lines or Arrow table), `flush` writes it (call both once per batch, which bounds memory
+    and makes one Parquet row group); `close` gives a result per file. The same canonical
+    bytes (or Arrow rows) go to the combined file and to the prompt's split file.
 
     With `background` (the default) compressing, hashing and writing happen on one worker
     thread, in submission order, while the caller builds the next batch: zlib, hashlib,
@@ -124,7 +127,11 @@ class ExportFiles:
             }
             self._encoder = JsonlEncoder(spec, with_metadata)
         self._worker = _Worker() if background else _Inline()
+        self._rows_per_pair = spec.rows_per_pair
         self._row_splits: list[tuple[str | None, int]] = []
+        self._tables: list[pa.Table] = []
+        self._pending: list[tuple[PromptData, list[Pair], str]] = []
+        self._pending_splits: list[str | None] = []
         self._pending_bytes: dict[str, list[bytes]] = {part: [] for part in self._parts}
         self._pending_counts: dict[str, int] = dict.fromkeys(self._parts, 0)
         self.rows_by_split: dict[str, int] = {TRAIN: 0, TEST: 0}
@@ -136,20 +143,37 @@ class ExportFiles:
             count = self._builder.add(prompt, pairs, split)
             self._row_splits.append((split_part, count))
         else:
-            assert self._encoder is not None
-            parts, count = self._encoder.encode(prompt, pairs, split)
-            self._pending_bytes[ALL].extend(parts)
-            if split_part:
-                self._pending_bytes[split_part].extend(parts)
+            count = len(pairs) * self._rows_per_pair
+            self._pending.append((prompt, pairs, split))
+            self._pending_splits.append(split_part)
         self._pending_counts[ALL] += count
         if split_part:
             self._pending_counts[split_part] += count
         self.rows_by_split[split] = self.rows_by_split.get(split, 0) + count
         return count
 
-    def flush(self) -> None:
+    def encode(self) -> None:
+        """Render what was added since the last call: its JSON lines, or its Arrow table.
+        `flush` does it when it was not done."""
         if self._builder is not None:
-            self._flush_arrow(self._builder)
+            if self._builder.rows:
+                self._tables.append(self._builder.table())
+            return
+        if not self._pending:
+            return
+        assert self._encoder is not None
+        encoded = self._encoder.encode(self._pending)
+        for parts, split_part in zip(encoded, self._pending_splits, strict=True):
+            self._pending_bytes[ALL].extend(parts)
+            if split_part:
+                self._pending_bytes[split_part].extend(parts)
+        self._pending, self._pending_splits = [], []
+
+    def flush(self) -> None:
+        """Write what was added since the last flush."""
+        self.encode()
+        if self._builder is not None:
+            self._write_table()
         else:
             for part in self._parts:
                 data = b"".join(self._pending_bytes[part])
@@ -159,13 +183,14 @@ class ExportFiles:
                 )
         self._pending_counts = dict.fromkeys(self._parts, 0)
 
-    def _flush_arrow(self, builder: ArrowBatchBuilder) -> None:
+    def _write_table(self) -> None:
         import numpy as np
         import pyarrow as pa
 
-        if not builder.rows:
+        if not self._tables:
             return
-        table = builder.table()
+        tables, self._tables = self._tables, []
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables)
         self._worker.submit(self._arrow[ALL].write_table, table)
         splits = [part for part in self._parts if part != ALL]
         if splits:

@@ -1,17 +1,19 @@
 """Canonical JSON Lines from a format spec, fast, and the writer that hashes them on the way out.
 
-`JsonlEncoder` gives, byte for byte, `b"".join(encode_row(row) for row in rows_for_pairs(...))`
-without building dict rows: a row is cut into runs of columns that depend only on the prompt
-and the pair's two responses (encoded once per prompt and response pair) and runs of pair
-values (margin, agreement, …; encoded once per distinct value). Long texts stay pieces of
-their own, copied once when a batch is joined.
+`JsonlEncoder` gives, byte for byte, `encode_row` of every row `rows_for_pairs` would build,
+without building dict rows. A row is cut into static runs (columns that depend only on the
+prompt and the pair's two responses) and runs of pair values (margin, agreement, …). Per
+prompt, each static run becomes a `%b` format of its constants and prompt values (encoded
+once, `%` escaped) with a slot per response value (encoded once per response); per
+(chosen, rejected) pair one C-level formatting makes the run's bytes. Pair values are
+encoded once per distinct value. A row is then a few pieces, joined once per batch.
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import IO, Any, NamedTuple
 
@@ -25,9 +27,10 @@ _GZIP_LEVEL = 6
 _VALUE_CACHE_SIZE = 4096
 """Distinct pair-value runs kept encoded; the cache starts afresh when full."""
 
-Pieces = tuple[bytes, ...]
-StaticRow = tuple[Pieces, ...]
-"""The static pieces of one output row, one tuple per static run."""
+PromptPairs = tuple[PromptData, Sequence[Pair], str]
+"""A prompt, its pairs and its split."""
+StaticRows = list[list[bytes]]
+"""The static runs of a pair's rows (two rows for unpaired formats), each as one bytes."""
 
 
 class _ValueRun:
@@ -81,189 +84,143 @@ class JsonlEncoder:
         # What each static run of each row of a pair is made of (unpaired formats: two rows).
         self.row_plans = [
             [
-                _pieces(run, row_index, last=index == len(self.static_runs) - 1)
+                _template(run, row_index, last=index == len(self.static_runs) - 1)
                 for index, run in enumerate(self.static_runs)
             ]
             for row_index in range(self.rows_per_pair)
         ]
 
-    def encode(
-        self, prompt: PromptData, pairs: Sequence[Pair], split: str
-    ) -> tuple[list[bytes], int]:
-        """The JSON lines of one prompt's pairs as unjoined pieces, and the row count."""
-        return _PromptEncoder(self, prompt, split).encode(pairs), len(pairs) * self.rows_per_pair
+    def encode(self, batch: Sequence[PromptPairs]) -> list[list[bytes]]:
+        """The JSON lines of each prompt's pairs, as unjoined pieces."""
+        return [_PromptEncoder(self, prompt, split).encode(pairs) for prompt, pairs, split in batch]
 
 
 def _run(pending: list[tuple[Column, bytes]]) -> _ValueRun:
     return _ValueRun([column for column, _ in pending], [key for _, key in pending])
 
 
-class _Fragment(NamedTuple):
-    """A column's key and the column (its value is rendered per prompt or per response), or,
-    without a column, constant bytes (keys, a label, the closing brace)."""
+class _Part(NamedTuple):
+    """A part of a static run between response values: constant bytes (`column` None), or
+    a prompt value."""
 
     key: bytes
     column: Column | None = None
 
 
-class _Piece(NamedTuple):
-    """Neighbouring fragments of a row that depend on the same side of the pair (0 the
-    chosen response, 1 the rejected one) or on neither (`side` None): written as one piece.
+class _Template(NamedTuple):
+    """A static run, compiled once per export: the runs of constants and prompt values
+    (`segments`) between its response values (`slots`: column and pair side). Segments
+    without prompt values are encoded here (`encoded`), the others once per prompt."""
 
-    Usually one fragment renders a response: `before` and `after` are the fragments around
-    it (constants and prompt values); otherwise `response` is None and `before` holds all.
-    """
-
-    side: int | None
-    before: bytes | tuple[_Fragment, ...]
-    """Constant bytes, or fragments with prompt values to encode per prompt."""
-    response: _Fragment | None = None
-    after: bytes | tuple[_Fragment, ...] = b""
+    segments: tuple[tuple[_Part, ...], ...]
+    encoded: tuple[bytes | None, ...]
+    slots: tuple[tuple[Column, int], ...]
 
 
-def _pieces(run: list[tuple[Column, bytes]], row_index: int, *, last: bool) -> list[_Piece]:
-    """A static run of one row of a pair (unpaired formats have two rows) as pieces."""
-    fragments: list[tuple[int | None, _Fragment]] = []
+def _template(run: list[tuple[Column, bytes]], row_index: int, *, last: bool) -> _Template:
+    """A static run of one row of a pair (unpaired formats have two rows)."""
+    segments: list[list[_Part]] = [[]]
+    slots: list[tuple[Column, int]] = []
     for column, key in run:
         if column.source is Source.LABEL:
-            fragments.append((None, _Fragment(key + (b"true" if row_index == 0 else b"false"))))
+            segments[-1].append(_Part(key + (b"true" if row_index == 0 else b"false")))
         elif column.source in PROMPT_SOURCES:
-            fragments.append((None, _Fragment(key, column)))
-        elif column.source is Source.COMPLETION:
-            fragments.append((row_index, _Fragment(key, column)))
+            segments[-1].extend((_Part(key), _Part(b"", column)))
         else:
-            fragments.append((int(column.source is Source.REJECTED), _Fragment(key, column)))
+            side = (
+                row_index
+                if column.source is Source.COMPLETION
+                else int(column.source is Source.REJECTED)
+            )
+            segments[-1].append(_Part(key))
+            slots.append((column, side))
+            segments.append([])
     if last:
-        fragments.append((None, _Fragment(b"}\n")))
-    groups: list[tuple[int | None, list[tuple[int | None, _Fragment]]]] = []
-    for side, fragment in fragments:
-        if groups:
-            group_side, group = groups[-1]
-            if group_side is None or side is None or group_side == side:
-                group.append((side, fragment))
-                groups[-1] = (group_side if side is None else side, group)
-                continue
-        groups.append((side, [(side, fragment)]))
-    pieces = []
-    for side, group in groups:
-        at = [index for index, (own, _) in enumerate(group) if own is not None]
-        if len(at) == 1:
-            before = _constants_joined(fragment for _, fragment in group[: at[0]])
-            after = _constants_joined(fragment for _, fragment in group[at[0] + 1 :])
-            pieces.append(_Piece(side, before, group[at[0]][1], after))
-        else:
-            pieces.append(_Piece(side, _constants_joined(fragment for _, fragment in group)))
-    return pieces
+        segments[-1].append(_Part(b"}\n"))
+    encoded = tuple(
+        b"".join(part.key for part in segment)
+        if all(part.column is None for part in segment)
+        else None
+        for segment in segments
+    )
+    return _Template(tuple(map(tuple, segments)), encoded, tuple(slots))
 
 
-def _constants_joined(fragments: Iterable[_Fragment]) -> bytes | tuple[_Fragment, ...]:
-    """Neighbouring constants joined; all constant, just the bytes."""
-    joined: list[_Fragment] = []
-    for fragment in fragments:
-        if fragment.column is None and joined and joined[-1].column is None:
-            joined[-1] = _Fragment(joined[-1].key + fragment.key)
-        else:
-            joined.append(fragment)
-    if all(fragment.column is None for fragment in joined):
-        return b"".join(fragment.key for fragment in joined)
-    return tuple(joined)
-
-
-StaticPlan = tuple[tuple[dict[int, bytes], int], ...]
-"""A static run of one prompt: per piece, its bytes by response id and the pair side that
-picks the id."""
+Slots = list[tuple[dict[int, bytes], int]]
+"""A run's response values: the encoded values by response id, and the pair side."""
 
 
 class _PromptEncoder:
-    """The static pieces of one prompt's rows, built as its pairs ask for them.
+    """The static part of one prompt's rows, made once per (chosen, rejected) pair.
 
-    Every value is encoded once per prompt (per response where it renders one), and each
-    piece becomes a table by response id: the static part of a pair's row is then a lookup
-    by the chosen or the rejected id per piece. Nothing is joined per pair; long texts are
-    copied once, when the batch is joined.
+    Per prompt each static run becomes a `%b` format of its constants and prompt values
+    (`%` escaped) and the encoded values of its responses; per pair, one C-level
+    formatting fills in the chosen and rejected response values. A row is then a few
+    pieces: its static runs and its pair values.
     """
 
     def __init__(self, encoder: JsonlEncoder, prompt: PromptData, split: str) -> None:
-        self._statics: dict[tuple[int, int], tuple[StaticRow, ...]] = {}
+        self._statics: dict[tuple[int, int], StaticRows] = {}
         self._value_runs = encoder.value_runs
         self._prompt = prompt
         self._split = split
-        self._ids = list(prompt.responses)
-        self._dumped: dict[Any, dict[int, bytes]] = {}
-        self._plans = [
-            [tuple([self._table(piece) for piece in run]) for run in runs]
-            for runs in encoder.row_plans
-        ]
+        self._values: dict[Any, dict[int, bytes]] = {}
+        self._plans = [[self._format(run) for run in runs] for runs in encoder.row_plans]
 
-    def _constant(self, fragments: bytes | tuple[_Fragment, ...]) -> bytes:
-        """Constants and prompt values, encoded."""
-        if isinstance(fragments, bytes):
-            return fragments
-        prompt, split = self._prompt, self._split
-        return b"".join(
-            [
-                key if column is None else key + orjson.dumps(column.prompt_value(prompt, split))
-                for key, column in fragments
-            ]
-        )
-
-    def _values(self, column: Column) -> dict[int, bytes]:
-        """A response column's encoded values by response id (shared by chosen and rejected)."""
+    def _encoded(self, column: Column) -> dict[int, bytes]:
+        """A response column's encoded values by response id (chosen and rejected share)."""
         render = column.of_response
-        values = self._dumped.get(render)
+        values = self._values.get(render)
         if values is None:
             assert render is not None
             prompt = self._prompt
-            values = self._dumped[render] = {
+            values = self._values[render] = {
                 response_id: orjson.dumps(render(prompt, response))
                 for response_id, response in prompt.responses.items()
             }
         return values
 
-    def _table(self, piece: _Piece) -> tuple[dict[int, bytes], int]:
-        """The piece's bytes by response id, and the side of the pair that picks the id."""
-        if piece.response is not None and piece.side is not None:
-            before = self._constant(piece.before) + piece.response.key
-            after = self._constant(piece.after)
-            assert piece.response.column is not None
-            values = self._values(piece.response.column)
-            if after:
-                return {rid: before + value + after for rid, value in values.items()}, piece.side
-            return {rid: before + value for rid, value in values.items()}, piece.side
-        if piece.side is None:
-            return dict.fromkeys(self._ids, self._constant(piece.before)), 0
-        # Several fragments of the same response (no format has that yet): joined per id.
-        assert isinstance(piece.before, tuple)
-        return {
-            rid: b"".join(
-                [
-                    self._constant((fragment,))
-                    if fragment.column is None or fragment.column.source in PROMPT_SOURCES
-                    else fragment.key + self._values(fragment.column)[rid]
-                    for fragment in piece.before
-                ]
-            )
-            for rid in self._ids
-        }, piece.side
-
-    def static_rows(self, chosen_id: int, rejected_id: int) -> tuple[StaticRow, ...]:
-        sides = (chosen_id, rejected_id)
-        result = self._statics[sides] = tuple(
-            tuple([tuple([table[sides[side]] for table, side in run]) for run in runs])
-            for runs in self._plans
+    def _segment(self, segment: tuple[_Part, ...]) -> bytes:
+        prompt, split = self._prompt, self._split
+        return b"".join(
+            [
+                key if column is None else orjson.dumps(column.prompt_value(prompt, split))
+                for key, column in segment
+            ]
         )
-        return result
+
+    def _format(self, template: _Template) -> tuple[bytes, Slots]:
+        """The run's bytes (no response values) or `%b` format, and its slots."""
+        segments = [
+            done if done is not None else self._segment(segment)
+            for segment, done in zip(template.segments, template.encoded, strict=True)
+        ]
+        if not template.slots:
+            return segments[0], []
+        slots = [(self._encoded(column), side) for column, side in template.slots]
+        return b"%b".join(segment.replace(b"%", b"%%") for segment in segments), slots
+
+    def static_rows(self, chosen_id: int, rejected_id: int) -> StaticRows:
+        sides = (chosen_id, rejected_id)
+        rows = self._statics[sides] = [
+            [
+                form % tuple([table[sides[side]] for table, side in slots]) if slots else form
+                for form, slots in runs
+            ]
+            for runs in self._plans
+        ]
+        return rows
 
     def encode(self, pairs: Sequence[Pair]) -> list[bytes]:
         parts: list[bytes] = []
-        extend, append = parts.extend, parts.append
+        append = parts.append
         statics, make = self._statics, self.static_rows
         value_runs = self._value_runs
         # One loop per number of value runs: this runs once per exported row.
         if not value_runs:
             for pair in pairs:
                 for (static,) in statics.get((pair[1], pair[2])) or make(pair[1], pair[2]):
-                    extend(static)
+                    append(static)
         elif len(value_runs) == 1:
             (run,) = value_runs
             get, cache, build = run.get, run.cache, run.build
@@ -271,9 +228,9 @@ class _PromptEncoder:
                 value = get(pair)
                 encoded = cache.get(value) or build(value)
                 for before, after in statics.get((pair[1], pair[2])) or make(pair[1], pair[2]):
-                    extend(before)
+                    append(before)
                     append(encoded)
-                    extend(after)
+                    append(after)
         elif len(value_runs) == 2:
             first, second = value_runs
             get1, cache1, build1 = first.get, first.cache, first.build
@@ -285,11 +242,11 @@ class _PromptEncoder:
                 for before, between, after in statics.get((pair[1], pair[2])) or make(
                     pair[1], pair[2]
                 ):
-                    extend(before)
+                    append(before)
                     append(encoded1)
-                    extend(between)
+                    append(between)
                     append(encoded2)
-                    extend(after)
+                    append(after)
         else:
             for pair in pairs:
                 pieces: list[bytes] = []
@@ -298,9 +255,9 @@ class _PromptEncoder:
                     pieces.append(run.cache.get(value) or run.build(value))
                 for row in statics.get((pair[1], pair[2])) or make(pair[1], pair[2]):
                     for static, piece in zip(row[:-1], pieces, strict=True):
-                        extend(static)
+                        append(static)
                         append(piece)
-                    extend(row[-1])
+                    append(row[-1])
         return parts
 
 

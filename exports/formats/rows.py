@@ -44,6 +44,9 @@ def rows_for_pairs(
         for column in columns
         if column.source in PROMPT_SOURCES
     }
+    pair_indexes = {
+        column.name: column.pair_index for column in columns if column.source is Source.PAIR
+    }
     output: list[Row] = []
     for pair in pairs:
         sides = (pair.chosen_id, pair.rejected_id)
@@ -54,7 +57,7 @@ def rows_for_pairs(
                 if source in PROMPT_SOURCES:
                     value = of_prompt[column.name]
                 elif source is Source.PAIR:
-                    value = pair_value(pair[column.pair_index])
+                    value = pair_value(pair[pair_indexes[column.name]])
                 elif source is Source.LABEL:
                     value = row_index == 0
                 else:

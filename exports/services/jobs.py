@@ -174,6 +174,7 @@ def _write_export_files(job: ExportJob) -> None:
                 for prompt, prompt_pairs, prompt_split in batch:
                     rows += files.add(prompt, prompt_pairs, prompt_split)
                     exported_ids.append(prompt.prompt_id)
+                files.encode()
                 started = timer.add("encode", started)
                 files.flush()
                 timer.add("write", started)

@@ -57,5 +57,6 @@ def encode_pairs(
     fmt: str, pairs: list[Pair], prompt: PromptData, split: str, with_metadata: bool = True
 ) -> tuple[bytes, int]:
     """The fast encoder's bytes for one prompt's pairs, joined."""
-    parts, rows = JsonlEncoder(format_spec(fmt), with_metadata).encode(prompt, pairs, split)
-    return b"".join(parts), rows
+    spec = format_spec(fmt)
+    [parts] = JsonlEncoder(spec, with_metadata).encode([(prompt, pairs, split)])
+    return b"".join(parts), len(pairs) * spec.rows_per_pair

@@ -23,6 +23,7 @@ from exports.formats import (
     FORMAT_NAMES,
     ArrowBatchBuilder,
     ExportFiles,
+    JsonlEncoder,
     JsonlWriter,
     ParquetWriter,
     encode_row,
@@ -485,6 +486,7 @@ AWKWARD_TEXTS = [
     "newlines\nand\ttabs\r",
     "control \x01\x1f and DEL \x7f",
     "unicode — ü 漢字 🙂 and \u2028 line separator",
+    "per cent % signs: %b %s %% %(name)s",
     "",
 ]
 
@@ -541,6 +543,33 @@ def test_fast_encoder_gives_the_canonical_bytes_of_the_dict_rows(
         assert data == b"".join(encode_row(row) for row in rows)
         assert count == len(rows)
         assert [orjson.loads(line) for line in data.splitlines()] == rows
+
+
+@pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
+def test_a_batch_encodes_like_its_prompts_one_by_one(fmt: str) -> None:
+    prompts = random_prompts(40)
+    batch = [
+        (prompt, pairs, split_for_prompt(prompt.prompt_id, 3, 0.4)) for prompt, pairs in prompts
+    ]
+
+    encoded = JsonlEncoder(format_spec(fmt), True).encode(batch)
+
+    assert [b"".join(parts) for parts in encoded] == [
+        b"".join(encode_row(row) for row in rows_for_pairs(fmt, pairs, prompt, split))
+        for prompt, pairs, split in batch
+    ]
+
+
+def test_a_batch_whose_prompts_share_response_ids_still_encodes_each_prompt_right() -> None:
+    pairs = [PAIR]
+    batch = [(SINGLE_TURN, pairs, "train"), (MULTI_TURN, pairs, "test")]
+
+    encoded = JsonlEncoder(format_spec("trl"), True).encode(batch)
+
+    assert [b"".join(parts) for parts in encoded] == [
+        b"".join(encode_row(row) for row in rows_for_pairs("trl", pairs, prompt, split))
+        for prompt, pairs, split in batch
+    ]
 
 
 def test_canonical_form_matches_python_json_for_export_rows() -> None:
