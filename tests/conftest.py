@@ -13,8 +13,7 @@ from rest_framework.test import APIClient
 from core import db as database
 from labeling import services as labeling_services
 from labeling.models import Membership, Project, Role
-
-PASSWORD = "correct-horse-battery-staple"
+from tests.helpers import PASSWORD, sample_records
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -58,24 +57,6 @@ def celery_tasks_run_in_process():
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
-
-
-def sample_records(count: int, responses: int = 3, prefix: str = "p") -> list[dict]:
-    return [
-        {
-            "external_id": f"{prefix}{index}",
-            "prompt": f"Question number {index}: explain something.",
-            "responses": [
-                {
-                    "external_id": f"{prefix}{index}-r{slot}",
-                    "text": f"Answer {slot} to {index}",
-                    "model": f"model-{slot}",
-                }
-                for slot in range(responses)
-            ],
-        }
-        for index in range(count)
-    ]
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import pytest
 
 from labeling import services as labeling_services
 from labeling.models import Project
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("transactional_db")]
 

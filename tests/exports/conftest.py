@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from labeling import services as labeling_services
-from labeling.models import Assignment, AssignmentStatus, Project, Prompt
+from labeling.models import Assignment, AssignmentStatus, Prompt
 from rankings.models import Ranking
+from tests.helpers import response_ids
 
 
 @pytest.fixture(autouse=True)
@@ -24,10 +23,6 @@ def export_folder(settings, tmp_path):
         },
     }
     return tmp_path / "exports"
-
-
-def response_ids(prompt: Prompt) -> list[int]:
-    return list(prompt.responses.order_by("position").values_list("id", flat=True))
 
 
 @pytest.fixture
@@ -69,8 +64,3 @@ def make_ranking() -> Callable[..., Ranking]:
         )
 
     return make
-
-
-def import_prompts(project: Project, records: list[dict]) -> list[Prompt]:
-    labeling_services.prompts_import(project=project, raw=json.dumps(records))
-    return list(Prompt.objects.filter(project=project).order_by("id"))

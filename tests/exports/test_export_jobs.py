@@ -22,8 +22,7 @@ from exports.params import PARAMS
 from exports.services import batches, jobs, reading
 from labeling.models import Membership, Prompt
 from rankings.models import Flag
-from tests.conftest import sample_records
-from tests.exports.conftest import import_prompts, response_ids
+from tests.helpers import import_prompts, response_ids, sample_records
 
 pytestmark = pytest.mark.django_db
 

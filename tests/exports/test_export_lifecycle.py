@@ -16,9 +16,8 @@ from exports.models import ExportJob, exports_storage
 from exports.services import batches
 from exports.services.staging import staged_file, staging_folder
 from exports.tasks import export_job_run_task
-from tests.conftest import sample_records
 from tests.exports.broker import broker_refusing
-from tests.exports.conftest import import_prompts
+from tests.helpers import import_prompts, sample_records
 
 pytestmark = pytest.mark.django_db
 HTMX = {"HTTP_HX_REQUEST": "true"}

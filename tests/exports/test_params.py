@@ -14,8 +14,7 @@ from exports.api.serializers import ExportCreateSerializer, ExportStreamQuerySer
 from exports.forms import ExportForm
 from exports.models import ExportJob
 from exports.params import PARAMS, PARAMS_BY_NAME, STORED_PARAMS, Kind, export_params_clean
-from tests.conftest import sample_records
-from tests.exports.conftest import import_prompts
+from tests.helpers import import_prompts, sample_records
 
 pytestmark = pytest.mark.django_db
 

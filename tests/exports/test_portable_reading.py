@@ -17,8 +17,7 @@ from exports.params import export_params_clean
 from exports.selectors import reading
 from labeling.models import Membership, Prompt, Response
 from rankings.models import Flag, Ranking
-from tests.conftest import sample_records
-from tests.exports.conftest import import_prompts
+from tests.helpers import import_prompts, sample_records
 
 pytestmark = [
     pytest.mark.django_db,

@@ -18,7 +18,7 @@ import pytest
 from exports import services
 from exports.formats import split_for_prompt
 from exports.models import ExportJob
-from tests.exports.conftest import import_prompts
+from tests.helpers import import_prompts
 
 datasets = pytest.importorskip("datasets")
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.utils import timezone
 from labeling import services
 from labeling.models import Assignment, Prompt
 from rankings.rating.services import ranking_submit
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 
 pytestmark = pytest.mark.django_db
 

@@ -10,7 +10,7 @@ from labeling import services
 from labeling.importing import parse_import_body, validate_records
 from labeling.models import Project, Prompt, Response
 from labeling.services import prompts as prompt_services
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 
 pytestmark = pytest.mark.django_db
 

@@ -92,7 +92,7 @@ def test_concurrent_raters_never_share_a_live_lease_or_exceed_overlap(make_user,
     project = services.project_create(creator=lead, name="Race", overlap=2)
     import json
 
-    from tests.conftest import sample_records
+    from tests.helpers import sample_records
 
     services.prompts_import(project=project, raw=json.dumps(sample_records(6)))
     raters = [make_user(f"racer{index}") for index in range(8)]
@@ -140,7 +140,7 @@ def test_simultaneous_next_task_calls_get_distinct_leases(make_user, lead):
     project = services.project_create(creator=lead, name="Burst", overlap=1)
     import json
 
-    from tests.conftest import sample_records
+    from tests.helpers import sample_records
 
     services.prompts_import(project=project, raw=json.dumps(sample_records(20)))
     raters = [make_user(f"burst{index}") for index in range(10)]
@@ -177,7 +177,7 @@ def test_a_key_share_lock_on_prompts_does_not_hide_them_from_the_queue(make_user
     import psycopg
     from django.conf import settings
 
-    from tests.conftest import sample_records
+    from tests.helpers import sample_records
 
     project = services.project_create(creator=lead, name="Locks", overlap=1)
     services.prompts_import(project=project, raw=json.dumps(sample_records(2)))

@@ -6,7 +6,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from labeling.models import Invite, Membership, Project, Prompt
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 
 pytestmark = pytest.mark.django_db
 

@@ -17,7 +17,7 @@ from labeling import services as labeling_services
 from rankings.models import Ranking, RaterScore
 from rankings.runs import services
 from rankings.stats.registry import STATISTICS
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 from tests.rankings.agreement_helpers import eager_tasks, rank_again_as_repeat, rank_in_turns
 
 pytestmark = pytest.mark.django_db

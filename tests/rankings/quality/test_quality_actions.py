@@ -18,7 +18,7 @@ from rankings.models import AgreementRun, Flag, FlagStatus
 from rankings.quality import actions, findings
 from rankings.rating import services as rating_services
 from rankings.runs import services
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 from tests.rankings.agreement_helpers import noisy_ranking
 from tests.rankings.quality_helpers import done_run, prompt_row, score
 

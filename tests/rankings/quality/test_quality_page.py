@@ -18,7 +18,7 @@ from rankings.quality import actions, findings
 from rankings.quality.charts import agreement_speed_scatter, history_chart
 from rankings.quality.dashboard import statistic_rows
 from rankings.runs import services
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 from tests.rankings.agreement_helpers import eager_tasks, rank_in_turns
 from tests.rankings.quality_helpers import done_run, make_ranking, prompt_row, score
 

@@ -11,7 +11,7 @@ from labeling import services as labeling_services
 from labeling.models import Membership, MemberStatus, Prompt
 from rankings.models import AgreementRun, Flag, FlagStatus
 from rankings.quality import actions, findings
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 from tests.rankings.quality_helpers import done_run, make_ranking, prompt_row, score
 
 pytestmark = pytest.mark.django_db

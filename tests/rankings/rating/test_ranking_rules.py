@@ -8,7 +8,7 @@ import pytest
 
 from labeling import services
 from rankings.models import Ranking
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from labeling import services as labeling_services
 from rankings.models import AgreementRun
 from rankings.runs import services
 from rankings.stats.project import PROJECT_STATISTICS
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 from tests.rankings.agreement_helpers import eager_tasks, rank_in_turns
 
 pytestmark = pytest.mark.django_db

@@ -26,7 +26,7 @@ from rankings.stats.agreement import rater_leave_one_out_agreement
 from rankings.stats.project import project_agreement
 from rankings.stats.raters import rater_quality
 from rankings.stats.tables import RankingContext, RankingTable, ranks_from_groups
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 from tests.rankings.agreement_helpers import (
     eager_tasks,
     rank_again_as_repeat,

@@ -27,7 +27,7 @@ from labeling import services as labeling_services
 from rankings.models import AgreementRun, RaterScore
 from rankings.runs import tasks
 from rankings.stats.project import project_agreement
-from tests.conftest import sample_records
+from tests.helpers import sample_records
 from tests.rankings.agreement_helpers import rank_in_turns, reference_table
 
 pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
