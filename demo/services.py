@@ -17,54 +17,29 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from django.contrib.auth import get_user_model
-from django.contrib.auth.hashers import get_hasher, identify_hasher, make_password
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Field
-from django.utils.crypto import salted_hmac
 
 from config.celery import app as celery_app
-from core.jobs import JobStatus as RunStatus
-from demo import crowd as crowd_model
-from demo.crowd import CrowdProfile, ShownResponse, Task
+from demo.crowd import ShownResponse
+from demo.crowd_work import CrowdWork, crowd_members, working_crowd
+from demo.people import (
+    DEMO_PEOPLE,
+    crowd_users_ensure,
+    demo_invite_ensure,
+    demo_people_ensure,
+)
 from demo.scenario import SCENARIO_FILES, DemoProject, DemoPrompt, load_scenario
 from exports import services as export_services
 from exports.models import ExportJob
 from labeling import services as labeling_services
-from labeling.models import Invite, Membership, Project, Prompt, Response, Role
+from labeling.models import Invite, Membership, Project, Response, Role
 from labeling.rubric import clean_rubric
-from rankings import services as ranking_services
-from rankings.models import AgreementRun
-from rankings.rating import services as rating_services
 
 DEMO_PASSWORD = "ranklab-demo"
 SEED = 20250601
 QUIET_LOGGERS = ("celery.app.trace", "kombu.connection")
-
-
-@dataclass(frozen=True)
-class DemoPerson:
-    username: str
-    role: str
-    is_staff: bool = False
-
-
-DEMO_PEOPLE: tuple[DemoPerson, ...] = (
-    DemoPerson("lead", Role.LEAD, is_staff=True),
-    DemoPerson("rater1", Role.RATER),
-    DemoPerson("rater2", Role.RATER),
-    DemoPerson("rater3", Role.RATER),
-    DemoPerson("engineer", Role.ENGINEER),
-)
-
-
-@dataclass(frozen=True)
-class CrowdMember:
-    profile: CrowdProfile
-    user: User
-    judge_rng: random.Random  # the rater's decisions
-    lease_rng: random.Random  # passed to the lease service: gold draws and shuffles
 
 
 @dataclass(frozen=True)
@@ -128,70 +103,6 @@ def _tasks_in_process() -> Iterator[None]:
             logger.setLevel(level)
 
 
-# People -------------------------------------------------------------------------------------
-
-
-def demo_people_ensure(*, password: str) -> dict[str, User]:
-    """The demo logins, created or reset: password, staff flag, active."""
-    users = {}
-    salt = _demo_password_salt(password)
-    encoded: str | None = None
-    for person in DEMO_PEOPLE:
-        user, _ = get_user_model().objects.get_or_create(username=person.username)
-        changed = []
-        if not _has_demo_password(user, salt=salt):
-            # One hash (about a second) for all five logins: the password is public anyway.
-            encoded = encoded or make_password(password, salt=salt)
-            user.password = encoded
-            changed.append("password")
-        if user.is_staff != person.is_staff or not user.is_active:
-            user.is_staff, user.is_active = person.is_staff, True
-            changed += ["is_staff", "is_active"]
-        if changed:
-            user.save(update_fields=changed)
-        users[person.username] = user
-    return users
-
-
-def _demo_password_salt(password: str) -> str:
-    """A salt derived from the password (keyed with SECRET_KEY), so a re-run can see that a
-    login already has this password without hashing it again, and sessions stay valid."""
-    return salted_hmac("ranklab.demo.password", password, algorithm="sha256").hexdigest()[:22]
-
-
-def _has_demo_password(user: User, *, salt: str) -> bool:
-    try:
-        hasher = identify_hasher(user.password)
-        decoded = hasher.decode(user.password)
-    except (ValueError, NotImplementedError):  # unusable or unknown: set it
-        return False
-    return (
-        hasher.algorithm == get_hasher().algorithm
-        and decoded.get("salt") == salt
-        and not hasher.must_update(user.password)
-    )
-
-
-def crowd_users_ensure() -> dict[str, User]:
-    """The simulated crowd's accounts; they never log in, so they have no usable password."""
-    users = {}
-    for profile in crowd_model.CROWD:
-        user, created = get_user_model().objects.get_or_create(username=profile.username)
-        if created:
-            user.set_unusable_password()
-            user.save(update_fields=["password"])
-        users[profile.username] = user
-    return users
-
-
-def demo_invite_ensure(*, project: Project, lead: User) -> Invite:
-    """A usable rater invite of the lead's, reused on re-runs rather than piled up."""
-    for invite in Invite.objects.filter(project=project, created_by=lead, role=Role.RATER):
-        if invite.max_uses is None and invite.is_usable():
-            return invite
-    return labeling_services.invite_create(project=project, created_by=lead, role=Role.RATER)
-
-
 # One project -------------------------------------------------------------------------------
 
 
@@ -217,15 +128,14 @@ def demo_project_build(
         guidelines=scenario.guidelines,
         **{**settings, **_while_the_crowd_works(settings)},
     )
-    working = _working_crowd(crowd_users=crowd_users, usernames=scenario.crowd.raters)
+    working = working_crowd(crowd_users=crowd_users, usernames=scenario.crowd.raters)
     _members_add(project=project, people=people, crowd_users=working)
     rng = random.Random(seed)
     shown = _prompts_import(project=project, scenario=scenario, rng=rng)
-    crowd = _crowd(crowd_users=crowd_users, seed=seed, usernames=scenario.crowd.raters)
+    crowd = crowd_members(crowd_users=crowd_users, seed=seed, usernames=scenario.crowd.raters)
     work = CrowdWork(project=project, crowd=crowd, shown=shown, run_every=scenario.crowd.run_every)
     work.until_no_task_is_left()
     labeling_services.project_update(project=project, overlap=settings["overlap"])
-    _completion_refresh(project=project)
     work.until_open_prompts(scenario.crowd.open_for_humans)
     work.agreement_run()
     labeling_services.project_update(
@@ -335,117 +245,6 @@ def _reference_ranking(prompt: DemoPrompt) -> list[list[int]]:
         else:
             groups.append([position])
     return groups
-
-
-def _working_crowd(
-    *, crowd_users: dict[str, User], usernames: tuple[str, ...] | None
-) -> dict[str, User]:
-    if usernames is None:
-        return crowd_users
-    return {username: crowd_users[username] for username in usernames}
-
-
-def _crowd(
-    *, crowd_users: dict[str, User], seed: str, usernames: tuple[str, ...] | None
-) -> list[CrowdMember]:
-    working = _working_crowd(crowd_users=crowd_users, usernames=usernames)
-    return [
-        CrowdMember(
-            profile=profile,
-            user=working[profile.username],
-            judge_rng=random.Random(f"{seed}-{profile.username}-judge"),
-            lease_rng=random.Random(f"{seed}-{profile.username}-lease"),
-        )
-        for profile in crowd_model.CROWD
-        if profile.username in working
-    ]
-
-
-def _completion_refresh(*, project: Project) -> None:
-    """Reopen the prompts the raised overlap leaves short (``project_update`` does not)."""
-    for prompt_id in Prompt.objects.filter(project=project, is_complete=True).values_list(
-        "id", flat=True
-    ):
-        labeling_services.prompt_completion_refresh(prompt_id=prompt_id)
-
-
-class CrowdWork:
-    """The crowd taking turns at the rater's loop: ask for the next task, rank it, submit."""
-
-    def __init__(
-        self,
-        *,
-        project: Project,
-        crowd: list[CrowdMember],
-        shown: dict[int, ShownResponse],
-        run_every: int,
-    ):
-        self.project = project
-        self.crowd = crowd
-        self.shown = shown
-        self.run_every = run_every
-        self.since_run = 0
-
-    def until_no_task_is_left(self) -> None:
-        active = list(self.crowd)
-        while active:
-            for member in list(active):
-                if not self.rank_next(member):
-                    active.remove(member)
-
-    def until_open_prompts(self, left_open: int) -> None:
-        """Rank until only ``left_open`` normal prompts still want a ranking."""
-        active = list(self.crowd)
-        while active and self.open_prompts() > left_open:
-            for member in list(active):
-                if self.open_prompts() <= left_open:
-                    return
-                if not self.rank_next(member):
-                    active.remove(member)
-
-    def open_prompts(self) -> int:
-        return Prompt.objects.filter(project=self.project, is_gold=False, is_complete=False).count()
-
-    def rank_next(self, member: CrowdMember) -> bool:
-        """One task for one crowd member; False when nothing is left for them."""
-        project = self.project  # the object project_update changed: the raised overlap shows
-        assignment = labeling_services.lease_next_assignment(
-            project=project, rater=member.user, rng=member.lease_rng
-        )
-        if assignment is None:
-            return False
-        task = Task(
-            responses=tuple(self.shown[int(response_id)] for response_id in assignment.shown_order),
-            allow_ties=project.allow_ties,
-            rubric=project.rubric,
-            rationale_required=project.require_rationale,
-        )
-        judgement = crowd_model.judge(member.profile, task, member.judge_rng)
-        rating_services.ranking_submit(
-            assignment_id=assignment.pk,
-            rater=member.user,
-            ranking=judgement.ranking,
-            ratings=judgement.ratings or None,
-            rationale=judgement.rationale,
-            seconds=judgement.seconds,
-            strength=judgement.strength,
-        )
-        self.since_run += 1
-        if self.since_run >= self.run_every:
-            self.agreement_run()
-        return True
-
-    def agreement_run(self) -> AgreementRun | None:
-        """Queue a run the way the N-rankings trigger does, and compute it here and now."""
-        if not self.since_run:
-            return None
-        run = ranking_services.agreement_run_request(project=self.project, trigger="rankings")
-        ranking_services.agreement_run_compute(run_id=run.pk)
-        run.refresh_from_db()
-        if run.status != RunStatus.DONE:
-            raise RuntimeError(f"demo agreement run {run.pk} failed: {run.error}")
-        self.since_run = 0
-        return run
 
 
 # The export ---------------------------------------------------------------------------------

@@ -28,7 +28,7 @@ from rankings.rating.validation import (
     clean_seconds,
     clean_strength,
 )
-from rankings.services import agreement_run_request_if_due
+from rankings.runs.services import agreement_run_request_if_due
 
 # Serving tasks ------------------------------------------------------------------------------
 

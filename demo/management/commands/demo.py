@@ -11,6 +11,7 @@ from django.urls import reverse
 
 from demo import services
 from demo.crowd import CROWD
+from demo.people import DEMO_PEOPLE
 from demo.selectors import ProjectReport, project_report
 from labeling.models import Role
 
@@ -43,7 +44,7 @@ class Command(BaseCommand):
         for project in result.projects:
             self._project(project_report(project=project), base_url)
         self.stdout.write(f"\nLogins (password {password}):")
-        for person in services.DEMO_PEOPLE:
+        for person in DEMO_PEOPLE:
             staff = " (staff)" if person.is_staff else ""
             self.stdout.write(f"  {person.username:<9} {Role(person.role).label}{staff}")
         self.stdout.write("Rater invite links:")
