@@ -6,14 +6,14 @@ import json
 from collections.abc import Callable
 
 import pytest
-from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core import db as database
 from labeling import services as labeling_services
 from labeling.models import Membership, Project, Role
-from tests.helpers import PASSWORD, sample_records
+from tests.factories import UserFactory
+from tests.helpers import sample_records
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -62,7 +62,7 @@ def celery_tasks_run_in_process():
 @pytest.fixture
 def make_user(db) -> Callable[..., object]:
     def make(username: str, **extra):
-        return get_user_model().objects.create_user(username=username, password=PASSWORD, **extra)
+        return UserFactory(username=username, **extra)
 
     return make
 
@@ -99,6 +99,16 @@ def rater2(make_user, add_member):
 @pytest.fixture
 def engineer(make_user, add_member):
     return add_member(make_user("engineer"), Role.ENGINEER)
+
+
+@pytest.fixture
+def make_crowd(make_user, add_member) -> Callable[..., list]:
+    """``make_crowd(n)``: raters crowd0 … crowd{n-1}, members of the project."""
+
+    def make(size: int) -> list:
+        return [add_member(make_user(f"crowd{index}")) for index in range(size)]
+
+    return make
 
 
 @pytest.fixture

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 
 import pytest
 from django.utils import timezone
 
-from labeling.models import Assignment, AssignmentStatus, Prompt
+from labeling.models import Prompt
 from rankings.models import Ranking
-from tests.helpers import response_ids
+from tests.factories import RankingFactory
 
 
 @pytest.fixture(autouse=True)
@@ -38,29 +37,13 @@ def make_ranking() -> Callable[..., Ranking]:
         created_at=None,
         is_repeat: bool = False,
     ) -> Ranking:
-        ids = response_ids(prompt)
-        groups = [[ids[position] for position in group] for group in positions]
-        now = created_at or timezone.now()
-        assignment = Assignment.objects.create(
-            project=prompt.project,
+        return RankingFactory(
             prompt=prompt,
             rater=rater,
-            status=AssignmentStatus.SUBMITTED,
-            shown_order=ids,
-            is_repeat=is_repeat,
-            leased_at=now - timedelta(minutes=1),
-            expires_at=now + timedelta(minutes=9),
-            finished_at=now,
-        )
-        return Ranking.objects.create(
-            assignment=assignment,
-            project=prompt.project,
-            prompt=prompt,
-            rater=rater,
-            groups=groups,
+            positions=positions,
             strength=strength,
             is_repeat=is_repeat,
-            created_at=now,
+            created_at=created_at or timezone.now(),
         )
 
     return make

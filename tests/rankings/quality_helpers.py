@@ -6,14 +6,14 @@ run stored, so they write RaterScore / PromptAgreement rows themselves.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
 
 from core.jobs import JobStatus
-from labeling.models import Assignment, AssignmentStatus, Project, Prompt
+from labeling.models import Project, Prompt
 from rankings.models import AgreementRun, PromptAgreement, Ranking, RaterScore
+from tests.factories import RankingFactory
 
 # What a careful rater's score looks like: no rule fires.
 CAREFUL_SCORE: dict[str, Any] = {
@@ -66,28 +66,15 @@ def make_ranking(
     rationale: str = "",
 ) -> Ranking:
     """A submitted assignment and its ranking, without going through the queue."""
-    response_ids = list(prompt.responses.order_by("position").values_list("id", flat=True))
-    now = timezone.now()
-    assignment = Assignment.objects.create(
-        project=project,
+    assert prompt.project_id == project.pk
+    extra = {} if groups is None else {"groups": groups}
+    return RankingFactory(
         prompt=prompt,
         rater=rater,
-        status=AssignmentStatus.SUBMITTED,
-        shown_order=response_ids,
         is_repeat=is_repeat,
-        leased_at=now - timedelta(minutes=1),
-        expires_at=now + timedelta(minutes=9),
-        finished_at=now,
-    )
-    return Ranking.objects.create(
-        assignment=assignment,
-        project=project,
-        prompt=prompt,
-        rater=rater,
-        groups=groups if groups is not None else [[response_id] for response_id in response_ids],
         seconds=seconds,
         rationale=rationale,
-        is_repeat=is_repeat,
+        **extra,
     )
 
 

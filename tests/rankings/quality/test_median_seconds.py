@@ -18,25 +18,15 @@ from rankings.models import Ranking, RaterScore
 from rankings.runs import services
 from rankings.stats.registry import STATISTICS
 from tests.helpers import sample_records
-from tests.rankings.agreement_helpers import eager_tasks, rank_again_as_repeat, rank_in_turns
+from tests.rankings.agreement_helpers import rank_again_as_repeat, rank_in_turns
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _eager():
-    with eager_tasks():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager")]
 
 
 @pytest.fixture
-def crowd(make_user, add_member):
-    return [add_member(make_user(f"crowd{index}")) for index in range(4)]
+def crowd(make_crowd):
+    """Four raters here: three rank each prompt, so one of them sits each one out."""
+    return make_crowd(4)
 
 
 @pytest.fixture

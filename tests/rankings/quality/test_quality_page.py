@@ -19,26 +19,10 @@ from rankings.quality.charts import agreement_speed_scatter, history_chart
 from rankings.quality.dashboard import statistic_rows
 from rankings.runs import services
 from tests.helpers import sample_records
-from tests.rankings.agreement_helpers import eager_tasks, rank_in_turns
+from tests.rankings.agreement_helpers import rank_in_turns
 from tests.rankings.quality_helpers import done_run, make_ranking, prompt_row, score
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _eager():
-    with eager_tasks():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def crowd(make_user, add_member):
-    return [add_member(make_user(f"crowd{index}")) for index in range(3)]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager")]
 
 
 @pytest.fixture

@@ -12,25 +12,9 @@ from rankings.models import AgreementRun
 from rankings.runs import services
 from rankings.stats.project import PROJECT_STATISTICS
 from tests.helpers import sample_records
-from tests.rankings.agreement_helpers import eager_tasks, rank_in_turns
+from tests.rankings.agreement_helpers import rank_in_turns
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _eager():
-    with eager_tasks():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def crowd(make_user, add_member):
-    return [add_member(make_user(f"crowd{index}")) for index in range(3)]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager")]
 
 
 @pytest.fixture

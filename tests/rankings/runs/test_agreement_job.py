@@ -28,7 +28,6 @@ from rankings.stats.raters import rater_quality
 from rankings.stats.tables import RankingContext, RankingTable, ranks_from_groups
 from tests.helpers import sample_records
 from tests.rankings.agreement_helpers import (
-    eager_tasks,
     rank_again_as_repeat,
     rank_in_turns,
     reference_table,
@@ -39,24 +38,13 @@ from tests.rankings.references import (
     ranking_table,
 )
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _eager():
-    with eager_tasks():
-        yield
-
-
-@pytest.fixture(autouse=True)
-def _fast_passwords(settings):
-    # Every fixture user is created with a password; PBKDF2 would dominate the run time.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("eager")]
 
 
 @pytest.fixture
-def crowd(make_user, add_member):
-    return [add_member(make_user(f"crowd{index}")) for index in range(4)]
+def crowd(make_crowd):
+    """Four raters here: three rank each prompt, so one of them sits each one out."""
+    return make_crowd(4)
 
 
 @pytest.fixture
