@@ -18,6 +18,7 @@ from rankings.stats.tables import (
     RankingTable,
     float_or_none,
     one_ranking_per_rater,
+    orientation_free,
     pairs_of,
     unit_label_counts,
 )
@@ -120,11 +121,13 @@ def rater_leave_one_out_agreement(
 def chance_agreement(table: RankingTable) -> float | None:
     """Fleiss' chance agreement on pair labels: the sum of squared label shares.
 
-    The agreement two raters reach by labelling at random with the project's label mix.
+    The agreement two raters reach by labelling at random with the project's label mix; the
+    two "better" labels share their total (``orientation_free``), so the level does not
+    depend on the order in which a prompt's responses were imported.
     """
     counts = one_ranking_per_rater(table).unit_label_counts().reshape(-1, N_LABEL_CATEGORIES)
     counts = counts[counts.sum(axis=1) >= 2]
     total = counts.sum()
     if total == 0:
         return None
-    return float(((counts.sum(axis=0) / total) ** 2).sum())
+    return float(((orientation_free(counts.sum(axis=0)) / total) ** 2).sum())

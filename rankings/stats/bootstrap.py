@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from rankings.stats.tables import FloatArray, IntArray
+from rankings.stats.tables import FloatArray, IntArray, orientation_free
 from rankings.stats.units import (
     PromptUnits,
     interval_distances,
@@ -70,7 +70,7 @@ def prompt_features(units: PromptUnits, prompts: IntArray) -> FloatArray:
             (decided_raters * (decided_raters - 1) / 2).sum(axis=1),
             unit_agreement.sum(axis=1),
             used.sum(axis=1),
-            (counts * used[:, :, np.newaxis]).sum(axis=1),
+            orientation_free((counts * used[:, :, np.newaxis]).sum(axis=1)),
             np.where(w_defined, w, 0.0),
             w_defined,
             coincidence[:, upper[0], upper[1]],

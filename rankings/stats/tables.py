@@ -203,6 +203,20 @@ def pair_label_matrix(ranks: FloatArray) -> tuple[LabelArray, BoolArray]:
     return labels, present
 
 
+def orientation_free(label_totals: FloatArray) -> FloatArray:
+    """Label totals ``(..., 3)`` with the two "better" labels replaced by their mean.
+
+    A pair (i, j) has no natural orientation: which response counts as "first" comes from
+    the import order. Chance agreement (Fleiss) computed from raw -1/+1 shares would change
+    with that order; with the two folded together it is the same for any order.
+    """
+    folded = np.asarray(label_totals, dtype=np.float64).copy()
+    better = (folded[..., 0] + folded[..., 2]) / 2
+    folded[..., 0] = better
+    folded[..., 2] = better
+    return folded
+
+
 def unit_label_counts(
     prompt_index: IntArray, labels: LabelArray, present: BoolArray, n_prompts: int
 ) -> IntArray:

@@ -142,13 +142,19 @@ def fleiss_kappa_from_counts(counts: npt.ArrayLike) -> float | None:
 
 
 def fleiss_kappa_pairs(table: RankingTable) -> AgreementResult:
-    """Fleiss' kappa on pair labels (first better / second better / tie)."""
+    """Fleiss' kappa on pair labels (first better / second better / tie).
+
+    A pair has no natural orientation, so each unit enters twice: as labelled, and mirrored
+    (first and second swapped). That leaves the observed agreement as it is and makes the
+    chance level symmetric in the two "better" labels, whatever the import order.
+    """
     counts = tables.one_ranking_per_rater(table).unit_label_counts()
     counts = counts.reshape(-1, N_LABEL_CATEGORIES)
     raters_per_unit = counts.sum(axis=1)
     used = raters_per_unit >= 2
+    both_ways = np.concatenate([counts[used], counts[used][:, ::-1]])
     return AgreementResult(
-        value=fleiss_kappa_from_counts(counts[used]),
+        value=fleiss_kappa_from_counts(both_ways),
         n_units=int(used.sum()),
         n_pairs=int(tables.pairs_of(raters_per_unit[used]).sum()),
     )

@@ -297,7 +297,9 @@ def test_fleiss_kappa_on_pair_labels_matches_brute_force(seed: int) -> None:
         for label in labels:
             category_totals[label] += 1
     total = sum(category_totals.values())
-    chance = sum((count / total) ** 2 for count in category_totals.values())
+    # Either response of a pair may be "first": the two "better" labels share their total.
+    better = (category_totals[-1] + category_totals[1]) / 2
+    chance = 2 * (better / total) ** 2 + (category_totals[0] / total) ** 2
     observed = sum(unit_agreements) / len(unit_agreements)
 
     result = fleiss_kappa_pairs(table)
