@@ -203,7 +203,7 @@ def pair_label_matrix(ranks: FloatArray) -> tuple[LabelArray, BoolArray]:
     return labels, present
 
 
-def orientation_free(label_totals: FloatArray) -> FloatArray:
+def orientation_free(label_totals: npt.ArrayLike) -> FloatArray:
     """Label totals ``(..., 3)`` with the two "better" labels replaced by their mean.
 
     A pair (i, j) has no natural orientation: which response counts as "first" comes from
