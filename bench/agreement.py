@@ -22,6 +22,7 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -175,8 +176,8 @@ def build(total_rankings: int, seed: int = 20) -> None:
         shown_ids = np.take_along_axis(responses_of, shown, axis=1).tolist()
         ordered_ids = np.take_along_axis(responses_of, order, axis=1).tolist()
         tie_flags = ties.tolist()
-        lease_end = now + timezone.timedelta(minutes=10)
-        finished = now + timezone.timedelta(minutes=1)
+        lease_end = now + timedelta(minutes=10)
+        finished = now + timedelta(minutes=1)
         db.copy_rows(
             Assignment,
             ["id", "project", "prompt", "rater", "status", "shown_order", "is_repeat",

@@ -10,7 +10,7 @@ process's own CPU time (all its threads; PostgreSQL's work is not counted) and i
 steadier figure on a busy machine. The load average is printed with the results.
 
     .venv/bin/python bench/export.py [--sizes 100000,1000000] [--skip-setup]
-        [--containers jsonl,parquet] [--no-extras]
+        [--containers jsonl,parquet] [--no-extras] [--soft-labels off|on|both]
 """
 
 from __future__ import annotations
@@ -24,7 +24,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import django_setup, machine, recreate_database
@@ -63,8 +65,10 @@ def text(rng: random.Random, words: int) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
-def build_project(name: str, pairs: int, lead, raters: list) -> int:
+def build_project(name: str, pairs: int, lead: Any, raters: list[Any]) -> int:
     """A project with enough rankings for `pairs` all_pairs rows, inserted with COPY."""
+    from datetime import timedelta
+
     from django.db import transaction
     from django.utils import timezone
 
@@ -137,7 +141,7 @@ def build_project(name: str, pairs: int, lead, raters: list) -> int:
                             "status": "submitted",
                             "shown_order": ids,
                             "leased_at": now,
-                            "expires_at": now + timezone.timedelta(minutes=10),
+                            "expires_at": now + timedelta(minutes=10),
                             "finished_at": now,
                         }
                     )
@@ -157,7 +161,7 @@ def build_project(name: str, pairs: int, lead, raters: list) -> int:
     return project.pk
 
 
-def columns(model, rows: list[dict]) -> tuple[list[str], list[list]]:
+def columns(model: Any, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
     """Every concrete column, from the row or the field's default (robust to new fields)."""
     fields = [field for field in model._meta.concrete_fields]
     names = [field.name for field in fields]
@@ -184,19 +188,19 @@ def setup(sizes: list[int]) -> dict[int, int]:
     return projects
 
 
-def naive_rows(job):
+def naive_rows(job: Any) -> Iterator[dict[str, Any]]:
     """Dict rows of the job, one prompt at a time: the reference rendering."""
     from exports.formats import rows_for_pairs
     from exports.services.batches import ExportRequest, export_batches
 
     request = ExportRequest.for_job(job)
-    with_metadata = request.params["with_metadata"]
+    shape = request.shape()
     for batch in export_batches(request):
         for prompt, prompt_pairs, split in batch:
-            yield from rows_for_pairs(job.format, prompt_pairs, prompt, split, with_metadata)
+            yield from rows_for_pairs(job.format, prompt_pairs, prompt, split, **shape)
 
 
-def run_one(project_id: int, container: str, naive: bool) -> dict:
+def run_one(project_id: int, container: str, naive: bool, soft_labels: bool) -> dict[str, Any]:
     """In a fresh process: one export job, its speed and this process's peak memory."""
     from django.contrib.auth.models import User
 
@@ -211,9 +215,8 @@ def run_one(project_id: int, container: str, naive: bool) -> dict:
     started = time.perf_counter()
     if naive:
         # The obvious implementation: dict rows, one json.dumps per line.
-        job = ExportJob.objects.create(
-            project=project, created_by=lead, params=services.export_params_clean({})
-        )
+        params = services.export_params_clean({"soft_labels": soft_labels})
+        job = ExportJob.objects.create(project=project, created_by=lead, params=params)
         rows = 0
         with tempfile.TemporaryFile() as handle:
             for row in naive_rows(job):
@@ -222,9 +225,14 @@ def run_one(project_id: int, container: str, naive: bool) -> dict:
                 )
                 rows += 1
             size = handle.tell()
-        timings: dict = {}
+        timings: dict[str, float] = {}
     else:
-        job = services.export_job_create(project=project, created_by=lead, container=container)
+        job = services.export_job_create(
+            project=project,
+            created_by=lead,
+            container=container,
+            params={"soft_labels": soft_labels},
+        )
         if job.status == "queued":
             services.export_job_run(job_id=job.pk)
         job.refresh_from_db()
@@ -260,12 +268,18 @@ def main() -> None:
         action="store_true",
         help="skip the jsonl.gz run and the naive baseline (both at the first size)",
     )
-    parser.add_argument("--run", help=argparse.SUPPRESS)  # project_id:container[:naive]
+    parser.add_argument(
+        "--soft-labels",
+        choices=["off", "on", "both"],
+        default="off",
+        help="export without the vote columns (default), with them, or both ways",
+    )
+    parser.add_argument("--run", help=argparse.SUPPRESS)  # project_id:container:naive:soft
     args = parser.parse_args()
     if args.run:
         django_setup(DATABASE_URL, migrate=False)
-        project_id, container, *naive = args.run.split(":")
-        print(json.dumps(run_one(int(project_id), container, bool(naive))))
+        project_id, container, naive, soft = args.run.split(":")
+        print(json.dumps(run_one(int(project_id), container, naive == "1", soft == "1")))
         return
     sizes = [int(size) for size in args.sizes.split(",")]
     os.environ.setdefault("EXPORT_ROOT", tempfile.mkdtemp(prefix="ranklab-bench-exports-"))
@@ -281,26 +295,39 @@ def main() -> None:
         projects = setup(sizes)
     print(f"machine: {machine()}")
     print(f"data: K={RESPONSES} responses, {RATERS} raters per prompt, all_pairs, metadata on")
+    print("soft: with the vote columns (soft_labels: chosen_votes, tie_votes, total_votes)")
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     print(
         f"{'export':<22}{'pairs':>11}{'seconds':>9}{'pairs/s':>11}{'CPU s':>8}{'pairs/CPU s':>13}"
         f"{'MB':>8}{'RSS before':>12}{'peak RSS':>10}"
     )
     containers = args.containers.split(",")
-    runs = [(size, container, False) for size in sizes for container in containers]
+    softs = {"off": [False], "on": [True], "both": [False, True]}[args.soft_labels]
+    runs = [
+        (size, container, False, soft)
+        for size in sizes
+        for container in containers
+        for soft in softs
+    ]
     if not args.no_extras:
-        runs += [(sizes[0], "jsonl.gz", False), (sizes[0], "jsonl", True)]
-    for size, container, naive in runs:
-        label = f"{container} {size // 1000}k" + (" naive" if naive else "")
-        spec = f"{projects[size]}:{container}" + (":naive" if naive else "")
-        output = subprocess.run(
+        runs += [(sizes[0], "jsonl.gz", False, soft) for soft in softs]
+        runs += [(sizes[0], "jsonl", True, softs[0])]
+    for size, container, naive, soft in runs:
+        label = (
+            f"{container} {size // 1000}k" + (" soft" if soft else "") + (" naive" if naive else "")
+        )
+        spec = f"{projects[size]}:{container}:{int(naive)}:{int(soft)}"
+        finished = subprocess.run(
             [sys.executable, __file__, "--run", spec],
-            check=True,
+            check=False,
             capture_output=True,
             text=True,
             env=os.environ,
-        ).stdout
-        result = json.loads(output.strip().splitlines()[-1])
+        )
+        if finished.returncode:
+            print(f"{label:<22}failed: {finished.stderr.strip().splitlines()[-3:]}")
+            continue
+        result = json.loads(finished.stdout.strip().splitlines()[-1])
         print(
             f"{label:<22}{result['rows']:>11,}{result['seconds']:>9.2f}"
             f"{result['rows'] / result['seconds']:>11,.0f}{result['cpu_seconds']:>8.2f}"

@@ -22,6 +22,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import ROOT, django_setup, machine, percentile, recreate_database
@@ -32,9 +33,9 @@ BENCH_BROKER_URL = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13
 
 def prepare(prompts: int, raters: int, overlap: int) -> tuple[int, list[str]]:
     from django.contrib.auth.models import User
-    from rest_framework.authtoken.models import Token
 
     from labeling import services
+    from labeling.accounts.services import api_token_create
     from labeling.models import Membership
 
     lead = User.objects.create_user("bench-lead", password="x")
@@ -53,7 +54,7 @@ def prepare(prompts: int, raters: int, overlap: int) -> tuple[int, list[str]]:
     print(f"import: {prompts} prompts x 4 responses in {time.perf_counter() - started:.2f} s")
     users = User.objects.bulk_create([User(username=f"bench-rater-{i}") for i in range(raters)])
     Membership.objects.bulk_create([Membership(project=project, user=user) for user in users])
-    tokens = [Token.objects.create(user=user).key for user in users]
+    tokens = [api_token_create(user=user, name="bench").secret for user in users]
     return project.pk, tokens
 
 
@@ -187,7 +188,7 @@ def naive_baseline(project_id: int, raters: int, overlap: int, attempts: int) ->
     )[:attempts]
     barrier = threading.Barrier(len(users))
 
-    def lease(user) -> None:
+    def lease(user: Any) -> None:
         try:
             barrier.wait()
             for prompt_id in open_prompts:

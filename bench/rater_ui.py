@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import ROOT, django_setup, machine, percentile, recreate_database
@@ -110,22 +111,22 @@ def start_server(workers: int, static_root: str) -> subprocess.Popen:
     raise RuntimeError("gunicorn did not start")
 
 
-def rank_and_submit(page, count: int, *, preload: bool) -> tuple[list[dict], list[float]]:
+def rank_and_submit(page: Any, count: int, *, preload: bool) -> tuple[list[dict], list[float]]:
     """Submit `count` tasks; returns the page's timings and save round trips (ms)."""
     page.evaluate(f"window.__ranklab.preload = {'true' if preload else 'false'}")
     start_timings = page.evaluate("window.__ranklab.timings.length")
     start_saves = page.evaluate("window.__ranklab.saves.length")
     for done in range(count):
         # A rater reads for a while: the previous answer and the next preload are in.
-        page.wait_for_function("window.__ranklab.pending === 0")
+        page.wait_for_function("() => window.__ranklab.pending === 0")
         page.wait_for_timeout(150)
         for key in ("2", "1", "4", "3"):
             page.keyboard.press(key)
         page.keyboard.press("Enter")
         page.wait_for_function(
-            f"window.__ranklab.timings.length >= {start_timings + done + 1}", timeout=15_000
+            f"() => window.__ranklab.timings.length >= {start_timings + done + 1}", timeout=15_000
         )
-    page.wait_for_function("window.__ranklab.pending === 0")
+    page.wait_for_function("() => window.__ranklab.pending === 0")
     timings = page.evaluate(f"window.__ranklab.timings.slice({start_timings})")
     saves = page.evaluate(f"window.__ranklab.saves.slice({start_saves})")
     return timings, saves

@@ -41,6 +41,16 @@ def env_int(name: str, default: int) -> int:
         raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from error
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return float(raw)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from error
+
+
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
 
@@ -78,19 +88,21 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_htmx",
     "core",
     "labeling",
     "rankings",
+    "llm",
     "exports",
     "demo",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
+    "core.security.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -124,6 +136,9 @@ DATABASES = {
     "default": dj_database_url.parse(
         env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'ranklab.sqlite3'}"),
         conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        # A persistent connection the server dropped (a restart, pg_terminate_backend) is
+        # found dead before a request uses it, not by the request's first query (a 500).
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -183,7 +198,7 @@ STORAGES = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "labeling.accounts.authentication.ApiTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -198,9 +213,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "sign_in_address": env_str("THROTTLE_SIGN_IN_ADDRESS", "30/min"),
         "sign_in_username": env_str("THROTTLE_SIGN_IN_USERNAME", "10/min"),
+        "token_create": env_str("THROTTLE_TOKEN_CREATE", "20/hour"),
     },
     "NUM_PROXIES": env_int("NUM_PROXIES", 0) or None,
 }
+# Personal API tokens (labeling/accounts): a sign-in token (POST /api/auth/token/) expires
+# after this many days, and a user keeps at most this many live ones (the oldest is revoked).
+API_TOKEN_SIGN_IN_DAYS = env_int("API_TOKEN_SIGN_IN_DAYS", 30)
+API_TOKEN_SIGN_IN_KEEP = env_int("API_TOKEN_SIGN_IN_KEEP", 20)
 # JSON request bodies (imports have their own, larger limit).
 API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 1_000_000)
 SPECTACULAR_SETTINGS = {
@@ -230,22 +250,45 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("CELERY_TASK_SOFT_TIME_LIMIT", 1800)
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 1860)
 CELERY_TASK_DEFAULT_QUEUE = env_str("CELERY_TASK_DEFAULT_QUEUE", "ranklab")
-# The job lifecycle (core/jobs.py): a running job silent this long lost its worker; a queued
-# one not picked up in this long lost its message. Both are then failed with the reason.
-JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 600)
-JOB_QUEUED_SECONDS = env_int("JOB_QUEUED_SECONDS", 900)
-JOB_SWEEP_SECONDS = env_int("JOB_SWEEP_SECONDS", 60)
+# The job lifecycle (core/jobs.py, docs/reliability.md): a running job beats every
+# JOB_HEARTBEAT_SECONDS; silent for JOB_STALE_SECONDS it lost its worker and is retaken by its
+# redelivered (or re-sent) message; a queued job not picked up JOB_QUEUED_SECONDS after its
+# message was sent lost it, and the sweep (every JOB_SWEEP_SECONDS) sends it again; queued
+# or silent for JOB_GIVE_UP_SECONDS, it is failed with the reason.
+JOB_HEARTBEAT_SECONDS = env_float("JOB_HEARTBEAT_SECONDS", 15.0)
+JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 90)
+JOB_QUEUED_SECONDS = env_int("JOB_QUEUED_SECONDS", 120)
+JOB_GIVE_UP_SECONDS = env_int("JOB_GIVE_UP_SECONDS", 1800)
+JOB_SWEEP_SECONDS = env_float("JOB_SWEEP_SECONDS", 60.0)
+if not 0 < JOB_HEARTBEAT_SECONDS < JOB_STALE_SECONDS < JOB_GIVE_UP_SECONDS:
+    raise ImproperlyConfigured(
+        "need 0 < JOB_HEARTBEAT_SECONDS < JOB_STALE_SECONDS < JOB_GIVE_UP_SECONDS"
+    )
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a killed worker's job is redelivered and retaken
 CELERY_BEAT_SCHEDULE = {
     "sweep-lost-jobs": {
         "task": "core.tasks.jobs_sweep",
-        "schedule": float(JOB_SWEEP_SECONDS),
+        "schedule": JOB_SWEEP_SECONDS,
     },
     "agreement-for-active-projects": {
         "task": "rankings.tasks.agreement_run_all_projects",
         "schedule": float(env_int("AGREEMENT_BEAT_SECONDS", 900)),
     },
 }
+
+# Models in the loop (llm/): endpoint API keys are encrypted with RANKLAB_SECRETS_KEY (comma-
+# separated to rotate: the first encrypts, any decrypts), else a key derived from SECRET_KEY.
+# Each endpoint's concurrency limit is shared by all workers through a Redis semaphore at
+# LLM_SEMAPHORE_URL (the broker when it is Redis); in-process without one.
+RANKLAB_SECRETS_KEY = env_str("RANKLAB_SECRETS_KEY", "")
+LLM_SEMAPHORE_URL = env_str(
+    "LLM_SEMAPHORE_URL", CELERY_BROKER_URL if CELERY_BROKER_URL.startswith("redis") else ""
+)
+# Prompts per generation chunk; 0: sized by the endpoints' concurrency (llm.services.generation).
+LLM_CHUNK_PROMPTS = env_int("LLM_CHUNK_PROMPTS", 0)
+# Endpoints on link-local / cloud metadata addresses (169.254.0.0/16, fd00:ec2::254) are
+# refused unless this is on (llm/addresses.py); private and loopback hosts are allowed.
+LLM_ALLOW_LINK_LOCAL = env_bool("LLM_ALLOW_LINK_LOCAL", False)
 
 LOGGING = {
     "version": 1,
@@ -269,3 +312,24 @@ SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 if env_bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_REFERRER_POLICY = "same-origin"
+
+# Content-Security-Policy (Django's own middleware): pages load scripts, styles, images and
+# fonts from this site only, with no inline script or style; htmx talks to this site only.
+# The API docs (Swagger UI, ReDoc) relax styles and workers on their own views.
+SECURE_CSP = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "object-src": ["'none'"],
+    "base-uri": ["'none'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+# Powerful browser features no page here uses are switched off for every origin.
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=()"
+)

@@ -26,6 +26,10 @@ ERROR_RESPONSES = {
     404: OpenApiResponse(ErrorSerializer, description="Not found or not visible to you"),
 }
 
+NOT_QUEUED = OpenApiResponse(
+    ErrorSerializer, description="The task queue is unavailable: the job was marked failed"
+)
+
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, RanklabError):

@@ -4,6 +4,7 @@ hashing. Exceeding one answers 429 `{detail, code: "throttled"}` with Retry-Afte
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 from django.http import HttpRequest
@@ -29,7 +30,9 @@ class SignInUsernameThrottle(SimpleRateThrottle):
         username = submitted_username(request)
         if not username:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": username}
+        # Hashed: a username may hold characters a cache key must not (spaces, controls).
+        ident = hashlib.sha256(username.casefold().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}
 
 
 SIGN_IN_THROTTLES = [SignInAddressThrottle, SignInUsernameThrottle]

@@ -9,6 +9,12 @@ class ExportsConfig(AppConfig):
         # Imported here, as Django requires: models and services need the app registry.
         from core.jobs import register_job_kind
         from exports.models import ExportJob
-        from exports.services import export_job_abandoned
+        from exports.services import EXPORT_TASK, export_job_abandoned
+        from exports.services.jobs import export_staged_files_clean_up
 
-        register_job_kind(ExportJob, on_abandoned=export_job_abandoned)
+        register_job_kind(
+            ExportJob,
+            task_name=EXPORT_TASK,
+            on_abandoned=export_job_abandoned,
+            clean_up=export_staged_files_clean_up,
+        )

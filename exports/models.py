@@ -69,6 +69,12 @@ class ExportJob(Job):
     timings = models.JSONField(
         default=dict, blank=True, help_text="Seconds spent reading, building, writing, storing."
     )
+    card = models.TextField(
+        blank=True,
+        default="",
+        help_text="The dataset card (README.md) made with the files: Hugging Face metadata, "
+        "how the data was collected, each file's sha256 (`exports.card`).",
+    )
     file_deleted_at = models.DateTimeField(null=True, blank=True)
     file_deleted_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

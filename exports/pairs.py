@@ -17,6 +17,9 @@ BEST_VS_WORST = "best_vs_worst"
 CONSENSUS = "consensus"
 STRATEGIES = (ALL_PAIRS, BEST_VS_REST, BEST_VS_WORST)
 """Strategies that pair each rater's ranking; `consensus` goes through `build_consensus_pairs`."""
+HUMAN = "human"
+AI = "ai"
+"""A pair's `source`: raters' rankings, or an AI judge's verdict (`build_judge_pairs`)."""
 CONSENSUS_MARGIN_DIGITS = 6
 """Score gaps are rounded so an export does not change with the solver's last bits."""
 
@@ -64,6 +67,16 @@ class Pair(NamedTuple):
     """Share of the prompt's raters ranking both who ordered them the same way."""
     n_raters: int
     rater_keys: tuple[str, ...]
+    chosen_votes: int = 0
+    """Of the prompt's rankings that rank both responses, how many put chosen above rejected
+    (the soft label's numerator: `chosen_votes / total_votes`)."""
+    tie_votes: int = 0
+    """How many of them tie the two (0 where the project does not allow ties)."""
+    total_votes: int = 0
+    """How many of the prompt's rankings rank both; rejected above chosen is the rest."""
+    source: str = "human"
+    """Who ranked: `human` (raters' rankings) or `ai` (an AI judge's verdict, exported only
+    when asked for with the `source` parameter)."""
 
 
 def pseudonymous_rater_key(project_secret: str, user_id: int) -> str:
@@ -77,6 +90,7 @@ def build_pairs(
     rankings: list[RankingData],
     strategy: str,
     include_ties: bool = False,
+    source: str = HUMAN,
 ) -> list[Pair]:
     """Pairs from each ranking of `prompt`, one row per ranking and pair.
 
@@ -104,15 +118,75 @@ def build_pairs(
         ):
             shares = tied if distance == 0 else decided
             key = (chosen_id, rejected_id)
-            share = shares.get(key)
-            if share is None:
-                share = shares[key] = agreement.compute(chosen_id, rejected_id, distance == 0)
+            votes = shares.get(key)
+            if votes is None:
+                votes = shares[key] = agreement.compute(chosen_id, rejected_id, distance == 0)
+            share, chosen_votes, tie_votes, total_votes = votes
             margin = float(distance if strength is None or distance == 0 else strength)
             append(
                 new_pair(
-                    Pair, (prompt_id, chosen_id, rejected_id, margin, share, n_raters, rater_keys)
+                    Pair,
+                    (
+                        prompt_id,
+                        chosen_id,
+                        rejected_id,
+                        margin,
+                        share,
+                        n_raters,
+                        rater_keys,
+                        chosen_votes,
+                        tie_votes,
+                        total_votes,
+                        source,
+                    ),
                 )
             )
+    return output
+
+
+def build_judge_pairs(
+    prompt: PromptData,
+    verdict: RankingData,
+    orders: list[RankingData],
+    strategy: str,
+    include_ties: bool = False,
+) -> list[Pair]:
+    """An AI judge's pairs (`source` "ai") from its combined `verdict` of `prompt`, paired by
+    the same strategies as a rater's ranking (`consensus`, the verdict being the judge's
+    own combination of its two orders, pairs it like `all_pairs`).
+
+    `orders` are the judge's verdicts in each shown order (original, reversed): a pair's
+    votes, `agreement` and `n_raters` count them, so a pair both orders agree on has
+    agreement 1 and one that flipped with the order (low confidence) 0.5 or less —
+    `min_agreement` 1 keeps only the position-consistent pairs. The margin is the group
+    distance in the verdict; `rater_keys` are the orders' keys.
+    """
+    _check_ranking(prompt, verdict)
+    for order in orders:
+        _check_ranking(prompt, order)
+    agreement = _AgreementTable([_group_positions(order.groups) for order in orders])
+    rater_keys = tuple(order.rater_key for order in orders)
+    paired = strategy if strategy in STRATEGIES else ALL_PAIRS
+    output = []
+    for chosen_id, rejected_id, distance in _ranking_pairs(verdict.groups, paired, include_ties):
+        share, chosen_votes, tie_votes, total_votes = agreement.votes(
+            chosen_id, rejected_id, tied=distance == 0
+        )
+        output.append(
+            Pair(
+                prompt.prompt_id,
+                chosen_id,
+                rejected_id,
+                float(distance),
+                share,
+                len(orders),
+                rater_keys,
+                chosen_votes,
+                tie_votes,
+                total_votes,
+                AI,
+            )
+        )
     return output
 
 
@@ -136,20 +210,28 @@ def build_consensus_pairs(
     _check_ranking(prompt, consensus)
     agreement = _AgreementTable([_group_positions(ranking.groups) for ranking in ordered])
     rater_keys = tuple(ranking.rater_key for ranking in ordered)
-    return [
-        Pair(
-            prompt.prompt_id,
-            chosen_id,
-            rejected_id,
-            _score_gap(scores, chosen_id, rejected_id) if distance else 0.0,
-            agreement.share(chosen_id, rejected_id, tied=distance == 0),
-            len(ordered),
-            rater_keys,
+    output = []
+    for chosen_id, rejected_id, distance in _ranking_pairs(
+        consensus_groups, ALL_PAIRS, include_ties
+    ):
+        share, chosen_votes, tie_votes, total_votes = agreement.votes(
+            chosen_id, rejected_id, tied=distance == 0
         )
-        for chosen_id, rejected_id, distance in _ranking_pairs(
-            consensus_groups, ALL_PAIRS, include_ties
+        output.append(
+            Pair(
+                prompt.prompt_id,
+                chosen_id,
+                rejected_id,
+                _score_gap(scores, chosen_id, rejected_id) if distance else 0.0,
+                share,
+                len(ordered),
+                rater_keys,
+                chosen_votes,
+                tie_votes,
+                total_votes,
+            )
         )
-    ]
+    return output
 
 
 SCORE_DIGITS = 4
@@ -274,31 +356,40 @@ def _rejected_groups(strategy: str, chosen_index: int, last: int) -> range:
     return range(chosen_index + 1, last + 1)
 
 
+Votes = tuple[float, int, int, int]
+"""A pair's agreement share, chosen votes, tie votes and total votes."""
+
+
 class _AgreementTable:
-    """Per-prompt agreement shares; callers memoize in `decided` and `tied` because every
-    rater repeats the same pairs."""
+    """Per-prompt agreement shares and vote counts; callers memoize in `decided` and `tied`
+    because every rater repeats the same pairs."""
 
     def __init__(self, positions: list[dict[int, int]]) -> None:
         self._positions = positions
-        self.decided: dict[tuple[int, int], float] = {}
-        self.tied: dict[tuple[int, int], float] = {}
+        self.decided: dict[tuple[int, int], Votes] = {}
+        self.tied: dict[tuple[int, int], Votes] = {}
 
-    def share(self, chosen_id: int, rejected_id: int, *, tied: bool) -> float:
+    def votes(self, chosen_id: int, rejected_id: int, *, tied: bool) -> Votes:
         shares = self.tied if tied else self.decided
         key = (chosen_id, rejected_id)
-        share = shares.get(key)
-        if share is None:
-            share = shares[key] = self.compute(chosen_id, rejected_id, tied)
-        return share
+        votes = shares.get(key)
+        if votes is None:
+            votes = shares[key] = self.compute(chosen_id, rejected_id, tied)
+        return votes
 
-    def compute(self, chosen_id: int, rejected_id: int, tied: bool) -> float:
-        judged = same = 0
+    def compute(self, chosen_id: int, rejected_id: int, tied: bool) -> Votes:
+        """The share of the rankings ranking both that agree with the pair (ordered as it
+        is, or tied for a tie pair), and the votes: chosen above, tied, ranked both."""
+        judged = above = level = 0
         for positions in self._positions:
             chosen_group = positions.get(chosen_id)
             rejected_group = positions.get(rejected_id)
             if chosen_group is None or rejected_group is None:
                 continue
             judged += 1
-            if (chosen_group == rejected_group) if tied else (chosen_group < rejected_group):
-                same += 1
-        return same / judged if judged else 0.0
+            if chosen_group < rejected_group:
+                above += 1
+            elif chosen_group == rejected_group:
+                level += 1
+        same = level if tied else above
+        return (same / judged if judged else 0.0), above, level, judged

@@ -27,15 +27,19 @@ from exports.formats import (
     FORMAT_CHOICES,
     FORMATS,
     METADATA_COLUMNS,
+    SOFT_LABEL_COLUMNS,
     format_spec,
     formats_with_column,
 )
 from exports.models import Container, ExportJob, PairStrategy
-from exports.pairs import Pair
+from exports.pairs import AI, HUMAN, Pair
 from labeling.models import Membership, Project
+from llm.models import ModelEndpoint
 from rankings.models import Flag, FlagStatus
 
 BIGGEST_ID = 2**63 - 1
+BOTH = "both"
+SOURCE_CHOICES = ((HUMAN, "Human raters"), (AI, "AI judge"), (BOTH, "Both"))
 KeepPair = Callable[[Pair], bool]
 
 
@@ -175,6 +179,7 @@ def _margin_at_most(maximum: float | None) -> KeepPair | None:
 
 
 _METADATA_NAMES = ", ".join(column.name for column in METADATA_COLUMNS)
+_SOFT_LABEL_NAMES = ", ".join(column.name for column in SOFT_LABEL_COLUMNS)
 _WITH_MARGIN = " or ".join(formats_with_column("margin"))
 _UNPAIRED = ", ".join(spec.name for spec in FORMATS if not spec.expresses_ties)
 
@@ -203,6 +208,28 @@ PARAMS: tuple[ExportParam, ...] = (
         "include_ties", Kind.BOOLEAN, False, "Include ties (margin 0)",
         f"Export tied pairs (margin 0). Needs metadata on, or {_WITH_MARGIN}; "
         f"{_UNPAIRED} cannot express a tie.", Scope.SHAPE,
+    ),
+    ExportParam(
+        "soft_labels", Kind.BOOLEAN, False, "Vote counts (soft labels)",
+        f"Add {_SOFT_LABEL_NAMES}: of the prompt's rankings read that rank both responses, "
+        "how many put chosen first, how many tie them, how many there are. Train on "
+        "chosen_votes / total_votes as a soft label, or filter by it.", Scope.SHAPE,
+    ),
+    ExportParam(
+        "source", Kind.CHOICE, HUMAN, "Source of the pairs",
+        "Whose rankings give the pairs: the human raters (default), an AI judge's verdicts "
+        "(`judge_endpoint`), or both. With ai or both, rows get a `source` column (human / "
+        "ai). AI pairs are paired by the same strategy from the judge's verdict; their votes, "
+        "agreement and n_raters count the judge's two shown orders (agreement 1 where both "
+        "orders agree, so min_agreement 1 keeps only position-consistent AI pairs). Prompt "
+        "filters apply to them; rater filters, min_raters and the ranking snapshot do not.",
+        Scope.ROWS, choices=SOURCE_CHOICES, in_form=False,
+    ),
+    ExportParam(
+        "judge_endpoint", Kind.INTEGER, None, "AI judge endpoint id",
+        "With source ai or both: the model endpoint whose judge verdicts give the AI pairs "
+        "(not read with source human).",
+        Scope.ROWS, minimum=1, maximum=BIGGEST_ID, in_form=False,
     ),
     ExportParam(
         "min_agreement", Kind.NUMBER, 0.0, "Minimum pair agreement",
@@ -236,6 +263,11 @@ PARAMS: tuple[ExportParam, ...] = (
         "include_gold", Kind.BOOLEAN, False, "Include gold prompts",
         "Include gold prompts.", Scope.ROWS,
         prompts=lambda on: None if on else Q(is_gold=False),
+    ),
+    ExportParam(
+        "include_archived", Kind.BOOLEAN, False, "Include archived prompts",
+        "Include prompts a lead archived from the prompt browser.", Scope.ROWS,
+        prompts=lambda on: None if on else Q(archived_at__isnull=True),
     ),
     ExportParam(
         "only_complete", Kind.BOOLEAN, False, "Only prompts with complete overlap",
@@ -322,7 +354,17 @@ def export_params_clean(
             )
     if cleaned["since_export"] is not None:
         _check_earlier_export(cleaned["since_export"], project)
+    _check_judge_endpoint(cleaned["source"], cleaned["judge_endpoint"], project)
     return cleaned
+
+
+def _check_judge_endpoint(source: str, endpoint_id: int | None, project: Project | None) -> None:
+    if source == HUMAN:
+        return  # judge_endpoint is not read
+    if endpoint_id is None:
+        raise InvalidInput(f"source {source} needs judge_endpoint", field="judge_endpoint")
+    if not ModelEndpoint.objects.filter(pk=endpoint_id, project=project).exists():
+        raise InvalidInput("no model endpoint of this project has that id", field="judge_endpoint")
 
 
 def _check_earlier_export(job_id: int, project: Project | None) -> None:

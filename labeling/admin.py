@@ -6,9 +6,21 @@ accounts, so bulk-heavy lists are paginated and foreign keys are raw ids.
 
 from __future__ import annotations
 
-from django.contrib import admin
+from typing import Any
 
-from labeling.models import Assignment, Invite, Membership, Project, Prompt, Response
+from django.contrib import admin
+from django.http import HttpRequest
+
+from labeling.models import (
+    ApiToken,
+    Assignment,
+    AuditEvent,
+    Invite,
+    Membership,
+    Project,
+    Prompt,
+    Response,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -66,3 +78,38 @@ class AssignmentAdmin(admin.ModelAdmin):
     raw_id_fields = ["project", "prompt", "rater"]
     list_select_related = ["project", "rater"]
     show_full_result_count = False
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: the audit log is append-only, here as everywhere."""
+
+    list_display = ["id", "created_at", "project", "actor_name", "action", "target"]
+    list_filter = ["action"]
+    search_fields = ["actor_name", "target"]
+    list_select_related = ["project"]
+    show_full_result_count = False
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Tokens are made by their owners; an operator may look, and revoke by deleting."""
+
+    list_display = ["id", "user", "name", "prefix", "origin", "expires_at", "revoked_at"]
+    list_filter = ["origin"]
+    search_fields = ["user__username", "name", "prefix"]
+    raw_id_fields = ["user"]
+    fields = ("user", "name", "prefix", "origin", "created_at", "expires_at", "revoked_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False

@@ -7,9 +7,10 @@ from typing import Any
 
 from django import forms
 from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import MaxValueValidator, MinValueValidator
 
 from labeling.models import Project, Role
-from labeling.rubric import RubricProblem, clean_rubric
+from labeling.rubric import HHH_PRESET, RubricProblem, clean_rubric
 
 MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
@@ -28,8 +29,12 @@ class ProjectCreateForm(forms.ModelForm):
 class ProjectSettingsForm(forms.ModelForm):
     rubric = forms.CharField(
         required=False,
-        widget=forms.Textarea(attrs={"rows": 4, "spellcheck": "false"}),
-        help_text='JSON list of scales and checkboxes, or "hhh" for the 1 to 7 HHH preset.',
+        widget=forms.Textarea(
+            attrs={"rows": 4, "spellcheck": "false", "data-preset-hhh": json.dumps(HHH_PRESET)}
+        ),
+        help_text="Scales and checkboxes shown under each response. Without JavaScript: a JSON "
+        'list of {"key", "label", "kind": "scale" | "checkbox", "min", "max", "min_label", '
+        '"max_label", "required"}, or "hhh" for the 1 to 7 HHH preset.',
     )
 
     class Meta:
@@ -55,8 +60,20 @@ class ProjectSettingsForm(forms.ModelForm):
             "guidelines": forms.Textarea(attrs={"rows": 6}),
         }
 
+    # The same bounds as the API's ProjectSerializer: refused at the field, not left to the
+    # database constraints (whose errors name no field).
+    NUMBER_BOUNDS: dict[str, tuple[int, int]] = {
+        "overlap": (1, 100),
+        "max_overlap": (1, 100),
+        "lease_seconds": (30, 86_400),
+    }
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        for name, (low, high) in self.NUMBER_BOUNDS.items():
+            field = self.fields[name]
+            field.validators += [MinValueValidator(low), MaxValueValidator(high)]
+            field.widget.attrs.update(min=low, max=high)
         if self.instance and not self.is_bound:
             self.initial["rubric"] = (
                 json.dumps(self.instance.rubric) if self.instance.rubric else ""

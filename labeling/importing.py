@@ -12,7 +12,7 @@ from typing import Any
 import orjson
 
 from core.errors import InvalidInput
-from labeling.models import MAX_RESPONSES, MIN_RESPONSES
+from labeling.models import MAX_RESPONSES
 
 MESSAGE_ROLES = {"system", "user", "assistant"}
 MAX_TEXT_CHARS = 200_000
@@ -113,7 +113,7 @@ def validate_record(line: int, value: Any) -> PromptRecord:
         raise RecordError(line, unknown[0], "unknown field")
     external_id = _optional_string(line, "external_id", value.get("external_id", value.get("id")))
     messages = _messages(line, value)
-    responses = _responses(line, value.get("responses"))
+    responses = _responses(line, value.get("responses", []))
     metadata = _metadata(line, "metadata", value.get("metadata"))
     gold = _gold_ranking(line, value.get("gold_ranking"), responses)
     return PromptRecord(
@@ -211,9 +211,9 @@ def _messages(line: int, value: dict[str, Any]) -> list[dict[str, str]]:
 def _responses(line: int, raw: Any) -> list[ResponseRecord]:
     if not isinstance(raw, list):
         raise RecordError(line, "responses", "must be a list")
-    if not MIN_RESPONSES <= len(raw) <= MAX_RESPONSES:
+    if len(raw) > MAX_RESPONSES:
         raise RecordError(
-            line, "responses", f"needs {MIN_RESPONSES} to {MAX_RESPONSES} responses, got {len(raw)}"
+            line, "responses", f"takes at most {MAX_RESPONSES} responses, got {len(raw)}"
         )
     responses, seen_ids = [], set()
     for index, item in enumerate(raw):

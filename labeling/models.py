@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -28,6 +30,15 @@ class Project(models.Model):
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)
     guidelines = models.TextField(blank=True, help_text="Markdown shown to raters.")
+    guidelines_version = models.PositiveIntegerField(
+        default=1, editable=False, help_text="Goes up by one each time the guidelines change."
+    )
+    guidelines_updated_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the guidelines last changed; raters who saw them before see them again.",
+    )
     overlap = models.PositiveSmallIntegerField(
         default=3, help_text="Complete rankings collected per prompt from distinct raters."
     )
@@ -133,6 +144,17 @@ class Membership(models.Model):
     def __str__(self) -> str:
         return f"{self.user} ({self.role}) in {self.project}"
 
+    def needs_guidelines(self, project: Project) -> bool:
+        """The rater must read the guidelines before the next task: never confirmed, or
+        confirmed before they last changed. `project` is this membership's project
+        (passed in, so no query is needed)."""
+        if not project.guidelines.strip():
+            return False
+        if self.guidelines_seen_at is None:
+            return True
+        changed = project.guidelines_updated_at
+        return changed is not None and self.guidelines_seen_at < changed
+
 
 def new_invite_code() -> str:
     return secrets.token_urlsafe(16)
@@ -180,7 +202,18 @@ class Prompt(models.Model):
         default=0, help_text="Raters asked for beyond the project's overlap (adaptive overlap)."
     )
     extra_reason = models.CharField(max_length=300, blank=True, default="")
+    n_responses = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,
+        help_text="How many responses the prompt has (kept by the services); it is served "
+        f"only from {MIN_RESPONSES} on, the rest wait for generation.",
+    )
     created_at = models.DateTimeField(default=timezone.now)
+    archived_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="Archived by a lead: out of the queue and, by default, out of exports.",
+    )
 
     class Meta:
         ordering = ["id"]
@@ -200,7 +233,19 @@ class Prompt(models.Model):
                 fields=["project", "id"],
                 condition=Q(is_complete=False),
                 name="prompt_open_queue",
-            )
+            ),
+            # The prompt browser pages through a project by id (newest first); its rarer
+            # states have small partial indexes of their own.
+            models.Index(fields=["project", "id"], name="prompt_project_id"),
+            models.Index(fields=["project", "id"], condition=Q(is_gold=True), name="prompt_gold"),
+            models.Index(
+                fields=["project", "id"], condition=Q(extra_raters__gt=0), name="prompt_reopened"
+            ),
+            models.Index(
+                fields=["project", "id"],
+                condition=Q(archived_at__isnull=False),
+                name="prompt_archived",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -277,6 +322,12 @@ class Assignment(models.Model):
         indexes = [
             models.Index(fields=["prompt", "status"], name="assignment_prompt_status"),
             models.Index(fields=["rater", "project", "status"], name="assignment_rater_status"),
+            # The prompt browser's "skipped" filter and "most skipped" order.
+            models.Index(
+                fields=["project", "prompt"],
+                condition=Q(status="skipped"),
+                name="assignment_skipped",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -285,3 +336,109 @@ class Assignment(models.Model):
     @property
     def is_expired(self) -> bool:
         return self.expires_at <= timezone.now()
+
+
+class AuditAction(models.TextChoices):
+    PROJECT_CREATE = "project.create", "Project created"
+    PROJECT_SETTINGS = "project.settings", "Settings changed"
+    MEMBER_UPDATE = "member.update", "Member changed"
+    INVITE_CREATE = "invite.create", "Invite created"
+    PROMPTS_IMPORT = "prompts.import", "Prompts imported"
+    GOLD_SET = "gold.set", "Gold ranking set"
+    GOLD_CLEAR = "gold.clear", "Gold ranking removed"
+    PROMPTS_ARCHIVE = "prompts.archive", "Prompts archived"
+    PROMPTS_UNARCHIVE = "prompts.unarchive", "Prompts restored from the archive"
+    PROMPTS_REOPEN = "prompts.reopen", "Prompts reopened for more raters"
+    RESPONSES_EDIT = "responses.edit", "Responses edited"
+    FLAG_DISMISS = "flag.dismiss", "Flag dismissed"
+    FLAG_PAUSE_RATER = "flag.pause_rater", "Flag: rater paused"
+    FLAG_EXCLUDE_RATER = "flag.exclude_rater", "Flag: rankings excluded"
+    EXPORT_CREATE = "export.create", "Export created"
+    EXPORT_DELETE = "export.delete", "Export files deleted"
+    TOKEN_CREATE = "token.create", "API token created"
+    TOKEN_REVOKE = "token.revoke", "API token revoked"
+    LEASE_RELEASE = "lease.release", "Lease released"
+
+
+class AppendOnly(Exception):
+    """The audit log is never changed or deleted, only added to."""
+
+
+class AuditEventQuerySet(models.QuerySet["AuditEvent"]):
+    def update(self, **kwargs: object) -> int:
+        raise AppendOnly("audit events cannot be changed")
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise AppendOnly("audit events cannot be deleted")
+
+
+class AuditEvent(models.Model):
+    """Who did what, when: one row per lead or engineer action, never changed afterwards.
+
+    Project and actor are kept as plain ids (no database constraint, no cascade), so the
+    record outlives a deleted project or account; `actor_name` keeps the name as it was.
+    An empty actor is the system (e.g. the quality rules pausing a rater)."""
+
+    created_at = models.DateTimeField(default=timezone.now)
+    project = models.ForeignKey(
+        Project,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="audit_events",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    actor_name = models.CharField(max_length=150, blank=True, default="")
+    action = models.CharField(max_length=40, choices=AuditAction.choices)
+    target = models.CharField(max_length=200, blank=True, default="")
+    changes = models.JSONField(
+        default=dict,
+        blank=True,
+        encoder=DjangoJSONEncoder,
+        help_text='What changed: {"field": {"old": …, "new": …}}, or the action\'s details.',
+    )
+
+    objects = AuditEventQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [models.Index(fields=["project", "-id"], name="audit_event_project")]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_name or 'system'}: {self.action}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if not self._state.adding:
+            raise AppendOnly("audit events cannot be changed")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise AppendOnly("audit events cannot be deleted")
+
+    def change_lines(self) -> list[str]:
+        """`field: old → new` for changed settings, `name: value` for other details."""
+        lines = []
+        for name, value in (self.changes or {}).items():
+            if isinstance(value, dict) and set(value) == {"old", "new"}:
+                lines.append(f"{name}: {_shown(value['old'])} → {_shown(value['new'])}")
+            else:
+                lines.append(f"{name}: {_shown(value)}")
+        return lines
+
+
+def _shown(value: Any) -> str:
+    text = "—" if value is None or value == "" else str(value)
+    return text if len(text) <= 120 else text[:119] + "…"
+
+
+# The token model has its own area (labeling/accounts/); Django finds it through this module.
+from labeling.accounts.models import ApiToken as ApiToken  # noqa: E402
+from labeling.accounts.models import TokenOrigin as TokenOrigin  # noqa: E402

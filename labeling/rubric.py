@@ -47,6 +47,8 @@ def clean_rubric(raw: Any) -> list[dict[str, Any]]:
         keys.add(key)
         if kind not in KINDS:
             raise RubricProblem(f"item {index}: kind must be one of {list(KINDS)}")
+        if "\x00" in str(item.get("label") or ""):
+            raise RubricProblem(f"item {index}: label must not contain NUL characters")
         entry: dict[str, Any] = {
             "key": key,
             "label": str(item.get("label") or key.replace("_", " ").capitalize())[:80],
@@ -60,8 +62,30 @@ def clean_rubric(raw: Any) -> list[dict[str, Any]]:
             if not -100 <= low < high <= 100 or high - low > 20:
                 raise RubricProblem(f"item {index}: needs min < max, at most 21 steps")
             entry.update(min=low, max=high)
+            entry.update(end_labels(item, index))
         cleaned.append(entry)
     return cleaned
+
+
+END_LABELS = ("min_label", "max_label")
+END_LABEL_CHARS = 40
+
+
+def end_labels(item: dict[str, Any], index: int) -> dict[str, str]:
+    """A scale's optional words for its ends ("Not at all" … "Completely"); kept only when
+    given, so rubrics without them are stored exactly as before."""
+    labels = {}
+    for name in END_LABELS:
+        value = item.get(name)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str) or "\x00" in value:
+            raise RubricProblem(f"item {index}: {name} must be text")
+        if len(value.strip()) > END_LABEL_CHARS:
+            raise RubricProblem(f"item {index}: {name} must be at most {END_LABEL_CHARS} chars")
+        if value.strip():
+            labels[name] = value.strip()
+    return labels
 
 
 def rubric_problems(

@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from core.errors import NotAllowed, NotFound
-from labeling.models import Assignment, AssignmentStatus, Membership, Project, Prompt, Role
+from labeling.models import (
+    Assignment,
+    AssignmentStatus,
+    AuditEvent,
+    Membership,
+    Project,
+    Prompt,
+    Role,
+)
 
 AnyUser = User | AnonymousUser
 
 LEAD_ROLES = (Role.LEAD,)
 DATA_ROLES = (Role.LEAD, Role.ENGINEER)
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 
 
 def projects_for_user(*, user: User) -> QuerySet[Project]:
@@ -70,8 +85,10 @@ def rater_done_count(*, project: Project, rater: User) -> int:
     ).count()
 
 
-def task_payload(assignment: Assignment) -> dict:
-    """The task as the rater sees it: responses in shown order, labels A, B, C…; no models."""
+def task_payload(assignment: Assignment, *, membership: Membership | None = None) -> dict:
+    """The task as the rater sees it: responses in shown order, labels A, B, C…; no models.
+    Given the rater's membership, it also says whether the guidelines changed since the
+    rater last confirmed them."""
     texts = dict(assignment.prompt.responses.values_list("id", "text"))
     return {
         "assignment_id": assignment.pk,
@@ -82,4 +99,98 @@ def task_payload(assignment: Assignment) -> dict:
         ],
         "allow_ties": assignment.project.allow_ties,
         "expires_at": assignment.expires_at,
+        "guidelines_version": assignment.project.guidelines_version,
+        "guidelines_changed": bool(membership and membership.needs_guidelines(assignment.project)),
     }
+
+
+def audit_events(*, project: Project) -> QuerySet[AuditEvent]:
+    """The project's audit log, newest first."""
+    return AuditEvent.objects.filter(project=project).order_by("-id")
+
+
+# Queue health ----------------------------------------------------------------------------------
+
+LIVE_LEASES_SHOWN = 50
+
+
+def queue_health(*, project: Project, now: datetime | None = None) -> dict[str, Any]:
+    """How the queue is doing, in six queries whatever the size of the project:
+    prompt states (gold and archived prompts left out), throughput over the last hour and
+    day, rankings still wanted and the time to collect them at the current pace, live
+    leases (oldest first) and each rater's work today (UTC)."""
+    now = now or timezone.now()
+    open_prompts = Prompt.objects.filter(project=project, is_gold=False, archived_at__isnull=True)
+    states = open_prompts.aggregate(
+        total=Count("id"),
+        complete=Count("id", filter=Q(is_complete=True)),
+        wanted=Coalesce(Sum("extra_raters", filter=Q(is_complete=False)), 0),
+        incomplete=Count("id", filter=Q(is_complete=False)),
+    )
+    on_incomplete = Assignment.objects.filter(
+        project=project,
+        is_repeat=False,
+        prompt__in=open_prompts.filter(is_complete=False).values("pk"),
+    ).filter(
+        Q(status=AssignmentStatus.SUBMITTED)
+        | Q(status=AssignmentStatus.LEASED, expires_at__gt=now)
+        | Q(status=AssignmentStatus.LEASED, finished_at__isnull=False)
+    )
+    started = on_incomplete.aggregate(
+        prompts=Count("prompt", distinct=True),
+        submitted=Count("id", filter=Q(status=AssignmentStatus.SUBMITTED)),
+    )
+    done = Assignment.objects.filter(
+        project=project, status=AssignmentStatus.SUBMITTED, finished_at__gte=now - DAY
+    ).aggregate(
+        last_hour=Count("id", filter=Q(finished_at__gte=now - HOUR)),
+        last_day=Count("id"),
+    )
+    remaining = max(
+        states["incomplete"] * project.overlap + states["wanted"] - started["submitted"], 0
+    )
+    pace = done["last_hour"] or done["last_day"] / 24
+    leases = list(
+        Assignment.objects.filter(
+            project=project, status=AssignmentStatus.LEASED, expires_at__gt=now
+        )
+        .select_related("rater")
+        .order_by("leased_at")[:LIVE_LEASES_SHOWN]
+    )
+    return {
+        "prompts": states["total"],
+        "complete": states["complete"],
+        "in_progress": started["prompts"],
+        "untouched": states["incomplete"] - started["prompts"],
+        "per_hour_last_hour": done["last_hour"],
+        "per_hour_last_day": round(done["last_day"] / 24, 1),
+        "rankings_remaining": remaining,
+        "hours_to_finish": round(remaining / pace, 1) if pace and remaining else None,
+        "live_leases": leases,
+        "live_lease_count": Assignment.objects.filter(
+            project=project, status=AssignmentStatus.LEASED, expires_at__gt=now
+        ).count(),
+        "raters_today": raters_today(project=project, now=now),
+    }
+
+
+def raters_today(*, project: Project, now: datetime) -> list[dict[str, Any]]:
+    """Per rater since midnight UTC: rankings submitted and tasks skipped, busiest first."""
+    midnight = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = (
+        Assignment.objects.filter(project=project, finished_at__gte=midnight)
+        .values("rater__username")
+        .annotate(
+            submitted=Count("id", filter=Q(status=AssignmentStatus.SUBMITTED)),
+            skipped=Count("id", filter=Q(status=AssignmentStatus.SKIPPED)),
+        )
+        .order_by("-submitted", "rater__username")
+    )
+    return [
+        {
+            "username": row["rater__username"],
+            "submitted": row["submitted"],
+            "skipped": row["skipped"],
+        }
+        for row in rows
+    ]

@@ -13,6 +13,17 @@ urlpatterns = [
     path("projects/<int:project_id>/invites/", views.project_invite, name="project-invite"),
     path("projects/<int:project_id>/gold/", views.project_gold, name="project-gold"),
     path(
+        "projects/<int:project_id>/guidelines/preview/",
+        views.guidelines_preview,
+        name="guidelines-preview",
+    ),
+    path("projects/<int:project_id>/queue/", views.project_queue, name="project-queue"),
+    path(
+        "projects/<int:project_id>/leases/<int:assignment_id>/release/",
+        views.project_lease_release,
+        name="lease-release",
+    ),
+    path(
         "projects/<int:project_id>/members/<str:username>/",
         views.project_member,
         name="project-member",

@@ -11,7 +11,8 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import trigger_client_event
 
 from core.auth import signed_in_user
 from core.errors import InvalidInput, NotAllowed, NotFound, RanklabError
@@ -75,6 +76,9 @@ def project_new(request: HttpRequest) -> HttpResponse:
     return render(request, "labeling/project_new.html", {"form": form})
 
 
+AUDIT_ON_PAGE = 30
+
+
 def project_page_context(project: Project, **extra: Any) -> dict[str, Any]:
     members = (
         project.memberships.select_related("user")
@@ -93,11 +97,13 @@ def project_page_context(project: Project, **extra: Any) -> dict[str, Any]:
         "invites": project.invites.order_by("-created_at")[:10],
         "settings_form": extra.pop("settings_form", None) or ProjectSettingsForm(instance=project),
         "import_form": extra.pop("import_form", None) or ImportForm(),
-        "invite_form": InviteForm(),
+        "invite_form": extra.pop("invite_form", None) or InviteForm(),
         "gold_form": extra.pop("gold_form", None) or GoldForm(),
         "gold_prompts": project.prompts.filter(is_gold=True).order_by("id")[:50],
         "gold_count": project.prompts.filter(is_gold=True).count(),
         "reopened": project.prompts.filter(extra_raters__gt=0).order_by("-id")[:20],
+        "audit_events": selectors.audit_events(project=project)[:AUDIT_ON_PAGE],
+        "queue": selectors.queue_health(project=project),
         **extra,
     }
 
@@ -115,7 +121,7 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
     form = ProjectSettingsForm(request.POST, instance=project)
     if form.is_valid():
         changed = {name: form.cleaned_data[name] for name in form.changed_data}
-        services.project_update(project=project, **changed)
+        services.project_update(project=project, by=signed_in_user(request), **changed)
         message = "Settings saved."
         form = ProjectSettingsForm(instance=project)
         status = 200
@@ -124,7 +130,10 @@ def project_settings(request: HttpRequest, project_id: int) -> HttpResponse:
         status = InvalidInput.status_code
     context = project_page_context(project, settings_form=form, settings_message=message)
     if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "labeling/project.html#settings", context, status=status)
+        response = render(request, "labeling/project.html#settings", context, status=status)
+        if status == 200:  # overlap and gold changes move prompts between states
+            trigger_client_event(response, QUEUE_CHANGED)
+        return response
     if status == 200:
         messages.success(request, message)
         return redirect("labeling:project", project_id=project.pk)
@@ -139,7 +148,9 @@ def project_import(request: HttpRequest, project_id: int) -> HttpResponse:
     import_message, import_error = "", ""
     if form.is_valid():
         try:
-            created = services.prompts_import(project=project, raw=form.cleaned_data["file"].read())
+            created = services.prompts_import(
+                project=project, raw=form.cleaned_data["file"].read(), by=signed_in_user(request)
+            )
         except RanklabError as error:
             import_error = f"Nothing was imported: {error.message}"
         else:
@@ -165,7 +176,9 @@ def project_invite(request: HttpRequest, project_id: int) -> HttpResponse:
     project = lead_project_or_error(request, project_id)
     form = InviteForm(request.POST)
     if not form.is_valid():
-        raise Http404("unknown role")
+        context = project_page_context(project, invite_form=form)
+        template = "labeling/project.html#invites" if request.htmx else "labeling/project.html"  # type: ignore[attr-defined]
+        return render(request, template, context, status=InvalidInput.status_code)
     invite = services.invite_create(
         project=project, created_by=signed_in_user(request), role=form.cleaned_data["role"]
     )
@@ -176,26 +189,111 @@ def project_invite(request: HttpRequest, project_id: int) -> HttpResponse:
     return redirect("labeling:project", project_id=project.pk)
 
 
+CONFIRMED_ACTIONS = ("pause", "exclude")
+
+
 @login_required
 @require_POST
 def project_member(request: HttpRequest, project_id: int, username: str) -> HttpResponse:
+    """Pause, resume, exclude or include a member. Pause and exclude are confirmed first:
+    htmx asks in the browser (`hx-confirm`); without JavaScript the first post answers a
+    confirmation page whose button posts again with `confirmed`."""
     project = lead_project_or_error(request, project_id)
     form = MemberActionForm(request.POST)
     if not form.is_valid():
         raise Http404("unknown action")
     action = form.cleaned_data["action"]
+    htmx = bool(request.htmx)  # type: ignore[attr-defined]
+    if action in CONFIRMED_ACTIONS and not htmx and not request.POST.get("confirmed"):
+        return render(
+            request,
+            "labeling/member_confirm.html",
+            {"project": project, "username": username, "action": action},
+        )
+    member_error = ""
     try:
-        if action in ("pause", "resume"):
-            status = "paused" if action == "pause" else "active"
-            services.member_update(project=project, username=username, status=status)
-        else:
-            services.member_update(project=project, username=username, excluded=action == "exclude")
+        services.member_update(
+            project=project, username=username, by=signed_in_user(request), **MEMBER_ACTIONS[action]
+        )
     except NotFound as error:
         raise Http404(error.message) from error
-    context = project_page_context(project)
-    if request.htmx:  # type: ignore[attr-defined]
-        return render(request, "labeling/project.html#members", context)
+    except InvalidInput as error:
+        member_error = error.message
+    status = InvalidInput.status_code if member_error else 200
+    context = project_page_context(
+        project, member_error=member_error, member_error_for=username if member_error else ""
+    )
+    if htmx:
+        response = render(request, "labeling/project.html#members", context, status=status)
+        if not member_error:  # a pause releases the rater's leases
+            trigger_client_event(response, QUEUE_CHANGED)
+        return response
+    if member_error:
+        return render(request, "labeling/project.html", context, status=status)
     return redirect("labeling:project", project_id=project.pk)
+
+
+MEMBER_ACTIONS: dict[str, dict[str, Any]] = {
+    "pause": {"status": "paused"},
+    "resume": {"status": "active"},
+    "exclude": {"excluded": True},
+    "include": {"excluded": False},
+}
+
+
+QUEUE_CHANGED = "queue-changed"
+
+
+@login_required
+@require_GET
+def project_queue(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The queue health section alone: the page reloads it after an action changes it."""
+    project = lead_project_or_error(request, project_id)
+    return render(
+        request,
+        "labeling/project.html#queue",
+        {"project": project, "queue": selectors.queue_health(project=project)},
+    )
+
+
+@login_required
+@require_POST
+def project_lease_release(
+    request: HttpRequest, project_id: int, assignment_id: int
+) -> HttpResponse:
+    """Release a stuck lease: its prompt goes back to the queue."""
+    project = lead_project_or_error(request, project_id)
+    queue_message, queue_error = "", ""
+    try:
+        assignment = services.lease_release(
+            project=project, assignment_id=assignment_id, by=signed_in_user(request)
+        )
+    except RanklabError as error:
+        queue_error = error.message
+    else:
+        queue_message = f"Released {assignment.rater}'s lease on prompt #{assignment.prompt_id}."
+    status = InvalidInput.status_code if queue_error else 200
+    context = project_page_context(project, queue_message=queue_message, queue_error=queue_error)
+    if request.htmx:  # type: ignore[attr-defined]
+        return render(request, "labeling/project.html#queue", context, status=status)
+    if not queue_error:
+        messages.success(request, queue_message)
+        return redirect("labeling:project", project_id=project.pk)
+    return render(request, "labeling/project.html", context, status=status)
+
+
+@login_required
+@require_POST
+def guidelines_preview(request: HttpRequest, project_id: int) -> HttpResponse:
+    """The guidelines being edited, rendered as raters will see them (same sanitizer)."""
+    project = lead_project_or_error(request, project_id)
+    text = request.POST.get("guidelines", "")[:GUIDELINES_PREVIEW_CHARS]
+    return render(
+        request, "labeling/project.html#guidelines_preview", {"project": project, "text": text}
+    )
+
+
+GUIDELINES_PREVIEW_CHARS = 200_000
 
 
 @login_required
@@ -211,7 +309,9 @@ def project_gold(request: HttpRequest, project_id: int) -> HttpResponse:
             )
             text = form.cleaned_data["ranking"].strip()
             groups = services.gold_ranking_from_labels(prompt=prompt, text=text) if text else None
-            services.prompt_set_gold(project=project, prompt=prompt, gold_ranking=groups)
+            services.prompt_set_gold(
+                project=project, prompt=prompt, gold_ranking=groups, by=signed_in_user(request)
+            )
         except RanklabError as error:
             gold_error = error.message
         else:

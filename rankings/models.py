@@ -125,6 +125,19 @@ class RaterScore(models.Model):
     labelled_pairs = models.PositiveIntegerField(default=0)
     length_pairs = models.PositiveIntegerField(default=0)
     reliability_weight = models.FloatField(null=True, blank=True)
+    competence = models.FloatField(
+        null=True, blank=True, help_text="Share of labels the reliability model calls careful."
+    )
+    competence_low = models.FloatField(null=True, blank=True)
+    competence_high = models.FloatField(null=True, blank=True)
+    reliability_evidence = models.FloatField(
+        null=True, blank=True, help_text="Log likelihood ratio, careless or biased over careful."
+    )
+    evidence_per_task = models.FloatField(null=True, blank=True)
+    first_shown_share = models.FloatField(null=True, blank=True)
+    longer_share = models.FloatField(null=True, blank=True)
+    reliability_labels = models.PositiveIntegerField(default=0)
+    reliability_tasks = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["run_id", "rater_id"]
@@ -169,7 +182,9 @@ class PromptAgreement(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["run", "prompt"], name="prompt_agreement_unique"),
         ]
-        indexes = [models.Index(fields=["run", "agreement"], name="prompt_agreement_low")]
+        # (agreement, prompt) orders the quality page's hard prompts and pages the prompt
+        # browser's agreement orders with a keyset, ties included.
+        indexes = [models.Index(fields=["run", "agreement", "prompt"], name="prompt_agreement_low")]
 
     def __str__(self) -> str:
         return f"prompt {self.prompt_id} in run {self.run_id}"
@@ -182,6 +197,7 @@ class FlagCode(models.TextChoices):
     POSITION_BIAS = "POSITION_BIAS", "Prefers the first-shown response"
     STRAIGHT_LINING = "STRAIGHT_LINING", "Ranks in shown order"
     TOO_FAST = "TOO_FAST", "Much faster than the project"
+    UNRELIABLE = "UNRELIABLE", "Careless or biased (sequential test)"
 
 
 class FlagStatus(models.TextChoices):

@@ -5,6 +5,8 @@ from rankings.quality import views as quality_views
 app_name = "rankings"
 urlpatterns = [
     path("", include("rankings.rating.urls")),
+    path("", include("rankings.prompts.urls")),
+    path("", include("rankings.leaderboard.urls")),
     path("<int:project_id>/quality/", quality_views.quality, name="quality"),
     path(
         "<int:project_id>/quality/flags/<int:flag_id>/<slug:action>/",

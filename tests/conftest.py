@@ -6,11 +6,11 @@ import json
 from collections.abc import Callable
 
 import pytest
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from core import db as database
 from labeling import services as labeling_services
+from labeling.accounts.services import api_token_create
 from labeling.models import Membership, Project, Role
 from tests.factories import UserFactory
 from tests.helpers import sample_records
@@ -62,7 +62,7 @@ def celery_tasks_run_in_process():
 @pytest.fixture
 def make_user(db) -> Callable[..., object]:
     def make(username: str, **extra):
-        return UserFactory(username=username, **extra)
+        return UserFactory.create(username=username, **extra)
 
     return make
 
@@ -120,8 +120,8 @@ def outsider(make_user):
 def api_for() -> Callable[..., APIClient]:
     def client_for(user) -> APIClient:
         client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        secret = api_token_create(user=user, name="tests").secret
+        client.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
         return client
 
     return client_for

@@ -1,5 +1,7 @@
 """factory_boy factories for the domain objects tests build directly.
 
+Call ``XFactory.create(...)`` (typed: it returns the model) rather than ``XFactory(...)``.
+
 Tests that exercise a flow (import, lease, submit) go through the services; tests that only
 need rows to exist — a submitted ranking, a member, a prompt with its responses — build them
 here, so each model's required fields are spelled out once.
@@ -28,7 +30,7 @@ from rankings.models import Ranking
 from tests.helpers import PASSWORD, response_ids
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[Any]):
     """A user who can sign in with ``tests.helpers.PASSWORD``."""
 
     class Meta:
@@ -41,7 +43,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         return model_class.objects.create_user(*args, password=PASSWORD, **kwargs)
 
 
-class ProjectFactory(factory.django.DjangoModelFactory):
+class ProjectFactory(factory.django.DjangoModelFactory[Project]):
     """A project made as a lead makes one: through ``project_create`` (lead membership, key
     salt and defaults included)."""
 
@@ -57,7 +59,7 @@ class ProjectFactory(factory.django.DjangoModelFactory):
         return labeling_services.project_create(creator=creator, **kwargs)
 
 
-class MembershipFactory(factory.django.DjangoModelFactory):
+class MembershipFactory(factory.django.DjangoModelFactory[Membership]):
     class Meta:
         model = Membership
 
@@ -66,7 +68,7 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     role = Role.RATER
 
 
-class PromptFactory(factory.django.DjangoModelFactory):
+class PromptFactory(factory.django.DjangoModelFactory[Prompt]):
     """A prompt with ``responses`` responses (3 unless told), models ``model-0``, …"""
 
     class Meta:
@@ -98,7 +100,7 @@ def responses_add(prompt: Any, *, count: int) -> None:
     )
 
 
-class AssignmentFactory(factory.django.DjangoModelFactory):
+class AssignmentFactory(factory.django.DjangoModelFactory[Assignment]):
     """A submitted assignment, shown in import order, finished now."""
 
     class Meta:
@@ -114,7 +116,7 @@ class AssignmentFactory(factory.django.DjangoModelFactory):
     expires_at = factory.LazyAttribute(lambda a: a.finished_at + timedelta(minutes=9))
 
 
-class RankingFactory(factory.django.DjangoModelFactory):
+class RankingFactory(factory.django.DjangoModelFactory[Ranking]):
     """A submitted ranking. ``positions`` (tie groups of 0-based import positions) is the
     convenient way to say what the rater chose; ``groups`` (response ids) also works. Without
     either the rater ranks in import order, no ties."""

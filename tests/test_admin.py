@@ -60,4 +60,4 @@ def test_prompt_page_shows_its_responses(admin_client: Client, ranked):
     assert prompt is not None
     page = admin_client.get(reverse("admin:labeling_prompt_change", args=[prompt.pk]))
     assert page.status_code == 200
-    assert prompt.responses.first().text in page.content.decode()  # type: ignore[union-attr]
+    assert prompt.responses.first().text in page.content.decode()

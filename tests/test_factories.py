@@ -13,22 +13,24 @@ pytestmark = pytest.mark.django_db
 
 
 def test_a_user_signs_in_with_the_test_password():
-    user = UserFactory(username="someone")
+    user = UserFactory.create(username="someone")
     assert Client().login(username="someone", password=PASSWORD)
     assert not Client().login(username=user.username, password=PASSWORD + "x")
 
 
 def test_a_prompt_comes_with_its_responses_in_order_and_its_project_with_a_lead():
-    prompt = PromptFactory(responses=4)
+    prompt = PromptFactory.create(responses=4)
     assert [r.position for r in prompt.responses.order_by("position")] == [0, 1, 2, 3]
     lead = Membership.objects.get(project=prompt.project, user=prompt.project.created_by)
     assert lead.role == Role.LEAD
 
 
 def test_a_ranking_names_positions_and_stores_response_ids_with_its_assignment():
-    prompt = PromptFactory(responses=3)
-    rater = UserFactory()
-    ranking = RankingFactory(prompt=prompt, rater=rater, positions=[[2], [0, 1]], seconds=12.0)
+    prompt = PromptFactory.create(responses=3)
+    rater = UserFactory.create()
+    ranking = RankingFactory.create(
+        prompt=prompt, rater=rater, positions=[[2], [0, 1]], seconds=12.0
+    )
     ids = response_ids(prompt)
     assert ranking.groups == [[ids[2]], [ids[0], ids[1]]]
     assert ranking.assignment.rater == rater
@@ -38,5 +40,5 @@ def test_a_ranking_names_positions_and_stores_response_ids_with_its_assignment()
 
 
 def test_without_positions_the_rater_ranks_in_import_order():
-    ranking = RankingFactory()
+    ranking = RankingFactory.create()
     assert ranking.groups == [[response_id] for response_id in response_ids(ranking.prompt)]

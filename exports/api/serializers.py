@@ -8,6 +8,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from core.jobs import JobStatus
 from exports.models import Container, ExportJob
 from exports.params import PARAMS, ExportParam, Kind
 from exports.services import STREAM_MAX_ROWS
@@ -101,6 +102,12 @@ class ExportJobSerializer(serializers.ModelSerializer[ExportJob]):
     splits = serializers.SerializerMethodField()
     download_url = serializers.SerializerMethodField()
     preview_url = serializers.SerializerMethodField()
+    card_url = serializers.SerializerMethodField(
+        help_text="The dataset card (README.md); it stays when the files are deleted."
+    )
+    archive_url = serializers.SerializerMethodField(
+        help_text="A zip of the card and the data files as the card's configs read them."
+    )
 
     class Meta:
         model = ExportJob
@@ -129,6 +136,8 @@ class ExportJobSerializer(serializers.ModelSerializer[ExportJob]):
             "file_deleted_at",
             "download_url",
             "preview_url",
+            "card_url",
+            "archive_url",
         ]
 
     @extend_schema_field(
@@ -157,6 +166,22 @@ class ExportJobSerializer(serializers.ModelSerializer[ExportJob]):
         if not job.has_file:
             return None
         return reverse("api-export-preview", kwargs={"export_id": job.pk})
+
+    def get_card_url(self, job: ExportJob) -> str | None:
+        if job.status != JobStatus.DONE or not _has_card(job):
+            return None
+        return reverse("api-export-card", kwargs={"export_id": job.pk})
+
+    def get_archive_url(self, job: ExportJob) -> str | None:
+        if not job.has_file or not _has_card(job):
+            return None
+        return reverse("api-export-archive", kwargs={"export_id": job.pk})
+
+
+def _has_card(job: ExportJob) -> bool:
+    # Lists annotate `has_card` rather than read every card (`exports.selectors`).
+    has_card = getattr(job, "has_card", None)
+    return bool(job.card) if has_card is None else bool(has_card)
 
 
 class ExportPreviewSerializer(serializers.Serializer[Any]):

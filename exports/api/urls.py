@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exports.api import views
+from exports.api import card, views
 
 urlpatterns = [
     path("projects/<int:project_id>/exports/", views.ExportListView.as_view(), name="api-exports"),
@@ -16,6 +16,12 @@ urlpatterns = [
         name="api-export-download",
     ),
     path("exports/<int:export_id>/file/", views.ExportFileView.as_view(), name="api-export-file"),
+    path("exports/<int:export_id>/card/", card.ExportCardView.as_view(), name="api-export-card"),
+    path(
+        "exports/<int:export_id>/archive/",
+        card.ExportArchiveView.as_view(),
+        name="api-export-archive",
+    ),
     path(
         "exports/<int:export_id>/preview/",
         views.ExportPreviewView.as_view(),

@@ -15,9 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ERROR_RESPONSES
+from core.api import ERROR_RESPONSES, NOT_QUEUED, ErrorSerializer
 from core.auth import signed_in_user
 from core.errors import InvalidInput, NotFound
+from core.jobs import job_raise_if_not_queued
 from exports import selectors, services
 from exports.api.examples import create_examples, stream_examples
 from exports.api.serializers import (
@@ -26,7 +27,7 @@ from exports.api.serializers import (
     ExportPreviewSerializer,
     ExportStreamQuerySerializer,
 )
-from exports.models import ExportJob, exports_storage
+from exports.models import ExportJob
 from labeling import selectors as labeling_selectors
 from labeling.models import Project
 
@@ -35,7 +36,12 @@ CONTENT_TYPES = {
     "jsonl.gz": "application/gzip",
     "parquet": "application/vnd.apache.parquet",
 }
-NOT_READY = OpenApiResponse(description="The export is not done, or its files were deleted")
+NOT_READY = OpenApiResponse(
+    ErrorSerializer, description="The export is not done, or its files were deleted"
+)
+FILE_MISSING = OpenApiResponse(
+    ErrorSerializer, description="The export's file is missing from storage: create it again"
+)
 
 
 def export_job_for_user(*, user: Any, export_id: int) -> ExportJob:
@@ -67,7 +73,7 @@ class ExportListView(APIView):
         "`GET /api/exports/{id}/` until `status` is `done`, then download. Same parameters "
         "over the same data give a byte-identical file (same sha256).",
         request=ExportCreateSerializer,
-        responses={202: ExportJobSerializer, **ERROR_RESPONSES},
+        responses={202: ExportJobSerializer, 503: NOT_QUEUED, **ERROR_RESPONSES},
         examples=create_examples(),
     )
     def post(self, request: Request, project_id: int) -> Response:
@@ -77,6 +83,7 @@ class ExportListView(APIView):
         job = services.export_job_create(
             project=project, created_by=signed_in_user(request), **data.export_arguments()
         )
+        job_raise_if_not_queued(job)
         job.refresh_from_db()
         return Response(ExportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -151,20 +158,21 @@ class ExportDownloadView(APIView):
         responses={
             (200, "application/octet-stream"): OpenApiResponse(description="The export file"),
             409: NOT_READY,
+            410: FILE_MISSING,
             **ERROR_RESPONSES,
         },
     )
     def get(self, request: Request, export_id: int) -> FileResponse:
         job = export_job_for_user(user=signed_in_user(request), export_id=export_id)
         split = request.query_params.get("split") or None
-        name = services.export_file_name(job=job, split=split)
+        handle, name = services.export_file_open(job=job, split=split)
         sha256 = job.sha256 if name == job.file.name else job.splits[str(split)]["sha256"]
         suffix = f"-{split}" if split and name != job.file.name else ""
         filename = (
             f"ranklab-project-{job.project_id}-export-{job.pk}-{job.format}{suffix}.{job.container}"
         )
         response = FileResponse(
-            exports_storage().open(name, "rb"),
+            handle,
             as_attachment=True,
             filename=filename,
             content_type=CONTENT_TYPES[job.container],
@@ -195,7 +203,12 @@ class ExportPreviewView(APIView):
     @extend_schema(
         summary="The first rows of an export file",
         parameters=[OpenApiParameter("rows", int, required=False, description="1 to 50")],
-        responses={200: ExportPreviewSerializer, 409: NOT_READY, **ERROR_RESPONSES},
+        responses={
+            200: ExportPreviewSerializer,
+            409: NOT_READY,
+            410: FILE_MISSING,
+            **ERROR_RESPONSES,
+        },
     )
     def get(self, request: Request, export_id: int) -> Response:
         job = export_job_for_user(user=signed_in_user(request), export_id=export_id)

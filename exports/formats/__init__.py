@@ -29,7 +29,7 @@ from exports.formats.registry import (
     formats_with_column,
 )
 from exports.formats.rows import Row, encode_row, rows_for_pairs
-from exports.formats.spec import METADATA_COLUMNS, Column, FormatSpec
+from exports.formats.spec import METADATA_COLUMNS, SOFT_LABEL_COLUMNS, Column, FormatSpec
 
 __all__ = [
     "ALL",
@@ -38,6 +38,7 @@ __all__ = [
     "FORMAT_CHOICES",
     "FORMAT_NAMES",
     "METADATA_COLUMNS",
+    "SOFT_LABEL_COLUMNS",
     "TEST",
     "TRAIN",
     "ArrowBatchBuilder",

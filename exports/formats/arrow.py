@@ -41,21 +41,29 @@ def arrow_type(value_type: ValueType) -> pa.DataType:
     return types[value_type]
 
 
-def parquet_schema(fmt: str, with_metadata: bool = True) -> pa.Schema:
+def parquet_schema(
+    fmt: str, with_metadata: bool = True, soft_labels: bool = False, source_column: bool = False
+) -> pa.Schema:
     """The fixed Arrow schema of a format's rows; every batch is written against it."""
     import pyarrow as pa
 
-    columns = format_spec(fmt).columns_with(with_metadata)
+    columns = format_spec(fmt).columns_with(with_metadata, soft_labels, source_column)
     return pa.schema([(column.name, arrow_type(column.type)) for column in columns])
 
 
 class ArrowBatchBuilder:
     """Builds one Arrow table from many prompts' pairs, column by column."""
 
-    def __init__(self, fmt: str, with_metadata: bool) -> None:
+    def __init__(
+        self,
+        fmt: str,
+        with_metadata: bool,
+        soft_labels: bool = False,
+        source_column: bool = False,
+    ) -> None:
         spec = format_spec(fmt)
-        self.columns = spec.columns_with(with_metadata)
-        self.schema = parquet_schema(fmt, with_metadata)
+        self.columns = spec.columns_with(with_metadata, soft_labels, source_column)
+        self.schema = parquet_schema(fmt, with_metadata, soft_labels, source_column)
         self.rows_per_pair = spec.rows_per_pair
         self._prompt_columns = [c for c in self.columns if c.source in PROMPT_SOURCES]
         # Chosen and rejected columns of one rendering share its values.

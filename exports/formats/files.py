@@ -105,6 +105,8 @@ class ExportFiles:
         with_metadata: bool,
         files: dict[str, IO[bytes]],
         background: bool = True,
+        soft_labels: bool = False,
+        source_column: bool = False,
     ) -> None:
         if ALL not in files:
             raise ValueError("the combined file is required")
@@ -117,15 +119,15 @@ class ExportFiles:
         self._encoder: JsonlEncoder | None = None
         self._builder: ArrowBatchBuilder | None = None
         if container == "parquet":
-            schema = parquet_schema(fmt, with_metadata)
+            schema = parquet_schema(fmt, with_metadata, soft_labels, source_column)
             self._arrow = {part: ParquetWriter(handle, schema) for part, handle in files.items()}
-            self._builder = ArrowBatchBuilder(fmt, with_metadata)
+            self._builder = ArrowBatchBuilder(fmt, with_metadata, soft_labels, source_column)
         else:
             compress = container == "jsonl.gz"
             self._jsonl = {
                 part: JsonlWriter(handle, compress=compress) for part, handle in files.items()
             }
-            self._encoder = JsonlEncoder(spec, with_metadata)
+            self._encoder = JsonlEncoder(spec, with_metadata, soft_labels, source_column)
         self._worker = _Worker() if background else _Inline()
         self._rows_per_pair = spec.rows_per_pair
         self._row_splits: list[tuple[str | None, int]] = []

@@ -57,10 +57,16 @@ class _ValueRun:
 class JsonlEncoder:
     """Canonical JSON lines of one format's rows; one encoder serves a whole export."""
 
-    def __init__(self, spec: FormatSpec, with_metadata: bool) -> None:
+    def __init__(
+        self,
+        spec: FormatSpec,
+        with_metadata: bool,
+        soft_labels: bool = False,
+        source_column: bool = False,
+    ) -> None:
         self.spec = spec
         self.rows_per_pair = spec.rows_per_pair
-        columns = spec.columns_with(with_metadata)
+        columns = spec.columns_with(with_metadata, soft_labels, source_column)
         keys = [
             (b"{" if index == 0 else b",") + orjson.dumps(column.name) + b":"
             for index, column in enumerate(columns)

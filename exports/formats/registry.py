@@ -98,12 +98,14 @@ FORMATS: tuple[FormatSpec, ...] = (
         name="trl",
         label="TRL preference (strings)",
         summary="TRL preference, standard: prompt, chosen and rejected strings (DPOTrainer).",
+        tags=("dpo", "trl"),
         columns=(_PROMPT_TEXT, *_TEXTS),
     ),
     FormatSpec(
         name="trl-conversational",
         label="TRL preference (messages)",
         summary="TRL preference, conversational: message lists with role/content.",
+        tags=("dpo", "trl", "conversational"),
         columns=(
             prompt_column("prompt", ValueType.MESSAGES, prompt_messages),
             *response_columns("chosen", "rejected", ValueType.MESSAGES, _assistant),
@@ -113,12 +115,14 @@ FORMATS: tuple[FormatSpec, ...] = (
         name="trl-reward",
         label="TRL reward with margin",
         summary="TRL reward modelling: chosen/rejected with a margin (RewardTrainer).",
+        tags=("reward-modeling", "trl"),
         columns=(_PROMPT_TEXT, *_TEXTS, pair_column("margin", ValueType.FLOAT)),
     ),
     FormatSpec(
         name="trl-unpaired",
         label="TRL unpaired (KTO)",
         summary="TRL unpaired preference (KTOTrainer): a true and a false row per pair.",
+        tags=("kto", "trl"),
         columns=(
             _PROMPT_TEXT,
             completion_column("completion", ValueType.TEXT, _text),
@@ -130,6 +134,7 @@ FORMATS: tuple[FormatSpec, ...] = (
         name="openai",
         label="OpenAI preference fine-tuning",
         summary="OpenAI preference fine-tuning: input.messages, preferred/non-preferred output.",
+        tags=("openai", "preference-fine-tuning"),
         columns=(
             prompt_column(
                 "input",
@@ -145,6 +150,7 @@ FORMATS: tuple[FormatSpec, ...] = (
         name="hh-rlhf",
         label="HH-RLHF transcripts",
         summary="Anthropic HH-RLHF transcripts: chosen/rejected as Human/Assistant turns.",
+        tags=("hh-rlhf",),
         columns=response_columns("chosen", "rejected", ValueType.TEXT, _transcript),
     ),
     FormatSpec(
@@ -154,6 +160,7 @@ FORMATS: tuple[FormatSpec, ...] = (
         "rejected as whole conversations, with score_chosen/score_rejected on a 1-10 scale: "
         "1 + 9 x the share of the response's pairwise comparisons it won across the prompt's "
         "rankings (a tie counts half). prompt_id is Ranklab's prompt id, not a text hash.",
+        tags=("ultrafeedback", "dpo"),
         columns=(
             _PROMPT_TEXT,
             prompt_column("prompt_id", ValueType.INTEGER, lambda prompt: prompt.prompt_id),

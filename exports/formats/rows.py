@@ -34,11 +34,17 @@ def pair_value(value: Any) -> Any:
 
 
 def rows_for_pairs(
-    fmt: str, pairs: Iterable[Pair], prompt: PromptData, split: str, with_metadata: bool = True
+    fmt: str,
+    pairs: Iterable[Pair],
+    prompt: PromptData,
+    split: str,
+    with_metadata: bool = True,
+    soft_labels: bool = False,
+    source_column: bool = False,
 ) -> list[Row]:
     """The rows of one prompt's pairs in format `fmt` (two rows a pair for unpaired formats)."""
     spec = format_spec(fmt)
-    columns = spec.columns_with(with_metadata)
+    columns = spec.columns_with(with_metadata, soft_labels, source_column)
     of_prompt = {
         column.name: column.prompt_value(prompt, split)
         for column in columns

@@ -145,6 +145,21 @@ METADATA_COLUMNS: tuple[Column, ...] = (
 """Columns that ride along with every format (unless metadata is off) so rows can be traced
 and filtered; a format's own column of the same name takes its place."""
 
+SOFT_LABEL_COLUMNS: tuple[Column, ...] = (
+    pair_column("chosen_votes", ValueType.INTEGER),
+    pair_column("tie_votes", ValueType.INTEGER),
+    pair_column("total_votes", ValueType.INTEGER),
+)
+"""The pair's vote counts (`soft_labels`): of the prompt's rankings that rank both
+responses, how many put chosen first, how many tie them, how many there are. A soft label
+is `chosen_votes / total_votes` (a tie counting half: `(chosen_votes + tie_votes / 2) /
+total_votes`). With metadata on they follow `agreement`; without, they end the row."""
+SOFT_LABELS_AFTER = "agreement"
+
+SOURCE_COLUMN = pair_column("source", ValueType.TEXT)
+"""`human` or `ai` (`exports.pairs.Pair.source`): only in exports that ask for an AI
+judge's pairs (`source` ai or both), right after the format's own columns."""
+
 
 @dataclass(frozen=True)
 class FormatSpec:
@@ -158,6 +173,9 @@ class FormatSpec:
     columns: tuple[Column, ...]
     expresses_ties: bool = True
     """False where a tie cannot be written at all (unpaired rows have no pair)."""
+    tags: tuple[str, ...] = ()
+    """Hugging Face Hub tags of the format's dataset card (`exports.card`), besides the
+    tags every export has."""
 
     def __post_init__(self) -> None:
         names = [column.name for column in self.columns]
@@ -180,9 +198,22 @@ class FormatSpec:
     def has_column(self, name: str) -> bool:
         return any(column.name == name for column in self.columns)
 
-    def columns_with(self, with_metadata: bool) -> tuple[Column, ...]:
-        """Every column of a row in file order: the format's own, then the metadata."""
+    def columns_with(
+        self, with_metadata: bool, soft_labels: bool = False, source_column: bool = False
+    ) -> tuple[Column, ...]:
+        """Every column of a row in file order: the format's own, then `source` (with
+        `source_column`), then the metadata, with the vote counts after `agreement` (or at the
+        end without metadata)."""
+        soft = SOFT_LABEL_COLUMNS if soft_labels else ()
+        own_columns = self.columns + ((SOURCE_COLUMN,) if source_column else ())
         if not with_metadata:
-            return self.columns
-        own = {column.name for column in self.columns}
-        return self.columns + tuple(column for column in METADATA_COLUMNS if column.name not in own)
+            return own_columns + soft
+        own = {column.name for column in own_columns}
+        columns: list[Column] = list(own_columns)
+        for column in METADATA_COLUMNS:
+            if column.name not in own:
+                columns.append(column)
+            if column.name == SOFT_LABELS_AFTER:
+                # Next to the other pair values, so they stay one run for the encoder.
+                columns.extend(soft)
+        return tuple(columns)

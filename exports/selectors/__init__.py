@@ -7,11 +7,19 @@ from collections.abc import Iterator, Sized
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count, Max, QuerySet
+from django.db.models import BooleanField, Count, ExpressionWrapper, Max, Q, QuerySet
 
 from core import db
 from exports.models import ExportJob
 from exports.selectors.filters import ExportFilters, export_filters, prompts_read, rankings_read
+from exports.selectors.judged import (
+    JudgeData,
+    SourcedPrompt,
+    judge_rater_key,
+    judged_prompt_batches,
+    judged_prompt_count,
+    sourced_batches,
+)
 from exports.selectors.prefetch import prefetched
 from exports.selectors.reading import (
     PromptRankings,
@@ -28,14 +36,19 @@ __all__ = [
     "PROMPT_BATCH_SIZE",
     "ExportFilters",
     "ExportSize",
+    "JudgeData",
     "PromptRankings",
+    "SourcedPrompt",
     "export_filters",
     "export_jobs_for_user",
     "export_jobs_of_project",
     "export_size",
+    "judge_rater_key",
+    "judged_prompt_count",
     "newest_ranking_id",
     "prefetched",
     "prompt_batches",
+    "sourced_prompt_batches",
 ]
 
 PROMPT_BATCH_SIZE = 1000
@@ -82,6 +95,52 @@ def prompt_batches(
     yield from prefetched(batches) if prefetch else batches
 
 
+def sourced_prompt_batches(
+    *,
+    project: Project,
+    filters: ExportFilters,
+    source: str = "human",
+    judge_endpoint: int | None = None,
+    batch_size: int | None = None,
+    prefetch: bool = False,
+    portable: bool = False,
+) -> Iterator[list[SourcedPrompt]]:
+    """`prompt_batches` with each prompt's AI judge verdict beside its human rankings.
+
+    `source` human reads the rankings only (exactly `prompt_batches`, no verdict); ai reads
+    the prompts `judge_endpoint` judged (no rankings); both merges the two by prompt id, a
+    prompt being in either or both. Either way prompts come in id order.
+    """
+    batch_size = batch_size or PROMPT_BATCH_SIZE
+    human = None
+    if source != "ai":
+        human = prompt_batches(
+            project=project,
+            filters=filters,
+            batch_size=batch_size,
+            prefetch=prefetch,
+            portable=portable,
+        )
+    if source == "human":
+        assert human is not None
+        try:
+            for batch in human:
+                yield [(prompt, rankings, None) for prompt, rankings in batch]
+        finally:
+            getattr(human, "close", lambda: None)()
+        return
+    if judge_endpoint is None:
+        raise ValueError(f"source {source!r} needs a judge endpoint")
+    judged = judged_prompt_batches(
+        project=project, filters=filters, endpoint_id=judge_endpoint, batch_size=batch_size
+    )
+    batches = sourced_batches(human=human, judged=judged, batch_size=batch_size)
+    try:
+        yield from batches
+    finally:
+        batches.close()
+
+
 @dataclass(frozen=True)
 class ExportSize:
     rankings: int
@@ -111,7 +170,7 @@ def newest_ranking_id(*, project: Project) -> int:
 
 def export_jobs_for_user(*, user: Any) -> QuerySet[ExportJob]:
     """Jobs of projects where the user is lead or engineer (staff see all)."""
-    jobs = ExportJob.objects.select_related("project", "created_by").defer("exported_prompt_ids")
+    jobs = _light(ExportJob.objects.select_related("project", "created_by"))
     if user.is_staff:
         return jobs
     return jobs.filter(
@@ -121,8 +180,14 @@ def export_jobs_for_user(*, user: Any) -> QuerySet[ExportJob]:
 
 def export_jobs_of_project(*, project: Project, limit: int = 50) -> list[ExportJob]:
     return list(
-        ExportJob.objects.filter(project=project)
+        _light(ExportJob.objects.filter(project=project))
         .select_related("created_by")
-        .defer("exported_prompt_ids")
         .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def _light(jobs: QuerySet[ExportJob]) -> QuerySet[ExportJob]:
+    """Jobs without their big fields; `has_card` says whether the card is there."""
+    return jobs.defer("exported_prompt_ids", "card").annotate(
+        has_card=ExpressionWrapper(~Q(card=""), output_field=BooleanField())
     )

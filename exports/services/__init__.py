@@ -5,6 +5,7 @@
 - `batches`: the one row generator behind jobs and streams (pairs, filters, split).
 - `reading`: a job's files back, previews, small exports streamed to the client.
 - `prompt_ids`: what incremental exports leave out.
+- `card`: the dataset card made with the files; `archive` the card and files as one zip.
 
 Parameters are checked by `exports.params.export_params_clean`.
 """
@@ -12,6 +13,8 @@ Parameters are checked by `exports.params.export_params_clean`.
 from __future__ import annotations
 
 from exports.params import export_params_clean
+from exports.services.archive import export_archive_open
+from exports.services.card import export_card
 from exports.services.jobs import (
     EXPORT_TASK,
     export_job_abandoned,
@@ -23,8 +26,10 @@ from exports.services.prompt_ids import PromptIdSet, pack_prompt_ids, unpack_pro
 from exports.services.reading import (
     PREVIEW_ROWS,
     STREAM_MAX_ROWS,
+    FileMissing,
     TooLarge,
     export_file_name,
+    export_file_open,
     export_preview,
     export_stream_open,
 )
@@ -33,9 +38,13 @@ __all__ = [
     "EXPORT_TASK",
     "PREVIEW_ROWS",
     "STREAM_MAX_ROWS",
+    "FileMissing",
     "PromptIdSet",
     "TooLarge",
+    "export_archive_open",
+    "export_card",
     "export_file_name",
+    "export_file_open",
     "export_job_abandoned",
     "export_job_create",
     "export_job_delete_file",

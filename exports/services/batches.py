@@ -15,10 +15,11 @@ from typing import Any
 from django.db import transaction
 
 from exports import pairs, selectors
+from exports.card import CardTally
 from exports.formats import format_spec, split_for_prompt
 from exports.models import ExportJob, PairStrategy
 from exports.pairs import Pair, PromptData, RankingData
-from exports.params import pair_filters
+from exports.params import STORED_PARAMS, KeepPair, pair_filters
 from exports.services.prompt_ids import PromptIdSet, earlier_prompt_ids
 from labeling.models import Project
 from rankings.stats.consensus import consensus_ranking
@@ -39,14 +40,24 @@ class ExportRequest:
 
     @classmethod
     def for_job(cls, job: ExportJob) -> ExportRequest:
+        # A job recorded before a parameter existed ran with its default.
+        defaults = {param.name: param.default for param in STORED_PARAMS}
         return cls(
             project=job.project,
             format=job.format,
             strategy=job.strategy,
             container=job.container,
-            params=job.params,
+            params=defaults | job.params,
             skip_prompt_ids=earlier_prompt_ids(job.params.get("since_export")),
         )
+
+    def shape(self) -> dict[str, bool]:
+        """The SHAPE parameters the files are written with (`formats.ExportFiles`)."""
+        return {
+            "with_metadata": self.params["with_metadata"],
+            "soft_labels": self.params["soft_labels"],
+            "source_column": self.params.get("source", pairs.HUMAN) != pairs.HUMAN,
+        }
 
     def pinned(self, until_ranking_id: int) -> ExportRequest:
         return replace(self, params={**self.params, "until_ranking_id": until_ranking_id})
@@ -73,7 +84,11 @@ class BatchTimer:
 
 
 def export_batches(
-    request: ExportRequest, *, timer: BatchTimer | None = None, prefetch: bool = False
+    request: ExportRequest,
+    *,
+    timer: BatchTimer | None = None,
+    prefetch: bool = False,
+    tally: CardTally | None = None,
 ) -> Generator[list[PromptPairs]]:
     """Each batch's prompts with their pairs and split, prompt by prompt in id order.
 
@@ -82,7 +97,8 @@ def export_batches(
 
     With `prefetch` the next batch is read on a background thread (with its own database
     connection) while this one is paired; inside a transaction it is read inline, since
-    another connection would not see the transaction's rows.
+    another connection would not see the transaction's rows. A `tally` counts the rankings
+    and raters behind the rows.
     """
     timer = timer or BatchTimer()
     params = request.params
@@ -90,16 +106,21 @@ def export_batches(
     keeps = pair_filters(params)
     seed, test_fraction = params["seed"], params["test_fraction"]
     needs_scores = format_spec(request.format).needs_scores
-    batches = selectors.prompt_batches(
+    batches = selectors.sourced_prompt_batches(
         project=request.project,
         filters=request.filters(),
+        source=params.get("source", pairs.HUMAN),
+        judge_endpoint=params.get("judge_endpoint"),
         prefetch=prefetch and not transaction.get_connection().in_atomic_block,
     )
     started = time.perf_counter()
     for batch in batches:
         started = timer.add("read", started)
         output: list[PromptPairs] = []
-        for prompt, rankings in batch:
+        for prompt, rankings, judge in batch:
+            if judge is not None and not rankings:
+                output += _judge_rows(request, prompt, judge, keeps)
+                continue
             if request.strategy == PairStrategy.CONSENSUS:
                 prompt_pairs = _consensus_pairs(prompt, rankings, include_ties)
             else:
@@ -113,9 +134,36 @@ def export_batches(
                     prompt = replace(prompt, scores=pairs.response_scores(prompt, rankings))
                 split = split_for_prompt(prompt.prompt_id, seed, test_fraction)
                 output.append((prompt, prompt_pairs, split))
+                if tally is not None:
+                    tally.add(rankings)
+            if judge is not None:
+                # The judge's rows follow the human rows of the same prompt.
+                output += _judge_rows(request, prompt, judge, keeps)
         started = timer.add("pairs", started)
         yield output
         started = time.perf_counter()
+
+
+def _judge_rows(
+    request: ExportRequest,
+    prompt: PromptData,
+    judge: selectors.JudgeData,
+    keeps: list[KeepPair],
+) -> list[PromptPairs]:
+    """The AI judge's pairs of one prompt (`source` ai or both), filtered like human pairs;
+    UltraFeedback scores come from the judge's own orders, never from the humans'."""
+    params = request.params
+    prompt_pairs = pairs.build_judge_pairs(
+        prompt, judge.verdict, judge.orders, request.strategy, include_ties=params["include_ties"]
+    )
+    for keep in keeps:
+        prompt_pairs = [pair for pair in prompt_pairs if keep(pair)]
+    if not prompt_pairs:
+        return []
+    if format_spec(request.format).needs_scores:
+        prompt = replace(prompt, scores=pairs.response_scores(prompt, judge.orders))
+    split = split_for_prompt(prompt.prompt_id, params["seed"], params["test_fraction"])
+    return [(prompt, prompt_pairs, split)]
 
 
 def _consensus_pairs(
@@ -141,4 +189,13 @@ def rows_estimate(request: ExportRequest) -> int:
         pair_count = size.prompts * k * (k - 1) // 2
     else:
         pair_count = size.rankings * per_ranking[PairStrategy(request.strategy)]
+    source = request.params.get("source", pairs.HUMAN)
+    if source != pairs.HUMAN:
+        judged = selectors.judged_prompt_count(
+            project=request.project,
+            filters=request.filters(),
+            endpoint_id=request.params["judge_endpoint"],
+        )
+        ai_pairs = judged * per_ranking.get(PairStrategy(request.strategy), k * (k - 1) // 2)
+        pair_count = ai_pairs + (pair_count if source == "both" else 0)
     return pair_count * format_spec(request.format).rows_per_pair

@@ -25,19 +25,28 @@ from core.errors import Conflict
 from core.jobs import (
     JobStatus,
     describe_error,
-    job_claim,
+    job_beating,
+    job_claim_or_check_back,
     job_enqueue,
     job_fail,
     job_finish,
     job_heartbeat,
 )
 from exports import formats, selectors
+from exports.card import CardTally
 from exports.models import Container, ExportJob, PairStrategy, exports_storage
 from exports.params import export_params_clean
 from exports.services.batches import BatchTimer, ExportRequest, export_batches, rows_estimate
+from exports.services.card import export_card_make
 from exports.services.prompt_ids import pack_prompt_ids
-from exports.services.staging import staged_file, staged_files_remove, store
-from labeling.models import Project
+from exports.services.staging import (
+    staged_file,
+    staged_files_found,
+    staged_files_remove,
+    store,
+)
+from labeling.models import AuditAction, Project
+from labeling.services import audit_record
 
 logger = logging.getLogger(__name__)
 
@@ -72,18 +81,26 @@ def export_job_create(
             container=container,
             params=cleaned,
         )
+        audit_record(
+            action=AuditAction.EXPORT_CREATE,
+            actor=created_by,
+            project=project,
+            target=f"export {job.pk}",
+            changes={"format": format, "strategy": strategy, "container": container, **cleaned},
+        )
         job_enqueue(ExportJob, job_id=job.pk, task_name=EXPORT_TASK)
     return job
 
 
 def export_job_run(*, job_id: int) -> dict[str, Any]:
     """Run a queued job (or retake one whose worker was lost) to done or failed; a failure
-    is recorded on the job, not raised. A job another worker runs is left alone."""
-    if not job_claim(ExportJob, job_id=job_id):
+    is recorded on the job, not raised. A job another worker runs is left alone (its
+    message comes back to check on it: `core.jobs.job_claim_or_check_back`)."""
+    if not job_claim_or_check_back(ExportJob, job_id=job_id, task_name=EXPORT_TASK):
         return {"job_id": job_id, "status": _status(job_id), "skipped": True}
     job = ExportJob.objects.select_related("project").get(pk=job_id)
     try:
-        with _fewer_collections():
+        with _fewer_collections(), job_beating(ExportJob, job_id=job_id, attempt=job.attempts):
             _write_export_files(job)
     except JobLost:
         logger.warning("export %s was given up while running; stopped", job_id)
@@ -100,6 +117,26 @@ def export_job_abandoned(job_id: int) -> None:
     removed = staged_files_remove(job_id)
     if removed:
         logger.info("removed %s staged file(s) of abandoned export %s", removed, job_id)
+
+
+def export_staged_files_clean_up() -> int:
+    """Every sweep (`clean_up`): remove staged files no running attempt is writing — left by
+    a worker killed before the sweep gave its job up, or on a machine the sweep's clean-up
+    of that job did not reach. How many were removed."""
+    staged = staged_files_found()
+    running = dict(
+        ExportJob.objects.filter(
+            pk__in={job_id for job_id, _, _ in staged}, status=JobStatus.RUNNING
+        ).values_list("pk", "attempts")
+    )
+    removed = 0
+    for job_id, attempt, path in staged:
+        if running.get(job_id) != attempt:
+            path.unlink(missing_ok=True)
+            removed += 1
+    if removed:
+        logger.info("removed %s staged export file(s) of jobs that are over", removed)
+    return removed
 
 
 def _status(job_id: int) -> str | None:
@@ -157,18 +194,19 @@ def _write_export_files(job: ExportJob) -> None:
     files: formats.ExportFiles | None = None
     stored: list[str] = []
     exported_ids = array("q")
+    tally = CardTally()  # who the rows come from, for the dataset card
     try:
         for part in parts:
             staged[part] = staged_file(storage, job_id=job.pk, attempt=job.attempts, part=part)
         files = formats.ExportFiles(
             fmt=job.format,
             container=job.container,
-            with_metadata=request.params["with_metadata"],
+            **request.shape(),
             files={part: handle for part, (handle, _) in staged.items()},
         )
         rows = 0
         # Closed at once if the job stops early, which stops the read-ahead thread.
-        with closing(export_batches(request, timer=timer, prefetch=True)) as batches:
+        with closing(export_batches(request, timer=timer, prefetch=True, tally=tally)) as batches:
             for batch in batches:
                 started = time.perf_counter()
                 for prompt, prompt_pairs, prompt_split in batch:
@@ -210,6 +248,9 @@ def _write_export_files(job: ExportJob) -> None:
             )
             for name in (formats.TRAIN, formats.TEST)
         }
+        started = time.perf_counter()
+        card = export_card_make(job=job, params=request.params, results=results, tally=tally)
+        timer.add("card", started)
         timer.seconds["total"] = time.perf_counter() - started_at
         job.timings = timer.rounded()
         if not job_finish(
@@ -224,6 +265,7 @@ def _write_export_files(job: ExportJob) -> None:
             splits=job.splits,
             exported_prompt_ids=pack_prompt_ids(covered),
             timings=job.timings,
+            card=card,
         ):
             raise JobLost(job.pk)
         stored.clear()  # the job's now
@@ -255,6 +297,13 @@ def export_job_delete_file(*, job: ExportJob, deleted_by: Any) -> ExportJob:
         locked.file_deleted_at = timezone.now()
         locked.file_deleted_by = deleted_by
         locked.save(update_fields=["file", "splits", "file_deleted_at", "file_deleted_by"])
+        audit_record(
+            action=AuditAction.EXPORT_DELETE,
+            actor=deleted_by,
+            project=locked.project,
+            target=f"export {job.pk}",
+            changes={"files": names, "sha256": locked.sha256},
+        )
         transaction.on_commit(lambda: _delete_stored(names))
     return locked
 

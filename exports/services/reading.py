@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any, BinaryIO, cast
 
+from django.core.files import File
+
 from core.errors import Conflict, InvalidInput, RanklabError
 from core.jobs import JobStatus
 from exports import formats
@@ -47,10 +49,28 @@ def export_file_name(*, job: ExportJob, split: str | None) -> str:
     )
 
 
+class FileMissing(RanklabError):
+    status_code = 410
+    code = "file_missing"
+
+
+def export_file_open(*, job: ExportJob, split: str | None) -> tuple[File, str]:
+    """The stored file of the whole export or one split, open for reading, and its name;
+    `FileMissing` (410) when storage lost it (removed by hand, a volume not mounted)."""
+    name = export_file_name(job=job, split=split)
+    try:
+        return exports_storage().open(name, "rb"), name
+    except FileNotFoundError:
+        raise FileMissing(
+            f"export {job.pk}'s file is missing from storage; create the export again "
+            "(the same parameters over the same data give the same file)"
+        ) from None
+
+
 def export_preview(*, job: ExportJob, limit: int = PREVIEW_ROWS) -> list[formats.Row]:
     """The first rows of the export's file."""
-    name = export_file_name(job=job, split=None)
-    with exports_storage().open(name, "rb") as handle:
+    handle, _ = export_file_open(job=job, split=None)
+    with handle:
         return formats.read_first_rows(cast(BinaryIO, handle), job.container, limit)
 
 
@@ -125,7 +145,7 @@ def _stream(request: ExportRequest, *, split: str | None, limit: int) -> Iterato
     files = formats.ExportFiles(
         fmt=request.format,
         container=request.container,
-        with_metadata=request.params["with_metadata"],
+        **request.shape(),
         files={formats.ALL: cast(BinaryIO, sink)},
         background=False,
     )

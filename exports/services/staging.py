@@ -50,6 +50,16 @@ def staged_files_remove(job_id: int) -> int:
     return removed
 
 
+def staged_files_found() -> list[tuple[int, int, Path]]:
+    """(job id, attempt, path) of every staged file in the staging folder."""
+    found = []
+    for path in staging_folder(exports_storage()).glob("export-*-*-*.partial"):
+        _, job_id, attempt, *_ = path.name.split("-", 3)
+        if job_id.isdigit() and attempt.isdigit():
+            found.append((int(job_id), int(attempt), path))
+    return found
+
+
 class _StagedFile(_BinaryFile):
     """A finished staged file; FileSystemStorage moves it into place instead of copying."""
 

@@ -8,11 +8,13 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
-from labeling.models import Invite, Membership, Project, Role
+from core.serializers import RefuseUnknownFields, refuse_nul_characters
+from labeling.models import AuditEvent, Invite, Membership, Project, Role
 from labeling.rubric import RubricProblem, clean_rubric
+from labeling.setting_checks import setting_problems
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(RefuseUnknownFields, serializers.ModelSerializer):
     role = serializers.SerializerMethodField()
 
     class Meta:
@@ -36,8 +38,16 @@ class ProjectSerializer(serializers.ModelSerializer):
             "agreement_every_n_rankings",
             "created_at",
             "role",
+            "guidelines_version",
+            "guidelines_updated_at",
         ]
-        read_only_fields = ["id", "created_at", "role"]
+        read_only_fields = [
+            "id",
+            "created_at",
+            "role",
+            "guidelines_version",
+            "guidelines_updated_at",
+        ]
         extra_kwargs = {
             "overlap": {"min_value": 1, "max_value": 100},
             "lease_seconds": {"min_value": 30, "max_value": 86_400},
@@ -52,6 +62,15 @@ class ProjectSerializer(serializers.ModelSerializer):
             return clean_rubric(value)
         except RubricProblem as problem:
             raise serializers.ValidationError(str(problem)) from None
+
+    def validate_quality_settings(self, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise serializers.ValidationError("must be an object of flag settings")
+        refuse_nul_characters(value)
+        problems = setting_problems("quality_settings", value)
+        if problems:
+            raise serializers.ValidationError("; ".join(problems))
+        return value
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         overlap = attrs.get("overlap", getattr(self.instance, "overlap", 3))
@@ -74,13 +93,13 @@ class MemberSerializer(serializers.ModelSerializer):
         read_only_fields = ["username", "joined_at"]
 
 
-class MemberUpdateSerializer(serializers.Serializer):
+class MemberUpdateSerializer(RefuseUnknownFields, serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, required=False)
     status = serializers.ChoiceField(choices=["active", "paused"], required=False)
     excluded = serializers.BooleanField(required=False)
 
 
-class InviteCreateSerializer(serializers.Serializer):
+class InviteCreateSerializer(RefuseUnknownFields, serializers.Serializer):
     role = serializers.ChoiceField(choices=Role.choices, default=Role.RATER)
     max_uses = serializers.IntegerField(
         min_value=1, max_value=1_000_000, required=False, allow_null=True
@@ -100,20 +119,21 @@ class InviteSerializer(serializers.ModelSerializer):
         return request.build_absolute_uri(path) if request else f"{settings.SITE_URL}{path}"
 
 
-class TokenRequestSerializer(serializers.Serializer):
+class TokenRequestSerializer(RefuseUnknownFields, serializers.Serializer):
     username = serializers.CharField()
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
 
 
-class SignupSerializer(serializers.Serializer):
+class SignupSerializer(RefuseUnknownFields, serializers.Serializer):
     invite_code = serializers.CharField()
     username = serializers.CharField(max_length=150)
     password = serializers.CharField(style={"input_type": "password"}, trim_whitespace=False)
 
 
 class TokenSerializer(serializers.Serializer):
-    token = serializers.CharField()
+    token = serializers.CharField(help_text="Send as `Authorization: Token …`; shown only here.")
     username = serializers.CharField()
+    expires_at = serializers.DateTimeField(allow_null=True)
 
 
 class ImportResultSerializer(serializers.Serializer):
@@ -139,13 +159,19 @@ class TaskSerializer(serializers.Serializer):
     responses = TaskResponseSerializer(many=True)
     allow_ties = serializers.BooleanField()
     expires_at = serializers.DateTimeField()
+    guidelines_version = serializers.IntegerField(required=False)
+    guidelines_changed = serializers.BooleanField(
+        default=False,
+        help_text="The guidelines changed since this rater last confirmed them: show them "
+        "again (the rater page does so before the next task).",
+    )
 
 
 class SkipSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=500)
 
 
-class GoldSerializer(serializers.Serializer):
+class GoldSerializer(RefuseUnknownFields, serializers.Serializer):
     gold_ranking = serializers.JSONField(
         allow_null=True, help_text="Tie groups of response ids best→worst; null makes it normal."
     )
@@ -155,3 +181,17 @@ class GoldResultSerializer(serializers.Serializer):
     prompt_id = serializers.IntegerField()
     is_gold = serializers.BooleanField()
     gold_ranking = serializers.JSONField(allow_null=True)
+
+
+class AuditEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(
+        source="actor_name", help_text="Username at the time; empty: the system."
+    )
+    changes = serializers.JSONField(
+        help_text='{"field": {"old": …, "new": …}} for changed settings, else the details.'
+    )
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "created_at", "actor", "action", "target", "changes"]
+        read_only_fields = fields

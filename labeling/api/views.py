@@ -10,9 +10,10 @@ from typing import IO, Any, cast
 
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import parsers, status
-from rest_framework.authtoken.models import Token
+from rest_framework import generics, parsers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -23,7 +24,10 @@ from core.auth import signed_in_user
 from core.errors import InvalidInput, NotAllowed, NotFound
 from core.throttles import SIGN_IN_THROTTLES
 from labeling import selectors, services
+from labeling.accounts.models import TokenOrigin
+from labeling.accounts.services import sign_in_token_create
 from labeling.api.serializers import (
+    AuditEventSerializer,
     GoldResultSerializer,
     GoldSerializer,
     ImportResultSerializer,
@@ -36,7 +40,7 @@ from labeling.api.serializers import (
     TokenRequestSerializer,
     TokenSerializer,
 )
-from labeling.models import Membership, Role
+from labeling.models import AuditEvent, Membership, Role
 
 
 class ObtainTokenView(APIView):
@@ -57,8 +61,14 @@ class ObtainTokenView(APIView):
         )
         if user is None:
             raise InvalidInput("unknown username or wrong password", field="password")
-        token, _ = Token.objects.get_or_create(user=user)
-        return Response({"token": token.key, "username": user.get_username()})
+        created = sign_in_token_create(user=user)
+        return Response(
+            {
+                "token": created.secret,
+                "username": user.get_username(),
+                "expires_at": created.token.expires_at,
+            }
+        )
 
 
 class SignupView(APIView):
@@ -71,9 +81,14 @@ class SignupView(APIView):
         data = SignupSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_signup_with_invite(**data.validated_data)
-        token, _ = Token.objects.get_or_create(user=user)
+        created = sign_in_token_create(user=user, origin=TokenOrigin.SIGN_UP)
         return Response(
-            {"token": token.key, "username": user.get_username()}, status=status.HTTP_201_CREATED
+            {
+                "token": created.secret,
+                "username": user.get_username(),
+                "expires_at": created.token.expires_at,
+            },
+            status=status.HTTP_201_CREATED,
         )
 
 
@@ -120,7 +135,7 @@ class ProjectDetailView(APIView):
         )
         data = ProjectSerializer(project, data=request.data, partial=True)
         data.is_valid(raise_exception=True)
-        services.project_update(project=project, **data.validated_data)
+        services.project_update(project=project, by=signed_in_user(request), **data.validated_data)
         return Response(ProjectSerializer(project, context={"roles": {project.pk: Role.LEAD}}).data)
 
 
@@ -172,9 +187,33 @@ class MemberDetailView(APIView):
         data = MemberUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         membership = services.member_update(
-            project=project, username=username, **data.validated_data
+            project=project, username=username, by=signed_in_user(request), **data.validated_data
         )
         return Response(MemberSerializer(membership).data)
+
+
+class AuditPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+
+
+class AuditLogView(generics.ListAPIView[AuditEvent]):
+    """The project's audit log (leads and engineers): newest first, 50 a page (`next`)."""
+
+    serializer_class = AuditEventSerializer
+    pagination_class = AuditPagination
+
+    @extend_schema(responses={200: AuditEventSerializer(many=True), **ERROR_RESPONSES})
+    def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self) -> QuerySet[AuditEvent]:
+        project = selectors.project_for_user(
+            user=signed_in_user(self.request),
+            project_id=self.kwargs["project_id"],
+            roles=selectors.DATA_ROLES,
+        )
+        return selectors.audit_events(project=project)
 
 
 class RawBodyParser(parsers.BaseParser):
@@ -223,7 +262,9 @@ class PromptImportView(APIView):
             user=signed_in_user(request), project_id=project_id, roles=selectors.DATA_ROLES
         )
         # RawBodyParser hands the body over as bytes.
-        prompt_ids = services.prompts_import(project=project, raw=cast(bytes, request.data))
+        prompt_ids = services.prompts_import(
+            project=project, raw=cast(bytes, request.data), by=signed_in_user(request)
+        )
         return Response(
             {"created": len(prompt_ids), "prompt_ids": prompt_ids},
             status=status.HTTP_201_CREATED,
@@ -242,7 +283,10 @@ class PromptGoldView(APIView):
         if prompt is None:
             raise NotFound("prompt not found", field="prompt_id")
         prompt = services.prompt_set_gold(
-            project=project, prompt=prompt, gold_ranking=data.validated_data["gold_ranking"]
+            project=project,
+            prompt=prompt,
+            gold_ranking=data.validated_data["gold_ranking"],
+            by=signed_in_user(request),
         )
         return Response(
             {"prompt_id": prompt.pk, "is_gold": prompt.is_gold, "gold_ranking": prompt.gold_ranking}

@@ -1,14 +1,25 @@
 """Writes for the labeling app, one module per concern; this package is their one
 interface (`from labeling import services`):
 
+- `audit`: the audit log's one write, `audit_record`;
 - `projects`: projects, members, invites and sign-up;
 - `prompts`: imports and gold prompts;
+- `curation`: a lead's later changes to prompts — archive, reopen, edit responses;
+- `queue`: the lead's hand on the queue — releasing a stuck lease;
 - `leases`: the queue — leasing under the overlap rules, finishing, skipping, extra raters;
 - `rater_flow`: what the rater page adds to a lease (following task, renewal, undo, progress).
 """
 
 from __future__ import annotations
 
+from labeling.services.audit import audit_record, field_changes
+from labeling.services.curation import (
+    prompt_content_update,
+    prompt_edit_refusal,
+    prompt_has_work,
+    prompts_archive,
+    prompts_reopen,
+)
 from labeling.services.leases import (
     LEASE_ATTEMPTS,
     assignment_claim_slot,
@@ -31,9 +42,11 @@ from labeling.services.projects import (
     invite_create,
     invite_usable,
     member_update,
+    membership_lock,
     project_create,
     project_update,
     prompts_completion_refresh,
+    refuse_acting_on_oneself,
     user_signup_with_invite,
     username_validate,
 )
@@ -46,6 +59,7 @@ from labeling.services.prompts import (
     prompts_create,
     prompts_import,
 )
+from labeling.services.queue import lease_release
 from labeling.services.rater_flow import (
     assignment_renew,
     assignment_reopen,
@@ -70,6 +84,8 @@ __all__ = [
     "assignment_skip",
     "assignments_release_for_rater",
     "assignments_restore_reopened",
+    "audit_record",
+    "field_changes",
     "gold_ranking_from_labels",
     "invite_accept",
     "invite_create",
@@ -77,21 +93,29 @@ __all__ = [
     "lease_following_assignment",
     "lease_new",
     "lease_next_assignment",
+    "lease_release",
     "member_update",
+    "membership_lock",
     "membership_mark_guidelines_seen",
     "occupied_assignments",
     "project_create",
     "project_update",
     "prompt_completion_refresh",
+    "prompt_content_update",
+    "prompt_edit_refusal",
     "prompt_for_lead",
+    "prompt_has_work",
     "prompt_overlap",
     "prompt_set_gold",
+    "prompts_archive",
     "prompts_completion_refresh",
     "prompts_create",
     "prompts_import",
+    "prompts_reopen",
     "prompts_request_extra_raters",
     "rater_membership",
     "rater_progress",
+    "refuse_acting_on_oneself",
     "require_active_rater",
     "user_signup_with_invite",
     "username_validate",

@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
 from labeling.models import (
+    MIN_RESPONSES,
     Assignment,
     AssignmentStatus,
     Membership,
@@ -140,7 +141,13 @@ def _lock_next_open_prompt(
         prompt=OuterRef("pk"), rater=rater, is_repeat=False
     ).exclude(status=AssignmentStatus.LEASED)
     return (
-        Prompt.objects.filter(project=project, is_complete=False, is_gold=False)
+        Prompt.objects.filter(
+            project=project,
+            is_complete=False,
+            is_gold=False,
+            archived_at__isnull=True,
+            n_responses__gte=MIN_RESPONSES,  # the others wait for generation
+        )
         .exclude(pk__in=list(skip))
         .annotate(slots_taken=Coalesce(Subquery(slots_taken), Value(0)))
         .filter(slots_taken__lt=project.overlap + F("extra_raters"))
@@ -176,7 +183,12 @@ def _lease_gold(
     """A gold prompt the rater has not had yet; gold has no overlap cap."""
     seen = Assignment.objects.filter(prompt=OuterRef("pk"), rater=rater, is_repeat=False)
     prompt = (
-        Prompt.objects.filter(project=project, is_gold=True)
+        Prompt.objects.filter(
+            project=project,
+            is_gold=True,
+            archived_at__isnull=True,
+            n_responses__gte=MIN_RESPONSES,
+        )
         .exclude(Exists(seen))
         .order_by("id")
         .first()
@@ -200,6 +212,7 @@ def _lease_repeat(
             is_repeat=False,
             status=AssignmentStatus.SUBMITTED,
             finished_at__lte=now - timedelta(seconds=project.repeat_delay_seconds),
+            prompt__archived_at__isnull=True,
         )
         .exclude(Exists(already_repeated))
         .order_by("finished_at")

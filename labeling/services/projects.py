@@ -18,6 +18,7 @@ from core.errors import InvalidInput, NotFound
 from labeling.models import (
     Assignment,
     AssignmentStatus,
+    AuditAction,
     Invite,
     Membership,
     MemberStatus,
@@ -25,6 +26,7 @@ from labeling.models import (
     Prompt,
     Role,
 )
+from labeling.services.audit import audit_record, field_changes, field_values
 
 # Projects and members -------------------------------------------------------------------
 
@@ -33,21 +35,40 @@ from labeling.models import (
 def project_create(*, creator: User, name: str, **fields: Any) -> Project:
     project = Project.objects.create(name=name, created_by=creator, **fields)
     Membership.objects.create(project=project, user=creator, role=Role.LEAD)
+    audit_record(action=AuditAction.PROJECT_CREATE, actor=creator, project=project, target=name)
     return project
 
 
 @transaction.atomic
-def project_update(*, project: Project, **fields: Any) -> Project:
+def project_update(*, project: Project, by: User | None = None, **fields: Any) -> Project:
     """Save changed settings; a new overlap takes effect at once (raising it reopens complete
-    prompts, lowering it closes prompts that have enough rankings)."""
+    prompts, lowering it closes prompts that have enough rankings); new guidelines get a
+    new version, which raters must read before their next task. The audit log gets each
+    changed setting, old and new (`by` None: the system changed it)."""
     # Read from the database: a bound ModelForm has already written the new values onto
     # the instance it was given.
-    overlap_before = Project.objects.filter(pk=project.pk).values_list("overlap", flat=True).get()
+    locked = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
+    before = field_values(locked, fields)
+    changes = field_changes(before, fields)
+    if "guidelines" in changes:
+        fields = {
+            **fields,
+            "guidelines_version": locked.guidelines_version + 1,
+            "guidelines_updated_at": timezone.now(),
+        }
+        changes["guidelines_version"] = {
+            "old": locked.guidelines_version,
+            "new": fields["guidelines_version"],
+        }
     for name, value in fields.items():
         setattr(project, name, value)
     project.save(update_fields=list(fields))
-    if project.overlap != overlap_before:
+    if "overlap" in changes:
         prompts_completion_refresh(project=project)
+    if changes:
+        audit_record(
+            action=AuditAction.PROJECT_SETTINGS, actor=by, project=project, changes=changes
+        )
     return project
 
 
@@ -76,30 +97,67 @@ def prompts_completion_refresh(*, project: Project) -> int:
     return closed + reopened
 
 
+@transaction.atomic
 def member_update(
     *,
     project: Project,
     username: str,
+    by: User | None = None,
     role: str | None = None,
     status: str | None = None,
     excluded: bool | None = None,
 ) -> Membership:
+    """Change a member's role, status or exclusion; the audit log gets what changed.
+
+    The membership row is locked first: callers that also touch the rater's flags lock
+    the membership before any flag, so two lead actions on one rater never deadlock."""
+    refuse_acting_on_oneself(by=by, username=username, status=status, excluded=excluded)
+    membership = membership_lock(project=project, username=username)
+    wanted = {
+        name: value
+        for name, value in (("role", role), ("status", status), ("excluded", excluded))
+        if value is not None
+    }
+    changes = field_changes(field_values(membership, wanted), wanted)
+    for name, value in wanted.items():
+        setattr(membership, name, value)
+    if changes:
+        membership.save(update_fields=list(changes))
+        audit_record(
+            action=AuditAction.MEMBER_UPDATE,
+            actor=by,
+            project=project,
+            target=username,
+            changes=changes,
+        )
+    if status == MemberStatus.PAUSED:
+        assignments_release_for_rater(project=project, rater=membership.user)
+    return membership
+
+
+def refuse_acting_on_oneself(
+    *, by: User | None, username: str, status: str | None, excluded: bool | None
+) -> None:
+    """A lead cannot pause or exclude themselves (they would lose the queue and their own
+    rankings without anyone noticing); resuming or re-including oneself stays allowed."""
+    if by is None or by.get_username() != username:
+        return
+    if status == MemberStatus.PAUSED:
+        raise InvalidInput("you cannot pause yourself", field="username")
+    if excluded:
+        raise InvalidInput("you cannot exclude your own rankings", field="username")
+
+
+def membership_lock(*, project: Project, username: str) -> Membership:
+    """The member's row, locked for the rest of the transaction (NotFound if not a member)."""
     membership = (
-        Membership.objects.select_related("user")
+        Membership.objects.select_for_update(of=("self",))
+        .select_related("user")
         .filter(project=project, user__username=username)
         .first()
     )
     if membership is None:
         raise NotFound(f"{username!r} is not a member of this project", field="username")
-    changed = []
-    for name, value in (("role", role), ("status", status), ("excluded", excluded)):
-        if value is not None:
-            setattr(membership, name, value)
-            changed.append(name)
-    if changed:
-        membership.save(update_fields=changed)
-    if status == MemberStatus.PAUSED:
-        assignments_release_for_rater(project=project, rater=membership.user)
     return membership
 
 
@@ -123,9 +181,18 @@ def invite_create(
 ) -> Invite:
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {Role.values}", field="role")
-    return Invite.objects.create(
-        project=project, created_by=created_by, role=role, max_uses=max_uses
-    )
+    with transaction.atomic():
+        invite = Invite.objects.create(
+            project=project, created_by=created_by, role=role, max_uses=max_uses
+        )
+        audit_record(
+            action=AuditAction.INVITE_CREATE,
+            actor=created_by,
+            project=project,
+            target=f"{role} invite {invite.code[:6]}…",
+            changes={"role": role, "max_uses": max_uses, "expires_at": invite.expires_at},
+        )
+    return invite
 
 
 def invite_usable(*, code: str) -> Invite:

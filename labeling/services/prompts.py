@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
@@ -9,10 +10,12 @@ from core import db
 from core.errors import InvalidInput, NotFound
 from labeling.importing import PromptRecord, parse_import_body, validate_records
 from labeling.models import (
+    AuditAction,
     Project,
     Prompt,
     Response,
 )
+from labeling.services.audit import audit_record
 
 IMPORT_BATCH_SIZE = 2000
 ANALYZE_AFTER_ROWS = 1000
@@ -21,10 +24,19 @@ ANALYZE_AFTER_ROWS = 1000
 # Import ---------------------------------------------------------------------------------------
 
 
-def prompts_import(*, project: Project, raw: bytes | str) -> list[int]:
+def prompts_import(*, project: Project, raw: bytes | str, by: User | None = None) -> list[int]:
     """Validate the whole payload, then write it in one transaction: all or nothing."""
     records = validate_records(parse_import_body(raw))
-    return prompts_create(project=project, records=records)
+    with transaction.atomic():
+        created = prompts_create(project=project, records=records)
+        audit_record(
+            action=AuditAction.PROMPTS_IMPORT,
+            actor=by,
+            project=project,
+            target=f"{len(created)} prompts",
+            changes={"created": len(created), "first_id": min(created, default=None)},
+        )
+    return created
 
 
 @transaction.atomic
@@ -48,6 +60,7 @@ def _prompts_bulk_create(*, project: Project, records: list[PromptRecord]) -> li
                     external_id=record.external_id,
                     messages=record.messages,
                     metadata=record.metadata,
+                    n_responses=len(record.responses),
                 )
                 for record in batch
             ]
@@ -93,12 +106,12 @@ def _prompts_copy(*, project: Project, records: list[PromptRecord]) -> list[int]
         )
         prompt_rows.append(
             (prompt_id, project.pk, record.external_id, record.messages, record.metadata, gold,
-             gold is not None, False, 0, "", now)
+             gold is not None, False, 0, "", now, len(record.responses))
         )  # fmt: skip
     db.copy_rows(
         Prompt,
         ["id", "project", "external_id", "messages", "metadata", "gold_ranking", "is_gold",
-         "is_complete", "extra_raters", "extra_reason", "created_at"],
+         "is_complete", "extra_raters", "extra_reason", "created_at", "n_responses"],
         prompt_rows,
     )  # fmt: skip
     db.copy_rows(
@@ -182,8 +195,13 @@ def gold_ranking_from_labels(*, prompt: Prompt, text: str) -> list[list[int]]:
     return groups
 
 
+@transaction.atomic
 def prompt_set_gold(
-    *, project: Project, prompt: Prompt, gold_ranking: list[list[int]] | None
+    *,
+    project: Project,
+    prompt: Prompt,
+    gold_ranking: list[list[int]] | None,
+    by: User | None = None,
 ) -> Prompt:
     """Mark a prompt as gold with its reference ranking, or (None) make it normal again.
 
@@ -191,11 +209,19 @@ def prompt_set_gold(
     """
     if prompt.project_id != project.pk:
         raise NotFound("prompt not found", field="prompt")
+    before = prompt.gold_ranking
     if gold_ranking is None:
         prompt.gold_ranking, prompt.is_gold = None, False
     else:
         prompt.gold_ranking, prompt.is_gold = _clean_gold_groups(prompt, gold_ranking), True
     prompt.save(update_fields=["gold_ranking", "is_gold"])
+    audit_record(
+        action=AuditAction.GOLD_SET if prompt.is_gold else AuditAction.GOLD_CLEAR,
+        actor=by,
+        project=project,
+        target=f"prompt {prompt.pk}" + (f" ({prompt.external_id})" if prompt.external_id else ""),
+        changes={"gold_ranking": {"old": before, "new": prompt.gold_ranking}},
+    )
     return prompt
 
 

@@ -34,15 +34,20 @@ from labeling.services.leases import (
 
 
 def lease_following_assignment(
-    *, project: Project, rater: User, current_id: int, rng: random.Random | None = None
+    *,
+    project: Project,
+    rater: User,
+    current_id: int,
+    rng: random.Random | None = None,
+    membership: Membership | None = None,
 ) -> Assignment | None:
     """The task after the rater's current one, leased now so the page can preload it.
 
     A live lease other than the current one is returned first, so a rater holds at most one
     task ahead; otherwise a new lease is chosen like `lease_next_assignment` does, never on
-    a prompt the rater already holds.
+    a prompt the rater already holds. Pass `membership` when it is already loaded.
     """
-    require_active_rater(project=project, rater=rater)
+    require_active_rater(project=project, rater=rater, membership=membership)
     rng = rng or random.SystemRandom()
     with transaction.atomic():
         now = timezone.now()
@@ -148,7 +153,9 @@ def rater_progress(*, project: Project, rater: User, day_start: datetime) -> dic
         prompt=OuterRef("pk"), rater=rater, is_repeat=False
     ).exclude(status=AssignmentStatus.LEASED)
     left = (
-        Prompt.objects.filter(project=project, is_complete=False, is_gold=False)
+        Prompt.objects.filter(
+            project=project, is_complete=False, is_gold=False, archived_at__isnull=True
+        )
         .exclude(Exists(finished_by_rater))
         .count()
     )

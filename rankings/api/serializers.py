@@ -99,6 +99,20 @@ class _RaterRowFields(serializers.Serializer):
     excluded = serializers.BooleanField()
     # Counted from the rankings when no run scored the rater yet, so never null.
     rankings = serializers.IntegerField()
+    reliability_decision = serializers.CharField(
+        source="decision.state",
+        default=None,
+        allow_null=True,
+        help_text="The sequential test so far: flagged, careful, undecided or unknown "
+        "(not tested yet); null for a rater no run has scored.",
+    )
+    tasks_to_decide = serializers.IntegerField(
+        source="decision.tasks_needed",
+        default=None,
+        allow_null=True,
+        help_text="About how many more tasks the sequential test needs to decide, at the "
+        "rater's pace so far; 0 once decided, null when it cannot tell.",
+    )
 
 
 def _rater_statistic_fields() -> dict[str, serializers.Field]:

@@ -5,15 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db import transaction
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ERROR_RESPONSES
+from core.api import ERROR_RESPONSES, NOT_QUEUED
 from core.auth import signed_in_user
 from core.errors import InvalidInput
+from core.jobs import job_raise_if_not_queued
 from labeling import selectors as labeling_selectors
 from labeling.models import Project
 from rankings.api.serializers import (
@@ -45,12 +47,16 @@ class AgreementView(APIView):
         latest = history[0] if history else None
         return Response(AgreementSerializer({"latest": latest, "history": history}).data)
 
-    @extend_schema(request=None, responses={202: AgreementQueuedSerializer, **ERROR_RESPONSES})
+    @extend_schema(
+        request=None,
+        responses={202: AgreementQueuedSerializer, 503: NOT_QUEUED, **ERROR_RESPONSES},
+    )
     def post(self, request: Request, project_id: int) -> Response:
         project = labeling_selectors.project_for_user(
             user=signed_in_user(request), project_id=project_id, roles=labeling_selectors.DATA_ROLES
         )
         run = run_services.agreement_run_request(project=project, trigger="manual")
+        job_raise_if_not_queued(run)
         # Without a broker the run has already been computed on commit; report that.
         run.refresh_from_db(fields=["status"])
         return Response(
@@ -129,16 +135,25 @@ class RaterExcludeView(APIView):
         project = _lead_project(request, project_id)
         data = RaterExcludeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        actions.rater_set_excluded(
-            project=project, username=username, excluded=data.validated_data["excluded"]
-        )
-        return Response(_rater_row(project, username))
+        # One transaction: a member with no rater row is refused and nothing is saved.
+        with transaction.atomic():
+            actions.rater_set_excluded(
+                project=project,
+                username=username,
+                excluded=data.validated_data["excluded"],
+                by=signed_in_user(request),
+            )
+            return Response(_rater_row(project, username))
 
 
 def _rater_row(project: Project, username: str) -> dict[str, Any]:
     latest = run_selectors.latest_agreement_run(project=project)
     rows = quality_selectors.rater_rows(project=project, run=latest)
-    row = next(row for row in rows if row.username == username)
+    row = next((row for row in rows if row.username == username), None)
+    if row is None:
+        raise InvalidInput(
+            f"{username!r} is not a rater here and has no rankings to exclude", field="username"
+        )
     data: dict[str, Any] = RaterRowSerializer(row).data
     return data
 

@@ -1,5 +1,11 @@
 """The lead's actions on quality: dismiss a flag, pause or resume a rater, exclude a rater's
-rankings from agreement and exports (which queues a new run). Nothing is deleted."""
+rankings from agreement and exports (which queues a new run). Nothing is deleted; each
+action goes to the audit log.
+
+Locks are taken in one order everywhere: the project row (no-key), then the membership,
+then flags. The agreement run's findings lock the project first too, so a pause, an
+exclusion and a run finishing at once queue behind each other instead of deadlocking.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,7 @@ from django.utils import timezone
 from core.errors import Conflict, InvalidInput, NotFound
 from labeling import selectors as labeling_selectors
 from labeling import services as labeling_services
-from labeling.models import Membership, MemberStatus, Project
+from labeling.models import AuditAction, Membership, MemberStatus, Project
 from rankings.models import Flag, FlagStatus
 from rankings.runs import services as run_services
 
@@ -36,7 +42,24 @@ def flag_for_user(*, user: User, flag_id: int, lead_only: bool = True) -> Flag:
 
 
 def _locked(flag: Flag) -> Flag:
+    """The flag locked, after its project and the rater's membership (the one lock order)."""
+    _lock_rater(project=flag.project, username=flag.rater.username)
     return Flag.objects.select_for_update().select_related("project", "rater").get(pk=flag.pk)
+
+
+def _lock_rater(*, project: Project, username: str) -> Membership:
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
+    return labeling_services.membership_lock(project=project, username=username)
+
+
+def _audit_flag(action: str, flag: Flag, by: User, note: str) -> None:
+    labeling_services.audit_record(
+        action=action,
+        actor=by,
+        project=flag.project,
+        target=flag.rater.username,
+        changes={"flag": flag.pk, "code": flag.code, "note": note},
+    )
 
 
 def flag_dismiss(*, flag: Flag, by: User, note: str = "") -> Flag:
@@ -54,6 +77,7 @@ def flag_dismiss(*, flag: Flag, by: User, note: str = "") -> Flag:
         flag.status, flag.resolved_by, flag.updated_at = FlagStatus.DISMISSED, by, timezone.now()
         flag.note = note
         flag.save(update_fields=["status", "resolved_by", "note", "updated_at"])
+        _audit_flag(AuditAction.FLAG_DISMISS, flag, by, note)
     return flag
 
 
@@ -71,6 +95,7 @@ def flag_pause_rater(*, flag: Flag, by: User, note: str = "") -> Flag:
             )
             flag.note = note or flag.note
             flag.save(update_fields=["status", "resolved_by", "note", "updated_at"])
+        _audit_flag(AuditAction.FLAG_PAUSE_RATER, flag, by, note)
         flag.refresh_from_db()
     return flag
 
@@ -83,15 +108,18 @@ def flag_exclude_rater(*, flag: Flag, by: User, note: str = "") -> Flag:
     """
     note = _clean_note(note) or "Rankings excluded."
     with transaction.atomic():
-        rater_set_excluded(project=flag.project, username=flag.rater.username, excluded=True)
+        flag = _locked(flag)  # before the membership changes: the same order as pausing
+        rater_set_excluded(project=flag.project, username=flag.rater.username, excluded=True, by=by)
+        _audit_flag(AuditAction.FLAG_EXCLUDE_RATER, flag, by, note)
         return flag_pause_rater(flag=flag, by=by, note=note)
 
 
 def rater_pause(*, project: Project, username: str, by: User, note: str = "") -> Membership:
     """Pause a rater (no more tasks, live leases released) and close their open flags."""
     with transaction.atomic():
+        _lock_rater(project=project, username=username)
         membership = labeling_services.member_update(
-            project=project, username=username, status=MemberStatus.PAUSED
+            project=project, username=username, status=MemberStatus.PAUSED, by=by
         )
         Flag.objects.filter(
             project=project, rater_id=membership.user_id, status=FlagStatus.OPEN
@@ -104,23 +132,28 @@ def rater_pause(*, project: Project, username: str, by: User, note: str = "") ->
     return membership
 
 
-def rater_resume(*, project: Project, username: str) -> Membership:
-    return labeling_services.member_update(
-        project=project, username=username, status=MemberStatus.ACTIVE
-    )
+def rater_resume(*, project: Project, username: str, by: User | None = None) -> Membership:
+    with transaction.atomic():
+        _lock_rater(project=project, username=username)
+        return labeling_services.member_update(
+            project=project, username=username, status=MemberStatus.ACTIVE, by=by
+        )
 
 
-def rater_set_excluded(*, project: Project, username: str, excluded: bool) -> Membership:
+def rater_set_excluded(
+    *, project: Project, username: str, excluded: bool, by: User | None = None
+) -> Membership:
     """Leave a rater's rankings out of (or back in) agreement and exports; queue a new run.
 
     Nothing is deleted. The run is queued on commit, so agreement reflects the change.
     """
     with transaction.atomic():
-        before = Membership.objects.filter(project=project, user__username=username).first()
+        before = _lock_rater(project=project, username=username)
+        was_excluded = before.excluded
         membership = labeling_services.member_update(
-            project=project, username=username, excluded=excluded
+            project=project, username=username, excluded=excluded, by=by
         )
-        if before is not None and before.excluded != excluded:
+        if was_excluded != excluded:
             run_services.agreement_run_request(project=project, trigger=EXCLUSION_TRIGGER)
     return membership
 

@@ -158,6 +158,11 @@ def row_cells(row: RaterRow) -> list[Cell]:
                 '<span class="sub">{}</span>',
                 ((_detail(row, names),) for names in spec.details),
             )
+        note = getattr(row, spec.note, None) if spec.note else None
+        if note is not None:
+            details = format_html(
+                '{}<span class="sub" data-decision="{}">{}</span>', details, note.state, note.text
+            )
         cells.append(Cell(key=stat.name, html=format_html("{}{}", main, details)))
     return cells
 

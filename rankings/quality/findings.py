@@ -6,7 +6,6 @@ raters paused where the project asks for it, and low-agreement prompts given ext
 from __future__ import annotations
 
 import logging
-import statistics
 from collections import defaultdict
 from typing import Any
 
@@ -19,7 +18,6 @@ from labeling import services as labeling_services
 from labeling.models import Membership, MemberStatus, Project
 from rankings.models import AgreementRun, Flag, FlagStatus, PromptAgreement, RaterScore
 from rankings.quality import flags, thresholds
-from rankings.stats.registry import LOW_AGREEMENT
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +72,9 @@ def _apply_flags(*, project: Project, run: AgreementRun, summary: dict[str, int]
     scores = list(RaterScore.objects.filter(run=run))
     if not scores:
         return
-    context = _project_context(scores=scores, quality_rules=quality_rules)
+    context = flags.project_context(
+        (flags.RaterEvidence.of(score) for score in scores), quality_rules
+    )
     members = {
         membership.user_id: membership
         for membership in Membership.objects.filter(project=project).select_related("user")
@@ -143,20 +143,6 @@ def _apply_flags(*, project: Project, run: AgreementRun, summary: dict[str, int]
             updated_at=now,
         )
         summary["raters_paused"] += 1
-
-
-def _project_context(
-    *, scores: list[RaterScore], quality_rules: thresholds.QualityRules
-) -> flags.ProjectContext:
-    min_pairs = quality_rules.thresholds[LOW_AGREEMENT]["min_pairs"]
-    judged = [
-        score.agreement
-        for score in scores
-        if score.agreement is not None and score.compared_pairs >= min_pairs
-    ]
-    # A median of two says little about the typical rater; chance level decides then.
-    median = statistics.median(judged) if len(judged) >= 3 else None
-    return flags.ProjectContext(median_agreement=median)
 
 
 def _request_extra_raters(*, project: Project, run: AgreementRun) -> int:

@@ -10,15 +10,20 @@ below; a project's ``quality_settings`` overrides them per rule, e.g.::
      "auto_pause": ["STRAIGHT_LINING"], "reopen_when_worse_by": 0.1}
 
 Every rule needs a minimum amount of evidence before it can fire, so one bad task never
-flags anyone. Thresholds and a project's overrides: ``rankings.quality.thresholds``.
+flags anyone. UNRELIABLE is judged on evidence strength rather than a fixed bar on a number:
+the reliability model's sequential test (``rankings.stats.sequential``) flags once the odds
+for careless or biased over careful reach 1 / the project's false-flag rate.
+Thresholds and a project's overrides: ``rankings.quality.thresholds``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import math
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from rankings.quality.decisions import evidence_threshold, odds, what_the_test_saw
 from rankings.quality.thresholds import CODES, REOPEN_EVIDENCE_FACTOR, QualityRules, is_number
 from rankings.stats.registry import (
     GOLD_FAILURES,
@@ -29,10 +34,12 @@ from rankings.stats.registry import (
     STATISTICS,
     STRAIGHT_LINING,
     TOO_FAST,
+    UNRELIABLE,
     Number,
     evidence_statistics,
     headline,
 )
+from rankings.stats.sequential import CAREFUL_SHARE, typical_competence
 
 
 class RaterEvidence:
@@ -88,6 +95,33 @@ class ProjectContext:
     """What the rules compare a rater with."""
 
     median_agreement: float | None = None
+    typical_competence: float | None = None
+
+
+def project_context(raters: Iterable[RaterEvidence], rules: QualityRules) -> ProjectContext:
+    """The median agreement of raters with enough compared pairs (from three such raters:
+    a median of two says little about the typical rater, chance level decides then) and
+    the typical competence the sequential test measured raters against."""
+    raters = list(raters)
+    min_pairs = rules.thresholds[LOW_AGREEMENT]["min_pairs"]
+    judged = sorted(
+        agreement
+        for rater in raters
+        if (agreement := rater.value("agreement")) is not None
+        and rater.count("compared_pairs") >= min_pairs
+    )
+    median = None
+    if len(judged) >= 3:
+        middle = len(judged) // 2
+        median = judged[middle] if len(judged) % 2 else (judged[middle - 1] + judged[middle]) / 2
+    competence = [rater.value("competence") for rater in raters]
+    return ProjectContext(
+        median_agreement=median,
+        typical_competence=typical_competence(
+            [math.nan if value is None else value for value in competence],
+            [rater.count("reliability_labels") for rater in raters],
+        ),
+    )
 
 
 # Rules ----------------------------------------------------------------------------------------
@@ -299,6 +333,45 @@ def _too_fast(
     )
 
 
+def _unreliable(
+    rater: RaterEvidence, limits: dict[str, float], context: ProjectContext
+) -> Finding | None:
+    evidence, competence = rater.value("reliability_evidence"), rater.value("competence")
+    tasks = rater.count("reliability_tasks")
+    if evidence is None or competence is None or tasks < limits["min_rankings"]:
+        return None
+    bar = evidence_threshold(limits)
+    fired = evidence >= bar
+    low, high = rater.value("competence_low"), rater.value("competence_high")
+    interval = ""
+    if low is not None and high is not None:
+        interval = f" (95% CI {low:.2f}\u2013{high:.2f})"
+    typical = context.typical_competence
+    against = f" against the project's typical {typical:.2f}" if typical is not None else ""
+    return Finding(
+        UNRELIABLE,
+        fired,
+        _evidence(
+            UNRELIABLE,
+            rater,
+            typical_competence=_round(typical),
+            careful_competence=_round(None if typical is None else CAREFUL_SHARE * typical),
+            threshold=_round(bar),
+            max_false_flag_rate=limits["max_false_flag_rate"],
+            likelihood_ratio=odds(evidence),
+            what_the_test_saw=what_the_test_saw(rater),
+            summary=(
+                f"competence {competence:.2f}{interval}{against}; over {tasks} tasks the "
+                f"labels are {odds(evidence)} times as likely from a careless or biased "
+                f"rater as from a careful one ({'at or above' if fired else 'below'} "
+                f"{odds(bar)}, the odds that keep false flags under "
+                f"{limits['max_false_flag_rate']:.0%} of careful raters); "
+                f"{what_the_test_saw(rater)}"
+            ),
+        ),
+    )
+
+
 @dataclass(frozen=True)
 class Rule:
     judge: Callable[[RaterEvidence, dict[str, float], ProjectContext], Finding | None]
@@ -313,6 +386,7 @@ _RULES = {
     POSITION_BIAS: Rule(_position_bias, count="position_pairs"),
     STRAIGHT_LINING: Rule(_straight_lining, count="rankings"),
     TOO_FAST: Rule(_too_fast, count="rankings"),  # its evidence's "rankings" are timed ones
+    UNRELIABLE: Rule(_unreliable, count="reliability_labels"),
 }
 
 

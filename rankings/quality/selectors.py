@@ -14,6 +14,9 @@ from django.db.models import Count, Prefetch
 from core.errors import InvalidInput
 from labeling.models import Membership, Project, Prompt, Response, Role
 from rankings.models import AgreementRun, Flag, FlagStatus, PromptAgreement, Ranking, RaterScore
+from rankings.quality.decisions import ReliabilityDecision, reliability_decision
+from rankings.quality.flags import RaterEvidence
+from rankings.quality.thresholds import rules_from_settings
 from rankings.runs.data import excluded_rater_ids
 from rankings.stats.registry import RATER_STATISTICS, STATISTICS
 
@@ -29,6 +32,8 @@ class RaterRow:
     score: RaterScore | None
     rankings: int
     flags: list[Flag] = field(default_factory=list)
+    decision: ReliabilityDecision | None = None
+    """How sure the sequential test is about the rater (None without a score)."""
 
     @property
     def open_flags(self) -> list[Flag]:
@@ -125,10 +130,14 @@ def rater_rows(
         if unscored
         else []
     )
+    rules = rules_from_settings(project.quality_settings)
     rows = []
     for user_id in shown:
         membership = memberships[user_id]
         score = scores.get(user_id)
+        decision = (
+            reliability_decision(RaterEvidence.of(score), rules) if score is not None else None
+        )
         rows.append(
             RaterRow(
                 username=membership.user.username,
@@ -138,6 +147,7 @@ def rater_rows(
                 score=score,
                 rankings=score.rankings if score is not None else counted.get(user_id, 0),
                 flags=flags_by_rater.get(user_id, []),
+                decision=decision,
             )
         )
     return sort_rater_rows(rows, sort=sort, descending=descending)

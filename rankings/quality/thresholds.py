@@ -18,9 +18,18 @@ from rankings.stats.registry import (
     SELF_INCONSISTENT,
     STRAIGHT_LINING,
     TOO_FAST,
+    UNRELIABLE,
 )
 
-CODES = (LOW_AGREEMENT, GOLD_FAILURES, SELF_INCONSISTENT, POSITION_BIAS, STRAIGHT_LINING, TOO_FAST)
+CODES = (
+    LOW_AGREEMENT,
+    GOLD_FAILURES,
+    SELF_INCONSISTENT,
+    POSITION_BIAS,
+    STRAIGHT_LINING,
+    TOO_FAST,
+    UNRELIABLE,
+)
 
 # Thresholds per rule. ``min_*`` keys are the evidence a rule needs before it may fire.
 DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
@@ -39,7 +48,13 @@ DEFAULT_THRESHOLDS: dict[str, dict[str, float]] = {
     STRAIGHT_LINING: {"chance_multiple": 3.0, "min_rate": 0.3, "min_rankings": 10},
     # Median seconds far below the project's for responses of similar length.
     TOO_FAST: {"max_speed_ratio": 0.3, "min_rankings": 10},
+    # The sequential test of the reliability model (rankings.stats.sequential): flagged once
+    # the evidence for careless or biased over careful reaches 1 / max_false_flag_rate, which
+    # bounds the share of careful raters ever flagged over the project's life.
+    UNRELIABLE: {"max_false_flag_rate": 0.01, "min_rankings": 10},
 }
+# A false-flag rate must leave the test something to decide: between these.
+FALSE_FLAG_RATE_RANGE = (1e-9, 0.5)
 # A dismissed flag opens again only when the rule still fires and the evidence is clearly
 # worse than what the lead saw: the headline number moved this much further the bad way,
 # or there is at least ``REOPEN_EVIDENCE_FACTOR`` times the evidence (the rater has done as
@@ -101,6 +116,10 @@ def rules_from_settings(raw: Mapping[str, Any] | None) -> QualityRules:
                     problems.append(f"{key}.{name}: unknown setting")
                 elif not is_number(setting) or setting < 0:
                     problems.append(f"{key}.{name}: must be a number ≥ 0")
+                elif name == "max_false_flag_rate" and not (
+                    FALSE_FLAG_RATE_RANGE[0] <= setting <= FALSE_FLAG_RATE_RANGE[1]
+                ):
+                    problems.append(f"{key}.{name}: must be between 0 and 0.5")
                 else:
                     thresholds[key][name] = float(setting)
         else:

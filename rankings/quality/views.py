@@ -114,7 +114,10 @@ def flag_action(request: LeadRequest, project_id: int, flag_id: int, action: str
         _tell(request, error, f"{done} ({flag.rater.username}, {flag.get_code_display()})")
         return redirect("rankings:quality", project_id=project.pk)
     response = render(
-        request, f"{TEMPLATE}#flags", {**flags_context(project, request=request), "error": error}
+        request,
+        f"{TEMPLATE}#flags",
+        {**flags_context(project, request=request), "error": error},
+        status=400 if error else 200,  # htmx swaps 4xx answers too (base.html)
     )
     if error is None:
         events = (
@@ -137,10 +140,10 @@ def rater_action(request: LeadRequest, project_id: int, username: str, action: s
         if action == "pause":
             actions.rater_pause(project=project, username=username, by=request.user)
         elif action == "resume":
-            actions.rater_resume(project=project, username=username)
+            actions.rater_resume(project=project, username=username, by=request.user)
         else:
             actions.rater_set_excluded(
-                project=project, username=username, excluded=action == "exclude"
+                project=project, username=username, excluded=action == "exclude", by=request.user
             )
     except NotFound as problem:
         raise Http404(problem.message) from None
@@ -156,7 +159,10 @@ def rater_action(request: LeadRequest, project_id: int, username: str, action: s
         _tell(request, error, f"{username} {done}.")
         return redirect("rankings:quality", project_id=project.pk)
     response = render(
-        request, f"{TEMPLATE}#raters", {**raters_context(project, request=request), "error": error}
+        request,
+        f"{TEMPLATE}#raters",
+        {**raters_context(project, request=request), "error": error},
+        status=400 if error else 200,  # htmx swaps 4xx answers too (base.html)
     )
     if error is None:
         trigger_client_event(response, "flags-changed")

@@ -82,9 +82,28 @@ def next_answer(
     error shape, `message` as its detail.
     """
     showing_id = int_or_none(request.POST.get("showing"))
+    membership = labeling_selectors.membership_for(user=request.user, project=project)
+    if membership is not None and membership.needs_guidelines(project):
+        # The guidelines changed while the rater worked: they read them again first.
+        return JsonResponse(
+            {
+                "notice": "",
+                "progress": progress(request, project),
+                "undo": undo_answer(undo),
+                "current": {
+                    "assignment_id": None,
+                    "html": render_state(request, project, "guidelines_gate"),
+                },
+                "following": None,
+            }
+        )
     try:
         tasks = rating_services.task_for_rater(
-            project=project, rater=request.user, showing_id=showing_id, with_following=True
+            project=project,
+            rater=request.user,
+            membership=membership,
+            showing_id=showing_id,
+            with_following=True,
         )
     except NotAllowed as paused:
         return error_answer(paused, project=project, detail=f"{message} {sentence(paused.message)}")
@@ -94,14 +113,8 @@ def next_answer(
         if tasks.showing_lost
         else "",
         "progress": progress(request, project),
-        "undo": None,
+        "undo": undo_answer(undo),
     }
-    if undo is not None:
-        data["undo"] = {
-            "assignment_id": undo.pk,
-            "url": reverse("rankings:undo", kwargs={"assignment_id": undo.pk}),
-            "seconds": rating_services.UNDO_SECONDS,
-        }
     if current is None:
         data["current"] = {"assignment_id": None, "html": render_state(request, project, "empty")}
         data["following"] = None
@@ -133,6 +146,17 @@ def task_json(
             request=request,
         )
     return data
+
+
+def undo_answer(undo: Assignment | None) -> dict[str, Any] | None:
+    """What the page needs to offer undoing the task just saved."""
+    if undo is None:
+        return None
+    return {
+        "assignment_id": undo.pk,
+        "url": reverse("rankings:undo", kwargs={"assignment_id": undo.pk}),
+        "seconds": rating_services.UNDO_SECONDS,
+    }
 
 
 def render_state(request: RaterRequest, project: Project, state: str) -> str:

@@ -80,7 +80,7 @@ def task_for_rater(
     following = None
     if with_following and current is not None:
         following = labeling_services.lease_following_assignment(
-            project=project, rater=rater, current_id=current.pk
+            project=project, rater=rater, current_id=current.pk, membership=membership
         )
     for task in (current, following):
         if task is not None:

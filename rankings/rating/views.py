@@ -52,7 +52,7 @@ def rate(request: RaterRequest, project_id: int) -> HttpResponse:
     context: dict[str, Any] = {"project": project, "undo_seconds": rating_services.UNDO_SECONDS}
     if membership.status == MemberStatus.PAUSED:
         return _render_paused_page(request, context)
-    if project.guidelines.strip() and membership.guidelines_seen_at is None:
+    if membership.needs_guidelines(project):
         context.update(state="guidelines", progress=progress(request, project))
         return render(request, TEMPLATE, context)
     try:

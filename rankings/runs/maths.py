@@ -1,8 +1,9 @@
 """The numbers of an agreement run from its arrays; no database access.
 
 Repeats are left out of agreement and consensus (they only measure self-consistency); gold
-prompts count like any other. Consensus weighs each rater by reliability: their
-leave-one-out agreement rescaled so chance level is 0 (``stats.consensus.reliability_weights``).
+prompts count like any other. Consensus weighs each rater by reliability: their competence
+in the reliability model (``stats.reliability``), or, for a rater it has no labels of,
+their leave-one-out agreement rescaled so chance level is 0 (``stats.consensus``).
 A run computes in three steps so the database stores prompt rows meanwhile:
 ``prompt_maths``, the consensus block by block, then ``finish_maths``.
 
@@ -11,6 +12,7 @@ The statistics modules are called through their module, so a test can stand in f
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,11 +23,15 @@ from rankings.stats import agreement as agreement_stats
 from rankings.stats import consensus as consensus_stats
 from rankings.stats import project as project_stats
 from rankings.stats import raters as rater_stats
+from rankings.stats import reliability as reliability_stats
+from rankings.stats import sequential as sequential_stats
 from rankings.stats import tables
 from rankings.stats.agreement import PromptAgreementArrays, RaterAgreement
 from rankings.stats.consensus import PromptConsensus
 from rankings.stats.raters import RaterQuality
 from rankings.stats.registry import RaterResult
+from rankings.stats.reliability import PairLabels, ReliabilityFit
+from rankings.stats.sequential import RaterReliability
 from rankings.stats.tables import FloatArray, RankingTable
 
 
@@ -37,9 +43,11 @@ class PromptMaths:
     agreement: list[RaterAgreement]
     reliability: FloatArray
     prompts: PromptAgreementArrays
+    labels: PairLabels
+    fit: ReliabilityFit
 
 
-RaterMaths = tuple[dict[str, Any], list[RaterAgreement], list[RaterQuality]]
+RaterMaths = tuple[dict[str, Any], list[RaterAgreement], list[RaterQuality], list[RaterReliability]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +61,7 @@ class AgreementMaths:
     reliability: FloatArray
     prompts: PromptAgreementArrays
     consensus: PromptConsensus
+    model: list[RaterReliability]
 
     def rater_results(self) -> list[RaterResult]:
         """Per rater index, what ``rankings.stats.registry`` reads its statistics from."""
@@ -62,12 +71,14 @@ class AgreementMaths:
                 agreement_no_ties=without_ties,
                 quality=behaviour,
                 reliability=float(weight),
+                model=model,
             )
-            for together, without_ties, behaviour, weight in zip(
+            for together, without_ties, behaviour, weight, model in zip(
                 self.agreement,
                 self.agreement_no_ties,
                 self.quality,
                 self.reliability.tolist(),
+                self.model,
                 strict=True,
             )
         ]
@@ -83,28 +94,47 @@ def agreement_maths(data: AgreementData) -> AgreementMaths:
 
 
 def prompt_maths(data: AgreementData) -> PromptMaths:
-    """Leave-one-out agreement, reliability weights and each prompt's agreement."""
-    # One ranking per rater and prompt, once: the statistics share its pair labels.
-    table = tables.one_ranking_per_rater(data.agreement_table())
-    together = agreement_stats.rater_leave_one_out_agreement(table)
-    reliability = consensus_stats.reliability_weights(
+    """Leave-one-out agreement, the reliability model, the consensus weights and each
+    prompt's agreement."""
+    # The model's fit runs beside the agreement statistics (numpy and scipy's sparse
+    # products release the GIL), and the consensus weights wait for both.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        fitting = pool.submit(_reliability_fit, data)
+        # One ranking per rater and prompt, once: the statistics share its pair labels.
+        table = tables.one_ranking_per_rater(data.agreement_table())
+        together = agreement_stats.rater_leave_one_out_agreement(table)
+        prompts = agreement_stats.prompt_pairwise_agreement(table)
+        labels, fit = fitting.result()
+    by_agreement = consensus_stats.reliability_weights(
         [np.nan if row.agreement is None else row.agreement for row in together],
         agreement_stats.chance_agreement(table),
+    )
+    fitted = labels.per_rater() > 0
+    reliability = consensus_stats.competence_weights(
+        np.where(fitted, fit.competence, np.nan), fallback=by_agreement
     )
     return PromptMaths(
         table=table,
         agreement=together,
         reliability=reliability,
-        prompts=agreement_stats.prompt_pairwise_agreement(table),
+        prompts=prompts,
+        labels=labels,
+        fit=fit,
     )
 
 
+def _reliability_fit(data: AgreementData) -> tuple[PairLabels, ReliabilityFit]:
+    labels = reliability_stats.pair_labels(data.table, data.context)
+    return labels, reliability_stats.fit_reliability(labels)
+
+
 def rater_maths(data: AgreementData, part: PromptMaths) -> RaterMaths:
-    """Project metrics, agreement without ties and the raters' behaviour."""
+    """Project metrics, agreement without ties, the raters' behaviour and reliability."""
     return (
         project_stats.project_agreement(part.table),
         agreement_stats.rater_leave_one_out_agreement(part.table, include_ties=False),
         rater_stats.rater_quality(data.table, data.context),
+        sequential_stats.rater_reliability(part.labels, part.fit),
     )
 
 
@@ -118,7 +148,7 @@ def finish_maths(
     given), joined with the prompt part."""
     if rater_part is None:
         rater_part = rater_maths(data, part)
-    summary, agreement_no_ties, behaviour = rater_part
+    summary, agreement_no_ties, behaviour, model = rater_part
     return AgreementMaths(
         summary=summary,
         agreement=part.agreement,
@@ -127,4 +157,5 @@ def finish_maths(
         reliability=part.reliability,
         prompts=part.prompts,
         consensus=result,
+        model=model,
     )

@@ -6,9 +6,8 @@ from datetime import datetime
 
 from django.db.models import Exists, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
-from core.jobs import JobStatus, queued_too_long, stale_after
+from core.jobs import JobStatus, live_job_filter
 from labeling.models import Project
 from rankings.models import AgreementRun, Ranking
 
@@ -53,28 +52,15 @@ def agreement_run_newest(*, project: Project) -> AgreementRun | None:
 
 
 def live_run_filter(*, now: datetime | None = None) -> Q:
-    """Runs a worker may still finish: queued for less than ``JOB_QUEUED_SECONDS``, or
-    running with a heartbeat within ``JOB_STALE_SECONDS`` (the complement of the runs the
-    job sweep fails as lost)."""
-    now = now or timezone.now()
-    beating_since = now - stale_after()
-    return Q(status=JobStatus.QUEUED, created_at__gte=now - queued_too_long()) | (
-        Q(status=JobStatus.RUNNING)
-        & (
-            Q(heartbeat_at__gte=beating_since)
-            | Q(heartbeat_at__isnull=True, started_at__gte=beating_since)
-        )
-    )
+    """Runs a worker may still finish: queued or running, and not given up by the job
+    sweep (a run whose message was lost is sent again, so it is still live)."""
+    return live_job_filter(now=now)
 
 
 def agreement_run_waiting(*, project: Project) -> AgreementRun | None:
     """The newest run still waiting in the queue that a worker may yet pick up."""
     return (
-        AgreementRun.objects.filter(
-            project=project,
-            status=JobStatus.QUEUED,
-            created_at__gte=timezone.now() - queued_too_long(),
-        )
+        AgreementRun.objects.filter(live_job_filter(), project=project, status=JobStatus.QUEUED)
         .order_by("-id")
         .first()
     )

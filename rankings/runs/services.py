@@ -36,14 +36,16 @@ def agreement_run_request(*, project: Project, trigger: str) -> AgreementRun:
     """Queue an agreement run; the worker starts it once this transaction commits.
 
     A run still waiting in the queue is returned instead of a second one: it has not read
-    the rankings yet, so it will see everything the new one would. One queued longer than
-    ``JOB_QUEUED_SECONDS`` lost its message: it is not waited for (the sweep fails it).
+    the rankings yet, so it will see everything the new one would. If it has waited longer
+    than ``JOB_QUEUED_SECONDS`` its message was lost, and is sent again now; one the sweep
+    gave up is not waited for.
     """
     with transaction.atomic():
         # Serialize requests per project so two clicks cannot both miss the queued run.
         Project.objects.select_for_update().filter(pk=project.pk).first()
         waiting = selectors.agreement_run_waiting(project=project)
         if waiting is not None:
+            jobs.job_send_again_if_lost(AgreementRun, job_id=waiting.pk, task_name=COMPUTE_TASK)
             return waiting
         run = AgreementRun.objects.create(project=project, trigger=trigger)
         jobs.job_enqueue(AgreementRun, job_id=run.pk, task_name=COMPUTE_TASK)
@@ -59,64 +61,77 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
     the error and is logged, not raised: the run row is where leads and clients look, and
     an eager run must not break the request that queued it.
     """
-    if not jobs.job_claim(AgreementRun, job_id=run_id):
+    if not jobs.job_claim_or_check_back(AgreementRun, job_id=run_id, task_name=COMPUTE_TASK):
         return _skipped(run_id)
+    run = AgreementRun.objects.select_related("project").get(pk=run_id)
+    attempt = run.attempts
     try:
-        run = AgreementRun.objects.select_related("project").get(pk=run_id)
-        last_id = selectors.latest_ranking_id(project=run.project)
-        data = agreement_data(project=run.project, up_to_id=last_id)
-        if not jobs.job_heartbeat(AgreementRun, job_id=run_id):
-            return _skipped(run_id)
-        part = maths.prompt_maths(data)
-        if not jobs.job_heartbeat(AgreementRun, job_id=run_id):
-            return _skipped(run_id)
-        # The raters' statistics do not depend on the consensus: a thread computes them
-        # while this one fits the consensus and formats the prompt rows (numpy releases
-        # the GIL in most of both).
-        with ThreadPoolExecutor(max_workers=1) as pool, transaction.atomic():
-            rater_part = pool.submit(maths.rater_maths, data, part)
-            if db.is_postgresql():
-                with connection.cursor() as cursor:
-                    # A run is derived data: should the server crash right after this
-                    # commit, the run is recomputed, so the commit need not wait for its
-                    # WAL flush.
-                    cursor.execute("SET LOCAL synchronous_commit TO OFF")
-            with storage.prompt_agreements_writing(run_id=run_id, data=data, part=part) as result:
-                # Joined while the database stores the last prompt rows (the prompt rows
-                # have no foreign key constraints to check: see PromptAgreement).
-                run_maths = maths.finish_maths(data, part, result, rater_part.result())
-            summary = run_maths.summary
-            # Conditional, like the claim: a run given up as abandoned stays failed.
-            finished = jobs.job_finish(
-                AgreementRun,
-                job_id=run_id,
-                last_ranking_id=last_id,
-                metrics=summary,
-                n_prompts=int(summary["n_prompts"] or 0),
-                n_rankings=int(summary["n_rankings"] or 0),
-            )
-            if not finished:
-                transaction.set_rollback(True)  # not its prompt rows either
-                return {"run_id": run_id, "status": JobStatus.FAILED, "skipped": True}
-            RaterScore.objects.bulk_create(
-                storage.rater_score_rows(run_id=run_id, data=data, maths=run_maths),
-                batch_size=storage.BATCH_SIZE,
-            )
+        with jobs.job_beating(AgreementRun, job_id=run_id, attempt=attempt):
+            stored = _compute_and_store(run, attempt=attempt)
     except Exception as error:
         logger.exception("agreement run %s failed", run_id)
         reason = jobs.describe_error(error)
-        jobs.job_fail(AgreementRun, job_id=run_id, reason=reason)
+        jobs.job_fail(AgreementRun, job_id=run_id, reason=reason, attempt=attempt)
         return {"run_id": run_id, "status": JobStatus.FAILED, "error": reason}
+    if stored is None:
+        return _skipped(run_id)
+    summary, n_prompt_rows = stored
     findings = _announce_finished(run_id=run_id)
     pruned = storage.prompt_agreements_prune(project_id=run.project_id)
     return {
         "run_id": run_id,
         "status": JobStatus.DONE,
         "n_rankings": summary["n_rankings"],
-        "n_prompt_rows": len(data.prompt_ids),
+        "n_prompt_rows": n_prompt_rows,
         "findings": findings,
         "pruned_prompt_rows": pruned,
     }
+
+
+def _compute_and_store(run: AgreementRun, *, attempt: int) -> tuple[dict[str, Any], int] | None:
+    """The run's numbers, stored in one transaction with the run finished; None when the
+    run stopped being this worker's (given up, or retaken) on the way."""
+    run_id = run.pk
+    last_id = selectors.latest_ranking_id(project=run.project)
+    data = agreement_data(project=run.project, up_to_id=last_id)
+    if not jobs.job_heartbeat(AgreementRun, job_id=run_id, attempt=attempt):
+        return None
+    part = maths.prompt_maths(data)
+    if not jobs.job_heartbeat(AgreementRun, job_id=run_id, attempt=attempt):
+        return None
+    # The raters' statistics do not depend on the consensus: a thread computes them while
+    # this one fits the consensus and formats the prompt rows (numpy releases the GIL in
+    # most of both).
+    with ThreadPoolExecutor(max_workers=1) as pool, transaction.atomic():
+        rater_part = pool.submit(maths.rater_maths, data, part)
+        if db.is_postgresql():
+            with connection.cursor() as cursor:
+                # A run is derived data: should the server crash right after this commit,
+                # the run is recomputed, so the commit need not wait for its WAL flush.
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        with storage.prompt_agreements_writing(run_id=run_id, data=data, part=part) as result:
+            # Joined while the database stores the last prompt rows (the prompt rows have
+            # no foreign key constraints to check: see PromptAgreement).
+            run_maths = maths.finish_maths(data, part, result, rater_part.result())
+        summary = run_maths.summary
+        # Conditional, like the claim: a run given up as abandoned (or retaken) stays so.
+        finished = jobs.job_finish(
+            AgreementRun,
+            job_id=run_id,
+            attempt=attempt,
+            last_ranking_id=last_id,
+            metrics=summary,
+            n_prompts=int(summary["n_prompts"] or 0),
+            n_rankings=int(summary["n_rankings"] or 0),
+        )
+        if not finished:
+            transaction.set_rollback(True)  # not its prompt rows either
+            return None
+        RaterScore.objects.bulk_create(
+            storage.rater_score_rows(run_id=run_id, data=data, maths=run_maths),
+            batch_size=storage.BATCH_SIZE,
+        )
+    return summary, len(data.prompt_ids)
 
 
 def _skipped(run_id: int) -> dict[str, Any]:
@@ -141,7 +156,7 @@ def _announce_finished(*, run_id: int) -> dict[str, int] | None:
 def agreement_runs_queue_due() -> dict[str, int]:
     """Beat entry: fail lost runs, then queue a run for every project with rankings newer
     than its last run and no live run."""
-    abandoned = jobs.jobs_sweep(AgreementRun).failed
+    abandoned = jobs.jobs_sweep_kind(AgreementRun).failed
     queued = 0
     for project in list(selectors.projects_with_unseen_rankings()):  # no cursor held open
         agreement_run_request(project=project, trigger="schedule")

@@ -81,6 +81,17 @@ def reliability_weights(
     return np.where(known, weights, fill)
 
 
+def competence_weights(
+    competence: npt.ArrayLike, fallback: npt.ArrayLike, floor: float = RELIABILITY_FLOOR
+) -> FloatArray:
+    """A weight per rater from the reliability model's competence (the share of their labels
+    given carefully), clipped to [floor, 1]; ``fallback`` where the model has none (NaN)."""
+    values = np.asarray(competence, dtype=np.float64)
+    return np.where(
+        np.isnan(values), np.asarray(fallback, dtype=np.float64), np.clip(values, floor, 1.0)
+    )
+
+
 def prompt_consensus(
     table: RankingTable, rater_weights: FloatArray | None = None, method: str = BRADLEY_TERRY
 ) -> PromptConsensus:

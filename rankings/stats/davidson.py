@@ -98,6 +98,25 @@ def pair_counts(table: RankingTable, row_weights: FloatArray) -> PairCounts:
 # parameters are ``(K + 1, P)``: the strengths, then eta.
 
 
+def davidson_probabilities(
+    difference: FloatArray, tie_log: FloatArray | float
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """P(first above second), P(second above first), P(tie) and log Z at a log-strength
+    ``difference`` (first minus second) and log tie propensity ``tie_log``, elementwise.
+
+    Dividing the three numerators by e^((theta_i + theta_j) / 2) leaves e^(d/2), e^(-d/2)
+    and nu: the outcome depends on the strengths through their difference only. ``log Z`` is
+    the log of that centred partition. ``tie_log = -inf`` is Bradley-Terry without ties.
+    The model-level leaderboard (``rankings.stats.leaderboard``) fits the same outcome model.
+    """
+    half = np.asarray(difference, dtype=np.float64) / 2.0
+    tie = np.broadcast_to(np.asarray(tie_log, dtype=np.float64), half.shape)
+    top = np.maximum(np.abs(half), tie)
+    e_first, e_second, e_tie = np.exp(half - top), np.exp(-half - top), np.exp(tie - top)
+    partition = e_first + e_second + e_tie
+    return e_first / partition, e_second / partition, e_tie / partition, top + np.log(partition)
+
+
 @dataclass(frozen=True)
 class DavidsonFit:
     """Fitted log-strengths ``(P, K)`` (0 for absent slots) and log tie propensities ``(P,)``."""
@@ -127,14 +146,11 @@ class _Model:
         first, second = self.slots
         a, b = parameters[first], parameters[second]
         c = parameters[-1] + (a + b) / 2.0
-        top = np.maximum(np.maximum(a, b), c)
-        e_first, e_second, e_tie = np.exp(a - top), np.exp(b - top), np.exp(c - top)
-        partition = e_first + e_second + e_tie
-        self.p_first = e_first / partition
-        self.p_second = e_second / partition
-        self.p_tie = e_tie / partition
+        self.p_first, self.p_second, self.p_tie, log_z_centred = davidson_probabilities(
+            a - b, parameters[-1]
+        )
         self.total = counts.first_wins + counts.second_wins + counts.ties
-        log_z = top + np.log(partition)
+        log_z = (a + b) / 2.0 + log_z_centred
         likelihood = (
             counts.first_wins * a + counts.second_wins * b + counts.ties * c - self.total * log_z
         ).sum(axis=0)

@@ -19,9 +19,10 @@ from typing import Literal
 
 from rankings.stats.agreement import RaterAgreement
 from rankings.stats.raters import RaterQuality
+from rankings.stats.sequential import RaterReliability
 from rankings.stats.tables import float_or_none
 
-Unit = Literal["share", "count", "seconds", "ratio", "p_value", "weight"]
+Unit = Literal["share", "count", "seconds", "ratio", "p_value", "weight", "log_ratio"]
 Number = float | int | None
 
 LOW_AGREEMENT = "LOW_AGREEMENT"
@@ -30,6 +31,20 @@ SELF_INCONSISTENT = "SELF_INCONSISTENT"
 POSITION_BIAS = "POSITION_BIAS"
 STRAIGHT_LINING = "STRAIGHT_LINING"
 TOO_FAST = "TOO_FAST"
+UNRELIABLE = "UNRELIABLE"
+
+NOT_FITTED = RaterReliability(
+    rater_index=-1,
+    competence=None,
+    competence_low=None,
+    competence_high=None,
+    first_shown_share=None,
+    longer_share=None,
+    reliability_labels=0,
+    reliability_tasks=0,
+    reliability_evidence=None,
+    evidence_per_task=None,
+)
 
 
 @dataclass(frozen=True)
@@ -40,7 +55,9 @@ class RaterResult:
     agreement_no_ties: RaterAgreement
     quality: RaterQuality
     reliability: float
-    """The rater's weight in the consensus (``consensus.reliability_weights``)."""
+    """The rater's weight in the consensus (``consensus.competence_weights``)."""
+    model: RaterReliability = NOT_FITTED
+    """The reliability model's view of the rater (``stats.reliability``, ``stats.sequential``)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +76,8 @@ class DashboardColumn:
     missing: str = ""
     """Tooltip of the dash shown without a value."""
     details_without_value: bool = False
+    note: str | None = None
+    """A ``RaterRow`` attribute whose text is the column's last line (how sure, say)."""
 
 
 @dataclass(frozen=True)
@@ -409,6 +428,98 @@ RATER_STATISTICS: tuple[RaterStatistic, ...] = (
         "reliability",
         digits=2,
         api=False,
+    ),
+    # The reliability model (stats.reliability) and its sequential test (stats.sequential).
+    RaterStatistic(
+        "competence",
+        "Competence",
+        "Share of the rater's decided pair labels the reliability model attributes to careful "
+        "judgement rather than to chance, the first-shown or the longer response.",
+        "share",
+        "model.competence",
+        higher_is_better=True,
+        flag=UNRELIABLE,
+        dashboard=DashboardColumn(
+            sort="competence",
+            details=(("competence_low", "competence_high"), ("reliability_evidence",)),
+            title="Competence with its 95% interval, and the sequential test's evidence",
+            missing="Not fitted: no decided pair labels yet",
+            note="decision",
+        ),
+    ),
+    RaterStatistic(
+        "competence_low",
+        "Competence, lower bound",
+        "Lower end of the competence's 95% interval (Wald, on the logit scale).",
+        "share",
+        "model.competence_low",
+        higher_is_better=True,
+        evidence_for=(UNRELIABLE,),
+    ),
+    RaterStatistic(
+        "competence_high",
+        "Competence, upper bound",
+        "Upper end of the competence's 95% interval (Wald, on the logit scale).",
+        "share",
+        "model.competence_high",
+        higher_is_better=True,
+        evidence_for=(UNRELIABLE,),
+    ),
+    RaterStatistic(
+        "reliability_evidence",
+        "Evidence against careful",
+        "Natural log of the likelihood ratio of careless or biased over careful, accumulated "
+        "over the rater's tasks; the flag fires at log(1 / false-flag rate).",
+        "log_ratio",
+        "model.reliability_evidence",
+        digits=1,
+        detail="evidence {}",
+        higher_is_better=False,
+        evidence_for=(UNRELIABLE,),
+    ),
+    RaterStatistic(
+        "evidence_per_task",
+        "Evidence per task",
+        "The strongest alternative's log likelihood ratio per task so far: the pace at which "
+        "the test is deciding (positive toward a flag, negative toward careful).",
+        "log_ratio",
+        "model.evidence_per_task",
+        digits=2,
+        evidence_for=(UNRELIABLE,),
+    ),
+    RaterStatistic(
+        "first_shown_share",
+        "Picks the first shown",
+        "Share of the rater's labels the model attributes to picking the first-shown response.",
+        "share",
+        "model.first_shown_share",
+        evidence_for=(UNRELIABLE,),
+    ),
+    RaterStatistic(
+        "longer_share",
+        "Picks the longer",
+        "Share of the rater's labels the model attributes to picking the longer response.",
+        "share",
+        "model.longer_share",
+        evidence_for=(UNRELIABLE,),
+    ),
+    RaterStatistic(
+        "reliability_labels",
+        "Decided labels",
+        "Decided pair labels (ties left out) behind the competence.",
+        "count",
+        "model.reliability_labels",
+        detail="{} labels",
+        evidence_for=(UNRELIABLE,),
+    ),
+    RaterStatistic(
+        "reliability_tasks",
+        "Tested tasks",
+        "Rankings with a decided pair label: the tasks the sequential test has seen.",
+        "count",
+        "model.reliability_tasks",
+        detail="{} tasks",
+        evidence_for=(UNRELIABLE,),
     ),
 )
 

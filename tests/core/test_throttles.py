@@ -3,6 +3,8 @@ any password is hashed, in the API and on the login form."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from django.test import Client
 from rest_framework.test import APIClient
@@ -12,17 +14,17 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def strict_rates(settings):
-    rates = {"sign_in_address": "100/min", "sign_in_username": "3/min"}
+    rates: dict[str, Any] = {"sign_in_address": "100/min", "sign_in_username": "3/min"}
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     from rest_framework.settings import api_settings
     from rest_framework.throttling import SimpleRateThrottle
 
     api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES  # type: ignore[assignment]
     yield
     settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK}
     api_settings.reload()
-    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES
+    SimpleRateThrottle.THROTTLE_RATES = api_settings.DEFAULT_THROTTLE_RATES  # type: ignore[assignment]
 
 
 def token(username: str, password: str):

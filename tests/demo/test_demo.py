@@ -163,11 +163,12 @@ def test_the_export_is_done_and_downloads_without_the_latent_quality(ranked, dja
     client.force_authenticate(engineer)
     response = client.get(f"/api/exports/{job.pk}/download/")
     assert response.status_code == 200
-    body = b"".join(response.streaming_content).decode()
+    body = b"".join(response.streaming_content).decode()  # type: ignore[attr-defined]
     rows = [json.loads(line) for line in body.splitlines()]
     assert len(rows) == job.rows
     assert {"prompt", "chosen", "rejected"} <= set(rows[0])
     assert not any("quality" in key for row in rows for key in keys_of(row))
+    assert job.file.name
     with exports_storage().open(job.file.name) as stored:
         assert stored.read().decode() == body
 

@@ -210,13 +210,21 @@ def test_lead_reviews_flags_dismisses_one_and_pauses_a_rater(page, live_server, 
     assert dismissed.status == FlagStatus.DISMISSED
     assert dismissed.note == "gold item 3 was ambiguous; fixed"
     erin_flags = page.locator('tr[data-rater="erin"] [data-column=flags]')
-    page.wait_for_function(
-        "!document.querySelector('tr[data-rater=\"erin\"] [data-column=flags]')"
+    page.wait_for_function(  # a function, not an expression: the page's CSP forbids eval
+        "() => !document.querySelector('tr[data-rater=\"erin\"] [data-column=flags]')"
         ".textContent.includes('GOLD_FAILURES')"
     )
     assert "LOW_AGREEMENT" in erin_flags.inner_text()
 
-    # Pause frank from his too-fast flag: all his flags close, his row says paused.
+    # Pause frank from his too-fast flag, after confirming: all his flags close, his row
+    # says paused.
+    asked: list[str] = []
+
+    def accept(dialog) -> None:
+        asked.append(dialog.message)
+        dialog.accept()
+
+    page.once("dialog", accept)
     flag_card(page, "frank", "TOO_FAST").locator("button[data-action=pause]").click()
     page.wait_for_selector('.flag-card[data-rater="frank"]', state="detached")
     page.wait_for_selector('tr[data-rater="frank"][data-status="paused"]')
@@ -225,6 +233,7 @@ def test_lead_reviews_flags_dismisses_one_and_pauses_a_rater(page, live_server, 
     frank = Membership.objects.get(project=project, user__username="frank")
     assert frank.status == MemberStatus.PAUSED
     assert page.evaluate("window.__marker") == 1, "the page reloaded instead of swapping"
+    assert asked and asked[0].startswith("Pause frank?")
 
     # Sort the table by speed, fastest first, on the server; the URL follows.
     page.click("th[data-sort=speed] a")

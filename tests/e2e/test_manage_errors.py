@@ -19,7 +19,7 @@ def test_a_bad_import_shows_its_error_after_an_earlier_success(open_as, lead, pr
     good = tmp_path / "good.jsonl"
     good.write_text("\n".join(json.dumps(record) for record in sample_records(2)))
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"prompt": "Hi", "responses": [{"text": "only one"}]}\n')
+    bad.write_text('{"prompt": "Hi", "responses": [{"text": 5}, {"text": "b"}]}\n')
     page = open_as(lead, f"/projects/{project.pk}/")
 
     page.set_input_files("#imports input[type=file]", str(good))

@@ -118,14 +118,14 @@ def wait_for_next_task(page, previous: Assignment) -> Assignment:
     # A task other than `previous` (not the "loading" placeholder shown when the next task
     # had not arrived yet because the previous answer was still on its way).
     page.wait_for_function(
-        f"(document.querySelector('{TASK}')?.dataset.assignmentId ?? '{previous.pk}')"
+        f"() => (document.querySelector('{TASK}')?.dataset.assignmentId ?? '{previous.pk}')"
         f" !== '{previous.pk}'"
     )
     return shown_assignment(page)
 
 
 def wait_until_sent(page) -> None:
-    page.wait_for_function("window.__ranklab.pending === 0")
+    page.wait_for_function("() => window.__ranklab.pending === 0")
 
 
 def test_keyboard_only_ranking_with_a_tie(open_as, make_project):
@@ -144,7 +144,9 @@ def test_keyboard_only_ranking_with_a_tie(open_as, make_project):
     # A is second, B best; C ties with the one ranked just above it (A).
     page.keyboard.press("2")
     # Focus moves on in the key handler; under load the check can run before it does.
-    page.wait_for_function("document.activeElement.closest('[data-card]')?.dataset.label === 'B'")
+    page.wait_for_function(
+        "() => document.activeElement.closest('[data-card]')?.dataset.label === 'B'"
+    )
     assert focused_label(page) == "B"
     page.keyboard.press("1")
     page.keyboard.press("t")
@@ -292,6 +294,7 @@ def test_skip_with_a_reason(open_as, make_project):
 def test_lease_expiry_warns_and_activity_renews(open_as, make_project):
     project, rater = make_project()
     current = labeling_services.lease_next_assignment(project=project, rater=rater)
+    assert current is not None
     Assignment.objects.filter(pk=current.pk).update(
         expires_at=timezone.now() + timedelta(seconds=60)
     )
@@ -320,7 +323,8 @@ def test_a_lease_taken_over_says_the_answer_was_not_saved(open_as, make_project)
     )
     other = get_user_model().objects.create_user(username="quick", password="unused-password")
     Membership.objects.create(project=project, user=other, role=Role.RATER)
-    assert labeling_services.lease_next_assignment(project=project, rater=other).pk != mine.pk
+    taken = labeling_services.lease_next_assignment(project=project, rater=other)
+    assert taken is not None and taken.pk != mine.pk
 
     for key in ("1", "2", "3", "Enter"):
         page.keyboard.press(key)
@@ -372,7 +376,7 @@ def test_undo_brings_the_task_back_and_resubmit_replaces_the_ranking(open_as, ma
     page.wait_for_selector("[data-undo-bar]:not([hidden])")
     page.keyboard.press("u")
     page.wait_for_function(
-        f"document.querySelector('{TASK}')?.dataset.assignmentId === '{first.pk}'"
+        f"() => document.querySelector('{TASK}')?.dataset.assignmentId === '{first.pk}'"
     )
     assert page.inner_text(f"{TASK} [data-summary]") == "A > B > C"
     assert page.locator(f"{TASK}[data-reopened]").count() == 1
@@ -427,8 +431,13 @@ def test_script_and_img_onerror_in_model_output_stay_inert(open_as, make_project
     ]
     project, rater = make_project(records)
     page = open_as(rater, rate_path(project))
-    dialogs = []
-    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    dialogs: list[str] = []
+
+    def dismiss(dialog) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", dismiss)
     first = shown_assignment(page)
 
     def assert_inert() -> None:

@@ -9,7 +9,9 @@ from django.utils import timezone
 
 from labeling.models import Prompt
 from rankings.models import Ranking
+from tests.exports.rated import RECORDS
 from tests.factories import RankingFactory
+from tests.helpers import import_prompts
 
 
 @pytest.fixture(autouse=True)
@@ -37,7 +39,7 @@ def make_ranking() -> Callable[..., Ranking]:
         created_at=None,
         is_repeat: bool = False,
     ) -> Ranking:
-        return RankingFactory(
+        return RankingFactory.create(
             prompt=prompt,
             rater=rater,
             positions=positions,
@@ -47,3 +49,15 @@ def make_ranking() -> Callable[..., Ranking]:
         )
 
     return make
+
+
+@pytest.fixture
+def rated(project, rater, rater2, make_user, add_member, make_ranking):
+    """The two `RECORDS` prompts, each ranked by three raters (one tie)."""
+    prompts = import_prompts(project, RECORDS)
+    rater3 = add_member(make_user("rater3"))
+    for prompt in prompts:
+        make_ranking(prompt, rater, [[2], [0], [1]])
+        make_ranking(prompt, rater2, [[0], [2], [1]])
+        make_ranking(prompt, rater3, [[2, 0], [1]])
+    return project

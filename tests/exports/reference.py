@@ -54,9 +54,14 @@ def rows_for_pair(
 
 
 def encode_pairs(
-    fmt: str, pairs: list[Pair], prompt: PromptData, split: str, with_metadata: bool = True
+    fmt: str,
+    pairs: list[Pair],
+    prompt: PromptData,
+    split: str,
+    with_metadata: bool = True,
+    soft_labels: bool = False,
 ) -> tuple[bytes, int]:
     """The fast encoder's bytes for one prompt's pairs, joined."""
     spec = format_spec(fmt)
-    [parts] = JsonlEncoder(spec, with_metadata).encode([(prompt, pairs, split)])
+    [parts] = JsonlEncoder(spec, with_metadata, soft_labels).encode([(prompt, pairs, split)])
     return b"".join(parts), len(pairs) * spec.rows_per_pair

@@ -337,8 +337,14 @@ def test_schema_documents_every_endpoint_with_an_example_per_format(client):
         "/api/exports/{export_id}/download/",
         "/api/exports/{export_id}/file/",
         "/api/exports/{export_id}/preview/",
+        "/api/exports/{export_id}/card/",
+        "/api/exports/{export_id}/archive/",
     ):
         assert path in paths, path
+    assert (
+        "text/markdown"
+        in paths["/api/exports/{export_id}/card/"]["get"]["responses"]["200"]["content"]
+    )
     create = paths["/api/projects/{project_id}/exports/"]["post"]
     examples = create["requestBody"]["content"]["application/json"]["examples"]
     names = {example["value"]["format"] for example in examples.values()}
@@ -354,4 +360,4 @@ def test_schema_documents_every_endpoint_with_an_example_per_format(client):
     stream = paths["/api/projects/{project_id}/exports/stream/"]["get"]
     assert len(stream["responses"]["200"]["content"]["application/jsonl"]["examples"]) == 7
     names = {parameter["name"] for parameter in stream["parameters"]}
-    assert {"format", "min_agreement", "since_export", "split", "limit"} <= names
+    assert {"format", "min_agreement", "since_export", "soft_labels", "split", "limit"} <= names

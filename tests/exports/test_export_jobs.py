@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 from django.utils import timezone
 
+from core import jobs as core_jobs
 from core.errors import Conflict, InvalidInput
 from exports import selectors, services
 from exports.formats import split_for_prompt
@@ -409,7 +410,7 @@ def test_a_finished_job_records_progress_counts_and_timings(
     assert job.rows_estimated == job.rows  # no ties, K=3 everywhere: the estimate is exact
     assert job.progress == 1.0
     assert set(job.timings) >= {"read", "pairs", "encode", "write", "store", "total"}
-    assert job.started_at <= job.finished_at
+    assert job.started_at and job.finished_at and job.started_at <= job.finished_at
     assert job.size_bytes == (export_folder / job.file.name).stat().st_size
 
 
@@ -417,7 +418,7 @@ def test_progress_is_written_after_every_batch(
     project, lead, many_prompts, export_folder, monkeypatch
 ):
     seen = []
-    heartbeat = jobs.job_heartbeat
+    heartbeat = core_jobs.job_heartbeat
 
     def watch(model, **values):
         beat = heartbeat(model, **values)

@@ -64,12 +64,26 @@ def left_behind(job: ExportJob, attempt: int, part: str = "all") -> None:
 # --- a lost message -----------------------------------------------------------------------
 
 
-def test_a_job_whose_message_was_lost_is_failed_by_the_sweep_and_the_api_says_why(
-    api_for, engineer, ranked, settings
+def test_a_job_whose_message_was_lost_is_sent_again_by_the_sweep_and_finishes(
+    api_for, engineer, ranked, settings, export_folder
 ):
     lost = queued_job(ranked, engineer)
     fresh = queued_job(ranked, engineer)
     age(lost, settings.JOB_QUEUED_SECONDS + 5)
+
+    swept = sweep()  # tasks run in-process here: the message sent again runs the job
+
+    assert swept["exports.ExportJob.resent"] == 1 and swept["exports.ExportJob"] == 0
+    body = api_for(engineer).get(f"/api/exports/{lost.pk}/").json()
+    assert body["status"] == "done" and body["rows"] == 12 * 2 * 3
+    assert api_for(engineer).get(f"/api/exports/{fresh.pk}/").json()["status"] == "queued"
+
+
+def test_a_job_no_worker_picked_up_is_failed_when_the_sweep_gives_up_and_the_api_says_why(
+    api_for, engineer, ranked, settings
+):
+    lost = queued_job(ranked, engineer)
+    age(lost, settings.JOB_GIVE_UP_SECONDS + 5)
 
     swept = sweep()
 
@@ -78,7 +92,6 @@ def test_a_job_whose_message_was_lost_is_failed_by_the_sweep_and_the_api_says_wh
     assert body["status"] == "failed"
     assert "queued but never picked up by a worker" in body["error"]
     assert body["finished_at"] is not None
-    assert api_for(engineer).get(f"/api/exports/{fresh.pk}/").json()["status"] == "queued"
 
 
 def test_the_page_stops_polling_once_the_sweep_failed_a_lost_job(client, lead, ranked, settings):
@@ -86,7 +99,7 @@ def test_the_page_stops_polling_once_the_sweep_failed_a_lost_job(client, lead, r
     client.force_login(lead)
     assert 'hx-trigger="every 1s"' in client.get(f"/exports/{ranked.pk}/", **HTMX).text
 
-    age(lost, settings.JOB_QUEUED_SECONDS + 5)
+    age(lost, settings.JOB_GIVE_UP_SECONDS + 5)
     sweep()
 
     fragment = client.get(f"/exports/{ranked.pk}/", **HTMX).text
@@ -147,7 +160,7 @@ def test_the_sweep_fails_a_silent_job_and_removes_its_partial_files(lead, ranked
     for part in ("all", "train", "test"):
         left_behind(silent, attempt=1, part=part)
     left_behind(alive, attempt=1)
-    age(silent, settings.JOB_STALE_SECONDS + 5, field="heartbeat_at")
+    age(silent, settings.JOB_GIVE_UP_SECONDS + 5, field="heartbeat_at")
 
     swept = sweep()
 
@@ -166,7 +179,7 @@ def test_a_job_the_sweep_gave_up_stops_at_its_next_heartbeat_and_leaves_no_files
     lead, ranked, monkeypatch, export_folder
 ):
     job = queued_job(ranked, lead, strategy="consensus", params={"test_fraction": 0.3})
-    consensus = batches.consensus_ranking
+    consensus = vars(batches)["consensus_ranking"]
     calls = []
 
     def slow_then_given_up(*args, **kwargs):
@@ -191,7 +204,7 @@ def test_a_slow_worker_whose_job_was_retaken_neither_beats_nor_finishes_it(
     lead, ranked, monkeypatch, export_folder
 ):
     job = queued_job(ranked, lead, strategy="consensus")
-    consensus = batches.consensus_ranking
+    consensus = vars(batches)["consensus_ranking"]
     calls = []
 
     def retaken_meanwhile(*args, **kwargs):
@@ -217,7 +230,7 @@ def test_a_slow_worker_whose_job_was_retaken_neither_beats_nor_finishes_it(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_creating_an_export_while_the_broker_is_down_answers_202_with_the_job_failed(
+def test_creating_an_export_while_the_broker_is_down_answers_503_with_the_job_failed(
     api_for, engineer, ranked
 ):
     with broker_refusing():
@@ -225,10 +238,12 @@ def test_creating_an_export_while_the_broker_is_down_answers_202_with_the_job_fa
             f"/api/projects/{ranked.pk}/exports/", {"format": "openai"}, format="json"
         )
 
-    assert response.status_code == 202
+    assert response.status_code == 503
     body = response.json()
-    assert body["status"] == "failed"
-    assert body["error"].startswith("could not queue the job: OperationalError")
+    assert body["code"] == "not_queued" and "could not queue the export job" in body["detail"]
+    job = ExportJob.objects.get()
+    assert job.status == "failed" and job.finished_at
+    assert job.error.startswith("could not queue the job: OperationalError")
     assert not ExportJob.objects.filter(status__in=["queued", "running"]).exists()
 
 
@@ -251,3 +266,59 @@ def test_the_page_shows_an_export_the_broker_refused_as_failed(client, lead, ran
     assert response.status_code == 200
     assert 'data-status="failed"' in response.text and "could not queue the job" in response.text
     assert 'hx-trigger="every 1s"' not in response.text
+
+
+# --- a file missing from storage ------------------------------------------------------------
+
+
+@pytest.fixture
+def file_lost(lead, ranked, export_folder) -> ExportJob:
+    """A done export whose file storage lost (removed by hand, a volume not mounted)."""
+    job = queued_job(ranked, lead)
+    services.export_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == "done"
+    exports_storage().delete(job.file.name or "")
+    return job
+
+
+@pytest.mark.parametrize("endpoint", ["download", "preview"])
+def test_a_file_missing_from_storage_is_a_json_410_naming_the_remedy(
+    api_for, engineer, file_lost, endpoint
+):
+    response = api_for(engineer).get(f"/api/exports/{file_lost.pk}/{endpoint}/")
+
+    assert response.status_code == 410
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "file_missing" and "create the export again" in body["detail"]
+
+
+def test_the_preview_page_says_the_file_is_missing(client, lead, file_lost):
+    client.force_login(lead)
+
+    response = client.get(f"/exports/{file_lost.project_id}/{file_lost.pk}/preview/")
+
+    assert response.status_code == 200
+    assert "missing from storage" in response.text
+
+
+def test_every_sweep_removes_staged_files_no_running_attempt_is_writing(lead, ranked):
+    done, failed, running = (queued_job(ranked, lead) for _ in range(3))
+    for job in (done, failed, running):
+        assert job_claim(ExportJob, job_id=job.pk)
+    ExportJob.objects.filter(pk=done.pk).update(status="done")
+    ExportJob.objects.filter(pk=failed.pk).update(status="failed")
+    ExportJob.objects.filter(pk=running.pk).update(attempts=2)  # retaken once
+    for job in (done, failed):
+        left_behind(job, attempt=1)
+    left_behind(running, attempt=1)  # the lost first attempt's
+    left_behind(running, attempt=2)  # the live attempt's: kept
+    left_behind(ExportJob(pk=987654), attempt=1)  # a job deleted since
+
+    swept = sweep()
+
+    assert swept["exports.ExportJob.cleaned"] == 4
+    assert partial_files(done) == partial_files(failed) == []
+    assert partial_files(running) == [f"export-{running.pk}-2-all.partial"]
+    assert sweep()["exports.ExportJob.cleaned"] == 0

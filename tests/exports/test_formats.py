@@ -12,6 +12,7 @@ import io
 import json
 import random
 from dataclasses import replace
+from typing import IO
 
 import orjson
 import pyarrow as pa
@@ -530,15 +531,19 @@ def random_prompts(count: int, seed: int = 3) -> list[tuple[PromptData, list[Pai
     return prompts
 
 
-@pytest.mark.parametrize("with_metadata", [True, False])
+SHAPES = [(True, False), (False, False), (True, True), (False, True)]
+"""(with_metadata, soft_labels): every way a row can be shaped."""
+
+
+@pytest.mark.parametrize(("with_metadata", "soft_labels"), SHAPES)
 @pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
 def test_fast_encoder_gives_the_canonical_bytes_of_the_dict_rows(
-    fmt: str, with_metadata: bool
+    fmt: str, with_metadata: bool, soft_labels: bool
 ) -> None:
     for prompt, pairs in random_prompts(60):
-        rows = rows_for_pairs(fmt, pairs, prompt, "test", with_metadata)
+        rows = rows_for_pairs(fmt, pairs, prompt, "test", with_metadata, soft_labels)
 
-        data, count = encode_pairs(fmt, pairs, prompt, "test", with_metadata)
+        data, count = encode_pairs(fmt, pairs, prompt, "test", with_metadata, soft_labels)
 
         assert data == b"".join(encode_row(row) for row in rows)
         assert count == len(rows)
@@ -584,21 +589,21 @@ def test_fast_encoder_refuses_an_unknown_format() -> None:
         encode_pairs("csv", [PAIR], SINGLE_TURN, "train")
 
 
-@pytest.mark.parametrize("with_metadata", [True, False])
+@pytest.mark.parametrize(("with_metadata", "soft_labels"), SHAPES)
 @pytest.mark.parametrize("fmt", sorted(FORMAT_NAMES))
 def test_arrow_builder_equals_the_dict_rows_under_the_fixed_schema(
-    fmt: str, with_metadata: bool
+    fmt: str, with_metadata: bool, soft_labels: bool
 ) -> None:
-    builder = ArrowBatchBuilder(fmt, with_metadata)
+    builder = ArrowBatchBuilder(fmt, with_metadata, soft_labels)
     rows = []
     for prompt, pairs in random_prompts(40):
         split = split_for_prompt(prompt.prompt_id, 1, 0.3)
         builder.add(prompt, pairs, split)
-        rows.extend(rows_for_pairs(fmt, pairs, prompt, split, with_metadata))
+        rows.extend(rows_for_pairs(fmt, pairs, prompt, split, with_metadata, soft_labels))
 
     table = builder.table()
 
-    assert table.schema == parquet_schema(fmt, with_metadata)
+    assert table.schema == parquet_schema(fmt, with_metadata, soft_labels)
     assert table.equals(pa.Table.from_pylist(rows, schema=table.schema))
     assert table.to_pylist() == rows
     assert builder.table().num_rows == 0  # the builder starts afresh
@@ -645,7 +650,8 @@ def test_export_files_route_each_prompt_to_its_split_and_the_combined_file(
     container: str,
 ) -> None:
     buffers = {part: io.BytesIO() for part in (ALL, "train", "test")}
-    files = ExportFiles(fmt="trl", container=container, with_metadata=True, files=buffers)
+    handles: dict[str, IO[bytes]] = dict(buffers)
+    files = ExportFiles(fmt="trl", container=container, with_metadata=True, files=handles)
     prompts = random_prompts(40)
     for index, (prompt, pairs) in enumerate(prompts):
         files.add(prompt, pairs, split_for_prompt(prompt.prompt_id, 5, 0.3))

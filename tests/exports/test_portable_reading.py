@@ -9,10 +9,12 @@ from __future__ import annotations
 import random
 from datetime import timedelta
 
+import orjson
 import pytest
 from django.utils import timezone
 
-from exports import selectors
+from core import db
+from exports import selectors, services
 from exports.params import export_params_clean
 from exports.selectors import reading
 from labeling.models import Membership, Prompt, Response
@@ -116,7 +118,7 @@ def test_incremental_export_batches_are_the_same_on_both_paths(project, varied, 
 
     assert fast == portable
     exported = {prompt.prompt_id for batch in fast for prompt, _ in batch}
-    assert exported and not exported & skipping.skip_prompt_ids
+    assert exported and not any(prompt_id in skipping.skip_prompt_ids for prompt_id in exported)
 
 
 def test_snapshot_reads_the_same_on_both_paths(project, varied):
@@ -139,3 +141,24 @@ def test_json_rows_and_plain_rows_read_the_same_values(project, varied):
     nothing = rankings.filter(id__lt=0)
     assert reading.json_rows(nothing, columns, order=("id",)) == []
     assert reading.plain_rows(nothing, columns, order=("id",)) == []
+
+
+@pytest.mark.parametrize("strategy", ["all_pairs", "best_vs_rest", "best_vs_worst", "consensus"])
+def test_rows_with_soft_labels_are_the_same_on_both_paths(project, varied, strategy, monkeypatch):
+    params = {"soft_labels": True, "include_ties": True, "include_gold": True}
+
+    def stream() -> bytes:
+        return b"".join(
+            services.export_stream_open(
+                project=project, format="trl-reward", strategy=strategy, params=params
+            )
+        )
+
+    fast = stream()
+    monkeypatch.setattr(db, "is_postgresql", lambda: False)
+    portable = stream()
+
+    assert fast == portable
+    rows = [orjson.loads(line) for line in fast.splitlines()]
+    assert any(0 < row["chosen_votes"] < row["total_votes"] for row in rows)
+    assert any(row["tie_votes"] for row in rows)

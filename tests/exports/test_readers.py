@@ -15,39 +15,11 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 import pytest
 
-from exports import services
 from exports.formats import split_for_prompt
-from exports.models import ExportJob
-from tests.helpers import import_prompts
+from tests.exports.rated import CONTAINERS, RECORDS, export, load
 
 datasets = pytest.importorskip("datasets")
 pytestmark = pytest.mark.django_db
-
-RECORDS = [
-    {
-        "external_id": "single",
-        "prompt": "Name a prime number — any one.",
-        "responses": [
-            {"text": "7", "model": "m-a"},
-            {"text": "Nine.", "model": "m-b"},
-            {"text": "2 is the only even prime.", "model": "m-c"},
-        ],
-    },
-    {
-        "external_id": "chat",
-        "messages": [
-            {"role": "system", "content": "You are terse."},
-            {"role": "user", "content": "Hi"},
-            {"role": "assistant", "content": "Hello."},
-            {"role": "user", "content": "Capital of France?"},
-        ],
-        "responses": [
-            {"text": "Paris.", "model": "m-a"},
-            {"text": "Lyon.", "model": "m-b"},
-            {"text": "It is Paris, on the Seine.", "model": "m-c"},
-        ],
-    },
-]
 PROMPT_KEYS = {"prompt", "chosen", "rejected", "completion", "messages"}
 
 
@@ -63,39 +35,6 @@ def is_conversational(example: dict) -> bool:
         and isinstance(value[0], dict)
         and {"role", "content"} <= set(value[0])
     )
-
-
-@pytest.fixture
-def rated(project, rater, rater2, make_user, add_member, make_ranking):
-    prompts = import_prompts(project, RECORDS)
-    rater3 = add_member(make_user("rater3"))
-    for prompt in prompts:
-        make_ranking(prompt, rater, [[2], [0], [1]])
-        make_ranking(prompt, rater2, [[0], [2], [1]])
-        make_ranking(prompt, rater3, [[2, 0], [1]])
-    return project
-
-
-def export(project, engineer, **kwargs) -> ExportJob:
-    job = services.export_job_create(project=project, created_by=engineer, **kwargs)
-    services.export_job_run(job_id=job.pk)
-    job.refresh_from_db()
-    assert job.status == "done", job.error
-    return job
-
-
-def load(job: ExportJob, export_folder, tmp_path, split: str | None = None):
-    name = job.file.name if split is None else job.splits[split]["file"]
-    builder = "parquet" if job.container == "parquet" else "json"
-    return datasets.load_dataset(
-        builder,
-        data_files=str(export_folder / name),
-        split="train",
-        cache_dir=str(tmp_path / "hf-cache"),
-    )
-
-
-CONTAINERS = ["jsonl", "jsonl.gz", "parquet"]
 
 
 @pytest.mark.parametrize("container", CONTAINERS)

@@ -72,7 +72,10 @@ def test_an_import_with_one_bad_line_imports_nothing_and_names_the_line(api_for,
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: r.update(responses=r["responses"][:1]), "line 2: responses: needs 2 to 9"),
+        (
+            lambda r: r.update(responses=[f"a{i}" for i in range(10)]),
+            "line 2: responses: takes at most 9 responses, got 10",
+        ),
         (lambda r: r.pop("prompt"), "line 2: prompt: give exactly one of"),
         (lambda r: r.update(colour="red"), "line 2: colour: unknown field"),
         (lambda r: r.update(external_id="p0"), "line 2: external_id: 'p0' repeats line 1"),

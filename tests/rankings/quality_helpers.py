@@ -68,7 +68,7 @@ def make_ranking(
     """A submitted assignment and its ranking, without going through the queue."""
     assert prompt.project_id == project.pk
     extra = {} if groups is None else {"groups": groups}
-    return RankingFactory(
+    return RankingFactory.create(
         prompt=prompt,
         rater=rater,
         is_repeat=is_repeat,

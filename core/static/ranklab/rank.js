@@ -8,7 +8,9 @@
    stored ranking for an identical resubmit, so a retry never counts twice). The answer's
    reply brings the task after that. A task's ranking lives in its own form inputs (a rank
    radio per response, or preference + strength for two), so the same form also posts
-   without JavaScript. htmx can't swap before the request or retry it, hence this file. */
+   without JavaScript. htmx can't swap before the request or retry it, hence this file.
+   Undo of the last submit sits in the current task's submit bar, never over the text; a task
+   whose lease went to another rater is locked, with only "next task" left to do. */
 (function () {
   "use strict";
 
@@ -30,12 +32,11 @@
     clockLeft: find("[data-lease-left]"),
     warning: find("[data-lease-warning]"),
     warningText: find("[data-lease-warning-text]"),
-    lost: find("[data-lease-lost]"),
-    lostText: find("[data-lease-lost-text]"),
     network: find("[data-network]"),
     error: find("[data-page-error]"),
     notice: find("[data-page-notice]"),
     undoBar: find("[data-undo-bar]"),
+    undoHome: find("[data-undo-home]"),
     undoLeft: find("[data-undo-left]"),
     undoButton: find("[data-undo]"),
     announcer: find("[data-announcer]"),
@@ -114,6 +115,9 @@
       this.labels = this.cards.map((card) => card.dataset.label);
       this.summary = section.querySelector("[data-summary]");
       this.problemBox = section.querySelector("[data-problems]");
+      this.undoSlot = section.querySelector("[data-undo-slot]");
+      this.lockedNote = section.querySelector("[data-locked-note]");
+      this.locked = false;
       this.cursor = 0;
       this.activeMs = 0;
       this.since = null;
@@ -129,7 +133,47 @@
         if (card) this.setCursor(this.cards.indexOf(card));
       });
       section.addEventListener("change", (event) => this.changed(event));
+      this.cards.forEach((card, index) => {
+        const expand = card.querySelector("[data-expand]");
+        if (expand) expand.addEventListener("click", () => this.toggleExpanded(index));
+      });
       this.render();
+    }
+
+    // One response at full width (first in the grid), and back to the columns.
+    toggleExpanded(index) {
+      const card = this.cards[index];
+      if (!card) return;
+      const expand = !card.classList.contains("is-expanded");
+      this.cards.forEach((other) => {
+        const on = expand && other === card;
+        other.classList.toggle("is-expanded", on);
+        const button = other.querySelector("[data-expand]");
+        if (button) button.setAttribute("aria-pressed", String(on));
+      });
+      this.focusCard(index, { preventScroll: true });
+      card.scrollIntoView({ block: "start" });
+      announce(expand ? `Response ${card.dataset.label} at full width.` : "Responses side by side.");
+    }
+
+    // The lease went to another rater: nothing here can be saved any more.
+    lock(message) {
+      if (this.locked) return;
+      this.locked = true;
+      this.el.classList.add("is-locked");
+      const keep = this.lockedNote.querySelector("[data-skip-lost]");
+      [this.form, this.skipForm].forEach((form) => {
+        if (!form) return;
+        form.querySelectorAll("input, textarea, select, button").forEach((control) => {
+          if (control !== keep && !control.matches("[data-expand]")) control.disabled = true;
+        });
+      });
+      const details = this.el.querySelector("[data-skip-details]");
+      if (details) details.open = false;
+      this.clearProblems();
+      this.lockedNote.querySelector("[data-locked-text]").textContent = message;
+      this.lockedNote.hidden = false;
+      keep.focus({ preventScroll: true });
     }
 
     // Lease and active time
@@ -429,9 +473,14 @@
       const onRadio = target.matches && target.matches("input[type=radio]");
       const scale = target.closest && target.closest("[data-rating]");
       if (/^[0-9]$/.test(key) && scale) return this.pickScale(scale, key);
-      if ((key === "ArrowLeft" || key === "ArrowRight") && !onRadio) {
+      const inScroller = target.closest && target.closest(".table-scroll");
+      if ((key === "ArrowLeft" || key === "ArrowRight") && !onRadio && !inScroller) {
         const step = key === "ArrowRight" ? 1 : -1;
         this.focusCard((this.cursor + step + this.cards.length) % this.cards.length);
+        return true;
+      }
+      if (key === "f" || key === "F") {
+        this.toggleExpanded(this.cursor);
         return true;
       }
       return this.mode === "pairwise" ? this.keyPairwise(key) : this.keyRanking(key);
@@ -666,6 +715,7 @@
     current = task;
     waitingSince = null;
     hideLeaseBanners();
+    placeUndo();
     if (task) {
       task.activate();
       task.focusStart();
@@ -714,6 +764,10 @@
   function submitCurrent(startedAt) {
     const task = current;
     if (!task) return;
+    if (task.locked) {
+      announce(task.lockedNote.textContent.trim());
+      return;
+    }
     const { problems, focus } = task.validate();
     if (problems.length) {
       task.showProblems(problems, focus);
@@ -726,7 +780,7 @@
 
   function skipCurrent(startedAt) {
     const task = current;
-    if (!task || !task.skipForm) return;
+    if (!task || !task.skipForm || task.locked) return;
     const body = new FormData(task.skipForm);
     const reason = body.get("reason");
     const problemBox = task.skipForm.querySelector("[data-skip-problems]");
@@ -888,9 +942,16 @@
 
   function showUndo(info) {
     undoState = { url: info.url, until: performance.now() + info.seconds * 1000, busy: false };
+    placeUndo();
     ui.undoBar.hidden = false;
     ui.undoButton.disabled = false;
     tickUndo();
+  }
+
+  // In the current task's submit bar, so it covers nothing; above the page's state otherwise.
+  function placeUndo() {
+    const home = current && current.undoSlot ? current.undoSlot : ui.undoHome;
+    if (ui.undoBar.parentNode !== home) home.append(ui.undoBar);
   }
 
   function hideUndo() {
@@ -939,7 +1000,6 @@
   function hideLeaseBanners() {
     ui.warning.hidden = true;
     ui.warning.dataset.state = "";
-    ui.lost.hidden = true;
   }
 
   function tick() {
@@ -953,7 +1013,7 @@
     ui.clockLeft.textContent = clockText(left);
     const state = left <= 0 ? "expired" : left <= warnAt(current) ? "warning" : "";
     ui.clock.classList.toggle("is-warning", state !== "");
-    if (!ui.lost.hidden || ui.warning.dataset.state === state) return;
+    if (current.locked || ui.warning.dataset.state === state) return;
     ui.warning.dataset.state = state;
     ui.warning.hidden = state === "";
     if (state === "warning") {
@@ -969,7 +1029,7 @@
   window.setInterval(tick, 1000);
 
   function noteActivity() {
-    if (!current || renewing) return;
+    if (!current || renewing || current.locked) return;
     const left = current.remaining();
     const urgent = left <= warnAt(current);
     if (!urgent && left > current.leaseSeconds / 2) return;
@@ -997,16 +1057,17 @@
       }
     } else if (status === 409 && task === current) {
       ui.warning.hidden = true;
-      ui.lostText.textContent = `${data.detail} Your answer to it can't be saved.`;
-      ui.lost.hidden = false;
-      announce(ui.lostText.textContent);
+      ui.warning.dataset.state = "";
+      const text = `${data.detail} Your answer to it can't be saved.`;
+      task.lock(text);
+      announce(text);
     } else if (status === 403) {
       applyNext(data);
     }
   }
 
   function leaveLostTask() {
-    ui.lost.hidden = true;
+    if (!current || !current.locked) return;
     if (following) showFollowing(performance.now());
     else window.location.reload();
   }
@@ -1110,6 +1171,10 @@
     }
     if (isTyping(target) || event.ctrlKey || event.metaKey || event.altKey) return;
     if (target.closest && target.closest("[data-skip-form]")) return;
+    if (current && current.locked && !["?", "g", "G", "f", "F"].includes(event.key)) {
+      if (event.key === "n" || event.key === "N") leaveLostTask();
+      return;
+    }
     let handled = true;
     if (event.key === "?") openDialog("keys-dialog");
     else if (event.key === "g" || event.key === "G") openDialog("guidelines-dialog");

@@ -43,7 +43,8 @@ class NextTaskView(APIView):
         )
         if tasks.current is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(TaskSerializer(labeling_selectors.task_payload(tasks.current)).data)
+        payload = labeling_selectors.task_payload(tasks.current, membership=membership)
+        return Response(TaskSerializer(payload).data)
 
 
 class RankingSubmitView(APIView):

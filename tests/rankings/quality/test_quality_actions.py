@@ -482,6 +482,7 @@ def test_only_leads_may_act_on_flags(flag, lead, engineer, rater, outsider, make
 def submit_one(project, rater, rng, capture=None):
     """Lease and submit one task; with ``capture``, its on-commit work runs as on a commit."""
     assignment = labeling_services.lease_next_assignment(project=project, rater=rater)
+    assert assignment is not None
     groups = noisy_ranking(assignment, rng)
     if capture is None:
         rating_services.ranking_submit(assignment_id=assignment.pk, rater=rater, ranking=groups)
@@ -565,6 +566,7 @@ def test_submits_register_the_check_once_per_new_ranking(
     every_three, rater, django_capture_on_commit_callbacks
 ):
     assignment = labeling_services.lease_next_assignment(project=every_three, rater=rater)
+    assert assignment is not None
     groups = noisy_ranking(assignment, random.Random(7))
     with django_capture_on_commit_callbacks() as callbacks:
         rating_services.ranking_submit(assignment_id=assignment.pk, rater=rater, ranking=groups)

@@ -443,13 +443,13 @@ def test_scatter_geometry():
             self.open_flags = [Flag(code="TOO_FAST")] if flagged else []
 
     rows = [Row("a", 1.0, 1.0), Row("b", 0.0, 0.1, flagged=True), Row("c", None, 1.0)]
-    chart = agreement_speed_scatter(rows, width=400, height=200)
+    chart = agreement_speed_scatter(rows, width=400, height=200)  # type: ignore[arg-type]
     first, second = chart.points
     assert first.y == chart.top and second.y == chart.bottom
     assert second.x < chart.too_fast_x < first.x  # the too-fast band sits left of 0.3
     assert second.flagged and second.codes == "TOO_FAST" and not first.flagged
     assert chart.missing == 1 and [tick.label for tick in chart.x_ticks][:2] == ["0.1", "0.2"]
-    assert agreement_speed_scatter([Row("c", None, 1.0)]) is None
+    assert agreement_speed_scatter([Row("c", None, 1.0)]) is None  # type: ignore[list-item]
 
 
 @pytest.fixture

@@ -3,15 +3,14 @@ raters and leave the careful ones alone. Precision and recall are printed (pytes
 
 Each prompt has a latent true order (one utility per response). Careful raters see the
 utilities through noise; random clickers shuffle; always-first clickers mostly click the
-cards in the order shown; too-fast raters always do, in about two seconds. Gold prompts carry
-the true order; repeats come back at the project's repeat rate. Seeds are fixed.
+cards in the order shown; too-fast raters always do, in about two seconds (the behaviours
+of ``tests.rankings.crowd``). Gold prompts carry the true order; repeats come back at the
+project's repeat rate. Seeds are fixed.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
-import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from core.jobs import JobStatus
 from labeling import services as labeling_services
 from labeling.models import Membership, Project, Prompt, Response, Role
 from rankings.models import AgreementRun, Flag, FlagStatus, RaterScore
+from tests.rankings import crowd as behaviours
 from tests.rankings.agreement_helpers import eager_tasks
 
 pytestmark = pytest.mark.django_db
@@ -35,10 +35,6 @@ K = 4
 OVERLAP = 5
 GOLD_RATE = 0.25
 REPEAT_RATE = 0.15
-CAREFUL_NOISE = 0.3  # perceived utility = true utility + N(0, this)
-TIE_MARGIN = 0.08  # careful raters tie responses they perceive this close
-FIRST_CLICKER_SHOWN_ORDER = 0.8  # how often an always-first clicker keeps the shown order
-
 CROWD = {"careful": 8, "random": 2, "always_first": 2, "too_fast": 2}
 BAD_KINDS = {"random", "always_first", "too_fast"}
 
@@ -52,31 +48,18 @@ class SyntheticRater:
 
     def rank(self, shown: list[int], utility: dict[int, float]) -> list[list[int]]:
         """Tie groups best first for responses shown in this order."""
-        if self.kind == "random":
-            order = shown[:]
-            self.rng.shuffle(order)
-            return [[response_id] for response_id in order]
-        if self.kind == "too_fast" or (
-            self.kind == "always_first" and self.rng.random() < FIRST_CLICKER_SHOWN_ORDER
-        ):
-            return [[response_id] for response_id in shown]
-        perceived = {
-            response_id: utility[response_id] + self.rng.gauss(0, CAREFUL_NOISE)
-            for response_id in shown
-        }
-        order = sorted(shown, key=lambda response_id: -perceived[response_id])
-        groups = [[order[0]]]
-        for previous, response_id in itertools.pairwise(order):
-            if perceived[previous] - perceived[response_id] < TIE_MARGIN:
-                groups[-1].append(response_id)
-            else:
-                groups.append([response_id])
-        return groups
+        return BEHAVIOURS[self.kind].rank(shown, utility, {}, self.rng)
 
     def seconds(self) -> float:
-        median = {"careful": 40.0, "random": 20.0, "always_first": 30.0, "too_fast": 2.0}
-        spread = 0.25 if self.kind == "too_fast" else 0.35
-        return round(median[self.kind] * math.exp(self.rng.gauss(0, spread)), 1)
+        return BEHAVIOURS[self.kind].time(self.rng)
+
+
+BEHAVIOURS = {
+    "careful": behaviours.careful(0.3),
+    "random": behaviours.RANDOM_CLICKER,
+    "always_first": behaviours.ALWAYS_FIRST,
+    "too_fast": behaviours.TOO_FAST,
+}
 
 
 def build_project(lead) -> tuple[Project, dict[int, float]]:
@@ -183,7 +166,8 @@ def test_the_run_flags_the_bad_raters_and_not_the_careful_ones(
     }
     print(f"\nSimulated crowd: {submitted} rankings by {len(crowd)} raters, run {run.pk}")
     print(
-        f"{'rater':<15}{'agree':>7}{'gold':>7}{'self':>7}{'first':>7}{'line':>7}{'speed':>7}  flags"
+        f"{'rater':<15}{'agree':>7}{'gold':>7}{'self':>7}{'first':>7}{'line':>7}{'speed':>7}"
+        f"{'comp':>7}  flags"
     )
     for name in kinds:
         score = scores[name]
@@ -194,6 +178,7 @@ def test_the_run_flags_the_bad_raters_and_not_the_careful_ones(
             score.first_shown_win_rate,
             score.straight_lining_rate,
             score.speed_ratio,
+            score.competence,
         ]
         cells = "".join(f"{value:>7.2f}" if value is not None else f"{'-':>7}" for value in numbers)
         print(f"{name:<15}{cells}  {', '.join(sorted(flags[name])) or '-'}")

@@ -23,6 +23,19 @@ def action_url(name: str, assignment) -> str:
     return reverse(f"rankings:{name}", kwargs={"assignment_id": assignment.pk})
 
 
+def leased(project, rater) -> Assignment:
+    """The rater's next lease, which the test expects there to be."""
+    assignment = labeling_services.lease_next_assignment(project=project, rater=rater)
+    assert assignment is not None, "nothing to lease"
+    return assignment
+
+
+def shown(assignment: Assignment | None) -> Assignment:
+    """A task the test expects to be there (a selector's result is optional)."""
+    assert assignment is not None, "no task"
+    return assignment
+
+
 def live_assignments(rater) -> list[Assignment]:
     return list(
         Assignment.objects.filter(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from labeling import services
 from labeling.models import Assignment, AssignmentStatus
 from rankings.models import Ranking
+from tests.rankings.rating.page_helpers import leased
 
 pytestmark = pytest.mark.django_db
 
@@ -104,7 +105,7 @@ def test_submit_on_a_lease_taken_over_by_another_rater_is_a_409(api_for, rater, 
     Assignment.objects.filter(pk=task["assignment_id"]).update(
         leased_at=past, expires_at=past + timedelta(minutes=10)
     )
-    taken = services.lease_next_assignment(project=imported, rater=rater2)
+    taken = leased(imported, rater2)
     assert taken.prompt_id == task["prompt"]["id"]
     response = submit(client, task["assignment_id"], [[item["id"]] for item in task["responses"]])
     assert response.status_code == 409
@@ -200,6 +201,7 @@ def test_an_undo_on_the_page_is_served_first_by_the_api_too(client, api_for, rat
     client.force_login(rater)
     client.get(f"/rate/{imported.pk}/")
     current = Assignment.objects.filter(rater=rater).order_by("id").first()
+    assert current is not None
     groups = json.dumps([[response_id] for response_id in current.shown_order])
     json_accept = {"HTTP_ACCEPT": "application/json"}
     client.post(f"/rate/assignments/{current.pk}/submit/", {"ranking": groups}, **json_accept)
@@ -263,10 +265,7 @@ def test_renew_of_a_lease_taken_over_is_a_409(api_for, rater, rater2, imported):
     Assignment.objects.filter(pk=task["assignment_id"]).update(
         leased_at=past, expires_at=past + timedelta(minutes=10)
     )
-    assert (
-        services.lease_next_assignment(project=imported, rater=rater2).prompt_id
-        == (task["prompt"]["id"])
-    )
+    assert leased(imported, rater2).prompt_id == (task["prompt"]["id"])
     response = client.post(f"/api/assignments/{task['assignment_id']}/renew/")
     assert response.status_code == 409
     assert response.json()["code"] == "lease_taken"

@@ -104,7 +104,9 @@ def test_it_shows_progress_and_the_lease(rater_client, rater, imported):
     assert "data-done-today>0<" in html
     assert "data-left>5<" in html
     assert f'data-lease-seconds="{imported.lease_seconds}"' in html
-    expires_in = int(re.search(r'data-expires-in="(\d+)"', html).group(1))
+    found = re.search(r'data-expires-in="(\d+)"', html)
+    assert found is not None
+    expires_in = int(found.group(1))
     assert imported.lease_seconds - 5 <= expires_in <= imported.lease_seconds
 
 

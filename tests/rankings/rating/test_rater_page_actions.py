@@ -19,6 +19,7 @@ from tests.rankings.rating.page_helpers import (
     JSON,
     action_url,
     current_task,
+    leased,
     live_assignments,
     pairwise_project,
     rank_fields,
@@ -313,7 +314,7 @@ def test_a_lease_taken_over_is_a_409_with_the_next_task(
         leased_at=past, expires_at=past + timedelta(minutes=10)
     )
     other = add_member(make_user("quick"))
-    taken = labeling_services.lease_next_assignment(project=imported, rater=other)
+    taken = leased(imported, other)
     assert taken.prompt_id == mine.prompt_id
     response = rater_client.post(
         action_url("submit", mine), {**rank_fields(mine), "showing": following.pk}, **JSON

@@ -13,6 +13,7 @@ from labeling import services as labeling_services
 from labeling.models import Assignment, AssignmentStatus, Membership, Prompt
 from rankings.models import Ranking
 from rankings.rating import services as rating_services
+from tests.rankings.rating.page_helpers import leased
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +48,7 @@ def expire(assignment: Assignment, *, seconds_ago: int = 1) -> None:
 
 
 def test_following_task_is_another_prompt_with_its_own_shown_order(imported, rater):
-    current = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    current = leased(imported, rater)
     following = labeling_services.lease_following_assignment(
         project=imported, rater=rater, current_id=current.pk
     )
@@ -59,35 +60,34 @@ def test_following_task_is_another_prompt_with_its_own_shown_order(imported, rat
 
 
 def test_following_task_is_held_not_leased_again(imported, rater):
-    current = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    current = leased(imported, rater)
     first = labeling_services.lease_following_assignment(
         project=imported, rater=rater, current_id=current.pk
     )
     again = labeling_services.lease_following_assignment(
         project=imported, rater=rater, current_id=current.pk
     )
-    assert again.pk == first.pk
+    assert first is not None and again is not None and again.pk == first.pk
     assert Assignment.objects.filter(rater=rater).count() == 2
     # Reloading the page: the oldest lease is current, the held one follows.
-    assert labeling_services.lease_next_assignment(project=imported, rater=rater).pk == current.pk
+    assert leased(imported, rater).pk == current.pk
 
 
 def test_following_task_after_submit_becomes_current(imported, rater):
-    current = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    current = leased(imported, rater)
     following = labeling_services.lease_following_assignment(
         project=imported, rater=rater, current_id=current.pk
     )
+    assert following is not None
     submit(current, rater)
-    assert labeling_services.lease_next_assignment(project=imported, rater=rater).pk == (
-        following.pk
-    )
+    assert leased(imported, rater).pk == following.pk
 
 
 def test_following_task_is_none_when_only_the_current_prompt_is_left(project, rater):
     labeling_services.prompts_import(
         project=project, raw=json.dumps([{"prompt": "only", "responses": ["a", "b"]}])
     )
-    current = labeling_services.lease_next_assignment(project=project, rater=rater)
+    current = leased(project, rater)
     assert (
         labeling_services.lease_following_assignment(
             project=project, rater=rater, current_id=current.pk
@@ -102,7 +102,7 @@ def test_following_task_holds_an_overlap_slot(project, rater, rater2):
         project=project,
         raw=json.dumps([{"prompt": f"q{i}", "responses": ["a", "b"]} for i in range(2)]),
     )
-    current = labeling_services.lease_next_assignment(project=project, rater=rater)
+    current = leased(project, rater)
     following = labeling_services.lease_following_assignment(
         project=project, rater=rater, current_id=current.pk
     )
@@ -111,7 +111,7 @@ def test_following_task_holds_an_overlap_slot(project, rater, rater2):
 
 
 def test_paused_rater_gets_no_following_task(imported, rater):
-    current = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    current = leased(imported, rater)
     labeling_services.member_update(project=imported, username=rater.username, status="paused")
     with pytest.raises(NotAllowed):
         labeling_services.lease_following_assignment(
@@ -123,7 +123,7 @@ def test_paused_rater_gets_no_following_task(imported, rater):
 
 
 def test_renew_extends_the_lease_from_now(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     Assignment.objects.filter(pk=assignment.pk).update(
         expires_at=timezone.now() + timedelta(seconds=20)
     )
@@ -135,7 +135,7 @@ def test_renew_extends_the_lease_from_now(imported, rater):
 
 
 def test_renew_takes_back_an_expired_lease_while_the_slot_is_free(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     expire(assignment)
     renewed = labeling_services.assignment_renew(assignment_id=assignment.pk, rater=rater)
     assert renewed.expires_at > timezone.now()
@@ -143,10 +143,10 @@ def test_renew_takes_back_an_expired_lease_while_the_slot_is_free(imported, rate
 
 def test_renew_refuses_a_lease_taken_over(imported, rater, make_user, add_member):
     set_overlap(imported, 1)
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     expire(assignment)
     other = add_member(make_user("quick"))
-    taken = labeling_services.lease_next_assignment(project=imported, rater=other)
+    taken = leased(imported, other)
     assert taken.prompt_id == assignment.prompt_id
     with pytest.raises(Conflict) as refused:
         labeling_services.assignment_renew(assignment_id=assignment.pk, rater=rater)
@@ -156,13 +156,13 @@ def test_renew_refuses_a_lease_taken_over(imported, rater, make_user, add_member
 def test_renew_refuses_a_finished_task_a_paused_rater_and_another_raters_task(
     imported, rater, rater2
 ):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     with pytest.raises(NotFound):
         labeling_services.assignment_renew(assignment_id=assignment.pk, rater=rater2)
     submit(assignment, rater)
     with pytest.raises(Conflict):
         labeling_services.assignment_renew(assignment_id=assignment.pk, rater=rater)
-    nxt = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    nxt = leased(imported, rater)
     labeling_services.member_update(project=imported, username=rater.username, status="paused")
     with pytest.raises(NotAllowed):
         labeling_services.assignment_renew(assignment_id=nxt.pk, rater=rater)
@@ -172,7 +172,7 @@ def test_renew_refuses_a_finished_task_a_paused_rater_and_another_raters_task(
 
 
 def test_undo_reopens_the_task_with_a_live_lease_and_keeps_the_ranking(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     ranking = submit(assignment, rater)
     assignment.refresh_from_db()
     submitted_at = assignment.finished_at
@@ -186,13 +186,11 @@ def test_undo_reopens_the_task_with_a_live_lease_and_keeps_the_ranking(imported,
     ranking.refresh_from_db()
     assert ranking.groups == whole_ranking(assignment)
     assert ranking.revisions == []
-    assert labeling_services.lease_next_assignment(project=imported, rater=rater).pk == (
-        assignment.pk
-    )
+    assert leased(imported, rater).pk == (assignment.pk)
 
 
 def test_resubmit_after_undo_updates_the_same_ranking_and_keeps_the_old_one(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     first = submit(assignment, rater, ratings=None, rationale="first try", seconds=4)
     rating_services.ranking_undo(assignment_id=assignment.pk, rater=rater)
     reversed_groups = list(reversed(whole_ranking(assignment)))
@@ -218,7 +216,7 @@ def test_resubmit_after_undo_updates_the_same_ranking_and_keeps_the_old_one(impo
 
 
 def test_every_undo_and_resubmit_adds_a_revision(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     submit(assignment, rater)
     for _ in range(2):
         rating_services.ranking_undo(assignment_id=assignment.pk, rater=rater)
@@ -229,7 +227,7 @@ def test_every_undo_and_resubmit_adds_a_revision(imported, rater):
 
 def test_undo_recomputes_prompt_completion(imported, rater):
     set_overlap(imported, 1)
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     submit(assignment, rater)
     assert Prompt.objects.get(pk=assignment.prompt_id).is_complete
 
@@ -241,7 +239,7 @@ def test_undo_recomputes_prompt_completion(imported, rater):
 
 
 def test_undo_is_refused_after_the_window(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     submit(assignment, rater)
     Assignment.objects.filter(pk=assignment.pk).update(
         finished_at=timezone.now() - timedelta(seconds=rating_services.UNDO_SECONDS + 10)
@@ -253,7 +251,7 @@ def test_undo_is_refused_after_the_window(imported, rater):
 
 
 def test_undo_is_refused_once_the_lease_has_run_out(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     submit(assignment, rater)
     Assignment.objects.filter(pk=assignment.pk).update(
         leased_at=timezone.now() - timedelta(hours=1), expires_at=timezone.now()
@@ -264,7 +262,7 @@ def test_undo_is_refused_once_the_lease_has_run_out(imported, rater):
 
 
 def test_undo_is_refused_for_a_task_not_submitted_or_not_yours(imported, rater, rater2):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     with pytest.raises(Conflict):
         rating_services.ranking_undo(assignment_id=assignment.pk, rater=rater)
     submit(assignment, rater)
@@ -273,7 +271,7 @@ def test_undo_is_refused_for_a_task_not_submitted_or_not_yours(imported, rater, 
 
 
 def test_undo_is_refused_to_a_paused_rater(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     submit(assignment, rater)
     Membership.objects.filter(user=rater).update(status="paused")
     with pytest.raises(NotAllowed):
@@ -285,7 +283,7 @@ def test_a_reopened_task_keeps_its_slot_after_its_lease_runs_out(project, rater,
     labeling_services.prompts_import(
         project=project, raw=json.dumps([{"prompt": "only", "responses": ["a", "b"]}])
     )
-    assignment = labeling_services.lease_next_assignment(project=project, rater=rater)
+    assignment = leased(project, rater)
     submit(assignment, rater, strength=2)
     rating_services.ranking_undo(assignment_id=assignment.pk, rater=rater)
     expire(assignment)
@@ -295,7 +293,7 @@ def test_a_reopened_task_keeps_its_slot_after_its_lease_runs_out(project, rater,
 
 def test_an_abandoned_reopened_task_is_restored_as_submitted(imported, rater):
     set_overlap(imported, 1)
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     submit(assignment, rater)
     assignment.refresh_from_db()
     submitted_at = assignment.finished_at
@@ -312,7 +310,7 @@ def test_an_abandoned_reopened_task_is_restored_as_submitted(imported, rater):
 
 
 def test_a_reopened_task_cannot_be_skipped(imported, rater):
-    assignment = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    assignment = leased(imported, rater)
     submit(assignment, rater)
     rating_services.ranking_undo(assignment_id=assignment.pk, rater=rater)
     with pytest.raises(Conflict) as refused:
@@ -337,12 +335,12 @@ def test_progress_counts_today_and_what_is_left_for_the_rater(imported, rater):
         "done_today": 0,
         "left": 5,
     }
-    first = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    first = leased(imported, rater)
     submit(first, rater)
-    second = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    second = leased(imported, rater)
     submit(second, rater)
     Assignment.objects.filter(pk=first.pk).update(finished_at=day_start - timedelta(hours=2))
-    third = labeling_services.lease_next_assignment(project=imported, rater=rater)
+    third = leased(imported, rater)
     labeling_services.assignment_skip(assignment_id=third.pk, rater=rater, reason="broken")
     assert labeling_services.rater_progress(project=imported, rater=rater, day_start=day_start) == {
         "done_today": 1,

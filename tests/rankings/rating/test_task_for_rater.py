@@ -10,6 +10,7 @@ from django.utils import timezone
 from core.errors import NotAllowed
 from labeling.models import Assignment, AssignmentStatus, Membership, MemberStatus
 from rankings.rating import services as rating_services
+from tests.rankings.rating.page_helpers import shown
 
 pytestmark = pytest.mark.django_db
 
@@ -42,36 +43,36 @@ def test_the_same_tasks_come_back_until_they_are_finished(rater, imported):
 
 def test_a_task_reopened_by_an_undo_comes_first(rater, imported):
     first = rating_services.task_for_rater(project=imported, rater=rater, with_following=True)
-    submit_and_undo(first.current, rater)
+    submit_and_undo(shown(first.current), rater)
     tasks = rating_services.task_for_rater(project=imported, rater=rater, with_following=True)
     assert tasks.current == first.current
     assert tasks.following == first.following
 
 
 def test_an_abandoned_undo_is_restored_before_the_next_lease(rater, imported):
-    first = rating_services.task_for_rater(project=imported, rater=rater)
-    submit_and_undo(first.current, rater)
-    Assignment.objects.filter(pk=first.current.pk).update(expires_at=timezone.now())
+    first = shown(rating_services.task_for_rater(project=imported, rater=rater).current)
+    submit_and_undo(first, rater)
+    Assignment.objects.filter(pk=first.pk).update(expires_at=timezone.now())
     tasks = rating_services.task_for_rater(project=imported, rater=rater)
-    first.current.refresh_from_db()
-    assert first.current.status == AssignmentStatus.SUBMITTED  # the earlier ranking stands
-    assert tasks.current is not None and tasks.current.prompt_id != first.current.prompt_id
+    first.refresh_from_db()
+    assert first.status == AssignmentStatus.SUBMITTED  # the earlier ranking stands
+    assert tasks.current is not None and tasks.current.prompt_id != first.prompt_id
 
 
 def test_the_task_shown_stays_current_and_is_renewed_once_half_its_lease_is_used(rater, imported):
     first = rating_services.task_for_rater(project=imported, rater=rater, with_following=True)
-    showing = first.following
+    showing = shown(first.following)
     fresh = rating_services.task_for_rater(
         project=imported, rater=rater, showing_id=showing.pk, with_following=True
     )
     assert fresh.current == showing
-    assert fresh.current.expires_at == showing.expires_at  # more than half left: untouched
+    assert shown(fresh.current).expires_at == showing.expires_at  # more than half left: untouched
     Assignment.objects.filter(pk=showing.pk).update(
         expires_at=timezone.now() + timedelta(seconds=imported.lease_seconds / 2 - 10)
     )
     renewed = rating_services.task_for_rater(project=imported, rater=rater, showing_id=showing.pk)
     assert renewed.current == showing
-    assert renewed.current.expires_at > timezone.now() + timedelta(
+    assert shown(renewed.current).expires_at > timezone.now() + timedelta(
         seconds=imported.lease_seconds - 5
     )
 
@@ -80,7 +81,7 @@ def test_a_shown_task_given_to_another_rater_is_replaced(rater, make_user, add_m
     imported.overlap = 1
     imported.save(update_fields=["overlap"])
     first = rating_services.task_for_rater(project=imported, rater=rater, with_following=True)
-    showing = first.following
+    showing = shown(first.following)
     past = timezone.now() - timedelta(hours=1)
     Assignment.objects.filter(pk=showing.pk).update(
         leased_at=past, expires_at=past + timedelta(minutes=10)

@@ -11,6 +11,7 @@ from labeling import services as labeling_services
 from rankings.models import AgreementRun
 from rankings.runs import services
 from rankings.stats.project import PROJECT_STATISTICS
+from tests.exports.broker import broker_refusing
 from tests.helpers import sample_records
 from tests.rankings.agreement_helpers import rank_in_turns
 
@@ -109,6 +110,31 @@ def test_post_in_eager_mode_answers_with_the_finished_run(api_for, lead, project
     body = response.json()
     assert body["status"] == "done"
     assert AgreementRun.objects.get(pk=body["run_id"]).n_rankings == len(ranked)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_post_while_the_broker_is_down_answers_503_with_the_run_failed(api_for, lead, project):
+    with broker_refusing():
+        response = api_for(lead).post(url(project))
+
+    assert response.status_code == 503
+    assert response["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["code"] == "not_queued" and "could not queue the agreement run" in body["detail"]
+    run = AgreementRun.objects.get(project=project)
+    assert run.status == JobStatus.FAILED and run.error.startswith("could not queue the job")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_run_now_on_the_quality_page_while_the_broker_is_down_shows_why(client, lead, project):
+    client.force_login(lead)
+
+    with broker_refusing():
+        response = client.post(f"/rate/{project.pk}/quality/", HTTP_HX_REQUEST="true")
+
+    assert response.status_code == 200
+    assert 'data-run-status="failed"' in response.text
+    assert "could not queue the job" in response.text
 
 
 def test_engineer_may_read_and_run(api_for, engineer, project, ranked):

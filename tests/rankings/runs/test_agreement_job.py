@@ -78,7 +78,8 @@ def test_run_stores_the_metrics_of_the_rankings(
 
     assert run.status == JobStatus.DONE
     assert run.error == ""
-    assert run.started_at is not None and run.finished_at >= run.started_at
+    assert run.started_at is not None and run.finished_at is not None
+    assert run.finished_at >= run.started_at
     table, _ = reference_table(ranked)
     expected = project_agreement(table)
     assert_same_summary(run.metrics, expected)
@@ -106,7 +107,9 @@ def test_ranking_table_has_one_row_per_ranking_with_dense_indices(project, ranke
         for response_id in group
     }
     positions = dict(first.prompt.responses.values_list("pk", "position"))
-    expected_row = [levels[response_id] for response_id in sorted(levels, key=positions.get)]
+    expected_row = [
+        levels[response_id] for response_id in sorted(levels, key=positions.__getitem__)
+    ]
     assert table.ranks[0].tolist() == expected_row
     assert rater_user_ids[table.rater_index[0]] == first.rater_id
 
@@ -165,7 +168,9 @@ def test_each_rater_gets_a_score_row_with_counts(
         assert score.agreement == pytest.approx(reference.agreement)
         assert score.agreement_low == pytest.approx(reference.low)
         assert score.agreement_high == pytest.approx(reference.high)
-        assert score.agreement_low <= score.agreement <= score.agreement_high
+        low, mid, high = score.agreement_low, score.agreement, score.agreement_high
+        assert low is not None and mid is not None and high is not None
+        assert low <= mid <= high
 
 
 def test_computing_the_same_run_again_does_nothing(
@@ -275,6 +280,7 @@ def test_beat_queues_only_projects_with_rankings_newer_than_their_last_run(
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.agreement_run_all_projects()["queued"] == 1
     latest = AgreementRun.objects.filter(project=project).order_by("-id").first()
+    assert latest is not None
     assert latest.status == JobStatus.DONE and latest.n_rankings == len(ranked) + 1
 
 
@@ -289,7 +295,7 @@ def test_beat_does_not_queue_while_a_run_is_pending(project, ranked):
 
 
 def test_abandoned_runs_are_failed_and_stop_blocking_the_schedule(project, ranked, settings):
-    long_ago = timezone.now() - timedelta(seconds=settings.JOB_QUEUED_SECONDS + 60)
+    long_ago = timezone.now() - timedelta(seconds=settings.JOB_GIVE_UP_SECONDS + 60)
     lost = services.agreement_run_request(project=project, trigger="manual")
     AgreementRun.objects.filter(pk=lost.pk).update(created_at=long_ago)
     assert agreement_run_is_stale(project=project)
@@ -303,14 +309,32 @@ def test_abandoned_runs_are_failed_and_stop_blocking_the_schedule(project, ranke
     assert services.agreement_run_compute(run_id=lost.pk)["skipped"] is True
 
 
-def test_a_queued_run_that_lost_its_message_stops_blocking_run_now(project, ranked, settings):
+def test_run_now_sends_a_queued_run_whose_message_was_lost_again(
+    project, ranked, settings, django_capture_on_commit_callbacks
+):
     lost = services.agreement_run_request(project=project, trigger="manual")
-    waited = timezone.now() - timedelta(seconds=settings.JOB_QUEUED_SECONDS - 60)
+    waited = timezone.now() - timedelta(seconds=settings.JOB_QUEUED_SECONDS - 30)
     AgreementRun.objects.filter(pk=lost.pk).update(created_at=waited)
-    assert services.agreement_run_request(project=project, trigger="manual").pk == lost.pk
+    with django_capture_on_commit_callbacks() as sent:
+        assert services.agreement_run_request(project=project, trigger="manual").pk == lost.pk
+    assert sent == []  # still waiting for its first message: nothing sent again
 
-    too_long = timezone.now() - timedelta(seconds=settings.JOB_QUEUED_SECONDS + 1)
-    AgreementRun.objects.filter(pk=lost.pk).update(created_at=too_long)
+    overdue = timezone.now() - timedelta(seconds=settings.JOB_QUEUED_SECONDS + 1)
+    AgreementRun.objects.filter(pk=lost.pk).update(created_at=overdue)
+    with django_capture_on_commit_callbacks(execute=True) as sent:
+        again = services.agreement_run_request(project=project, trigger="manual")
+
+    assert again.pk == lost.pk and len(sent) == 1  # sent again at once, computed in-process
+    lost.refresh_from_db()
+    assert lost.status == JobStatus.DONE and lost.n_rankings == len(ranked)
+    assert AgreementRun.objects.filter(project=project).count() == 1
+
+
+def test_a_queued_run_the_sweep_gave_up_stops_blocking_run_now(project, ranked, settings):
+    lost = services.agreement_run_request(project=project, trigger="manual")
+    given_up = timezone.now() - timedelta(seconds=settings.JOB_GIVE_UP_SECONDS + 1)
+    AgreementRun.objects.filter(pk=lost.pk).update(created_at=given_up)
+
     again = services.agreement_run_request(project=project, trigger="manual")
 
     assert again.pk != lost.pk and again.status == JobStatus.QUEUED
@@ -336,7 +360,7 @@ def test_a_running_run_whose_worker_went_silent_is_retaken_by_its_redelivered_me
 
 
 def test_a_run_left_running_without_a_heartbeat_is_judged_by_its_start(project, settings):
-    started = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1)
+    started = timezone.now() - timedelta(seconds=settings.JOB_GIVE_UP_SECONDS + 1)
     old = AgreementRun.objects.create(project=project, status=JobStatus.RUNNING, started_at=started)
     fresh = AgreementRun.objects.create(
         project=project, status=JobStatus.RUNNING, started_at=timezone.now()
@@ -361,6 +385,7 @@ def test_the_run_beats_between_its_phases(project, ranked, monkeypatch):
     assert services.agreement_run_compute(run_id=run.pk)["status"] == JobStatus.DONE
     assert beats == [run.pk, run.pk]
     run.refresh_from_db()
+    assert run.started_at and run.heartbeat_at and run.finished_at
     assert run.started_at <= run.heartbeat_at <= run.finished_at
 
 
@@ -368,7 +393,7 @@ def test_agreement_runs_are_a_registered_job_kind_the_sweep_covers(project, rank
     assert AgreementRun in [kind.model for kind in jobs.job_kinds()]
     run = services.agreement_run_request(project=project, trigger="manual")
     assert jobs.job_claim(AgreementRun, job_id=run.pk)
-    silent = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1)
+    silent = timezone.now() - timedelta(seconds=settings.JOB_GIVE_UP_SECONDS + 1)
     AgreementRun.objects.filter(pk=run.pk).update(heartbeat_at=silent)
 
     assert jobs.sweep_all_job_kinds()["rankings.AgreementRun"] == 1
@@ -445,7 +470,7 @@ def reference_data(project: Project, excluded: tuple[int, ...] = ()):
     for prompt in Prompt.objects.filter(project=project, is_gold=True):
         if prompt.pk in prompt_of:
             gold_ranks[prompt_of[prompt.pk]] = ranks_from_groups(
-                prompt.gold_ranking, slot_of, k_max
+                prompt.gold_ranking or [], slot_of, k_max
             )
     shown_slots = np.full((len(rankings), k_max), -1, dtype=np.int8)
     for row, ranking in enumerate(rankings):
@@ -495,6 +520,7 @@ def test_rater_scores_carry_every_quality_statistic(
                      "labelled_pairs", "length_pairs"):  # fmt: skip
             assert getattr(score, name) == getattr(quality, name), name
         assert score.straight_lining_chance == pytest.approx(quality.straight_lining_chance)
+        assert score.reliability_weight is not None
         assert 0.05 <= score.reliability_weight <= 1.0
 
 
@@ -535,16 +561,18 @@ def test_one_prompt_row_per_prompt_with_agreement_and_consensus(
     for ranking in counted:
         by_prompt.setdefault(ranking.prompt_id, []).append(ranking)
     assert rows.keys() == by_prompt.keys()
-    weights = {
-        score.rater_id: score.reliability_weight for score in RaterScore.objects.filter(run=run)
-    }
+    weights: dict[int, float] = {}
+    for score in RaterScore.objects.filter(run=run):
+        assert score.reliability_weight is not None
+        weights[score.rater_id] = score.reliability_weight
     for prompt_id, rankings in by_prompt.items():
         row = rows[prompt_id]
         assert row.n_rankings == len(rankings)
         expected = brute_force_prompt_agreement(rankings)
         assert row.agreement == (expected if expected is None else pytest.approx(expected))
         reference = consensus.consensus_ranking(
-            [r.groups for r in rankings], weights=[weights[r.rater_id] for r in rankings]
+            [r.groups for r in rankings],
+            weights=[weights[r.rater_id] for r in rankings],
         )
         assert [sorted(group) for group in row.consensus] == [
             sorted(group) for group in reference.groups
@@ -662,8 +690,11 @@ def test_postgresql_reading_matches_the_orm_reading(project, quality_ranked, cro
         fast = run_data.agreement_data(project=project, up_to_id=up_to_id)
         assert_same_data(fast, orm_data(project, up_to_id))
     assert crowd[2].pk not in fast.rater_user_ids
-    assert fast.context.is_repeat.any() and not np.isnan(fast.context.gold_ranks).all()
-    assert np.isnan(fast.context.seconds).any() and (fast.context.shown_slots >= 0).all()
+    context = fast.context
+    assert context.is_repeat is not None and context.gold_ranks is not None
+    assert context.seconds is not None and context.shown_slots is not None
+    assert context.is_repeat.any() and not np.isnan(context.gold_ranks).all()
+    assert np.isnan(context.seconds).any() and bool(np.all(context.shown_slots >= 0))
 
 
 @pytest.mark.postgresql("compares the PostgreSQL fast path with the ORM one")

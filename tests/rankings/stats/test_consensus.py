@@ -12,6 +12,7 @@ from rankings.stats import consensus
 from rankings.stats.consensus import (
     BORDA,
     BRADLEY_TERRY,
+    competence_weights,
     consensus_ranking,
     prompt_consensus,
     reliability_weights,
@@ -245,6 +246,11 @@ def test_reliability_weights_rescale_agreement_above_chance() -> None:
     assert weights.tolist() == pytest.approx([0.8, 0.05, 0.05, 0.425, 1.0])
     assert reliability_weights([np.nan, np.nan], chance=None).tolist() == [1.0, 1.0]
     assert reliability_weights([0.4], chance=None).tolist() == pytest.approx([0.4])
+
+
+def test_competence_weights_floor_the_competence_and_fall_back_without_one() -> None:
+    weights = competence_weights([0.9, 0.01, np.nan, 1.2], fallback=[0.5, 0.5, 0.3, 0.5])
+    assert weights.tolist() == pytest.approx([0.9, 0.05, 0.3, 1.0])
 
 
 def test_consensus_in_blocks_is_the_consensus_of_the_whole() -> None:

@@ -206,20 +206,23 @@ def brute_force(crowd: Crowd, raters: set[int]) -> dict[str, object]:
 
     # Speed: buckets by the prompt's total response length, quintiles over all timed rankings.
     timed = [r for r in crowd.records if not r.repeat and r.seconds is not None]
+    seconds = {id(r): float(r.seconds or 0.0) for r in timed}
     totals = [sum(crowd.lengths[r.prompt]) for r in timed]
-    edges = np.quantile(totals, [0.2, 0.4, 0.6, 0.8]) if totals else []
+    edges: list[float] = np.quantile(totals, [0.2, 0.4, 0.6, 0.8]).tolist() if totals else []
     bucket_of = {
         id(r): sum(edge <= total for edge in edges) for r, total in zip(timed, totals, strict=True)
     }
     bucket_median = {
-        bucket: statistics.median(r.seconds for r in timed if bucket_of[id(r)] == bucket)
+        bucket: statistics.median(seconds[id(r)] for r in timed if bucket_of[id(r)] == bucket)
         for bucket in set(bucket_of.values())
     }
     my_timed = [r for r in timed if r.rater in raters]
     result["timed_rankings"] = len(my_timed)
-    result["median_seconds"] = statistics.median(r.seconds for r in my_timed) if my_timed else None
+    result["median_seconds"] = (
+        statistics.median(seconds[id(r)] for r in my_timed) if my_timed else None
+    )
     result["speed_ratio"] = (
-        statistics.median(r.seconds / bucket_median[bucket_of[id(r)]] for r in my_timed)
+        statistics.median(seconds[id(r)] / bucket_median[bucket_of[id(r)]] for r in my_timed)
         if my_timed
         else None
     )

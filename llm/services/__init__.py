@@ -1,0 +1,1 @@
+"""Services of the llm app: endpoints, generation jobs, the AI judge and its calibration."""

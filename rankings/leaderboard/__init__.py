@@ -1,0 +1,1 @@
+"""The model leaderboard: which model wins, with intervals (page, API, bulk reads)."""

@@ -1,0 +1,319 @@
+"""Rater reliability from pair labels: a MACE-style model fitted by EM over a whole project.
+
+Every decided pair label (ties left out) comes from one of four ways of labelling. With
+weight ``careful`` the rater labels the pair as it truly is; otherwise they pick at random,
+pick the response shown first, or pick the longer one. Each response pair (a *unit*) has a
+latent truth, which of its two responses is better, with a prior that the longer one is
+better ``rho`` (one number per project, so careful raters who prefer longer responses because
+they are better are not mistaken for length-biased ones). The rater's ``careful`` weight is
+their *competence*; the first-shown and longer weights are their biases.
+
+EM alternates the truth of every unit given the raters' weights and the weights given the
+truth, vectorized over all labels. Labels from one rater with the same relation to the
+shown order and to length share every per-label number, so each iteration is two sparse
+products over the labels (units by label patterns) plus arithmetic on small tables.
+The objective is the marginal likelihood (truth summed out) times a Dirichlet prior on each
+rater's weights and a Beta prior on ``rho``; ``objective`` computes it directly, so the tests
+hold the fit to a brute-force likelihood. The per-rater summaries (interval, sequential test)
+are in ``rankings.stats.sequential``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from scipy import sparse
+
+from rankings.stats.tables import (
+    FloatArray,
+    IntArray,
+    RankingContext,
+    RankingTable,
+    slot_pairs,
+)
+
+CAREFUL, RANDOM, FIRST_SHOWN, LONGER = range(4)
+N_COMPONENTS = 4
+#: Pseudo-labels each way of labelling gets per rater (a Dirichlet(1 + this) prior): a rater
+#: with few labels is not judged perfect or worthless, and no weight is ever exactly 0.
+PRIOR_LABELS = 0.5
+#: Starting weights: mostly careful, as most raters are.
+START_WEIGHTS = (0.7, 0.2, 0.05, 0.05)
+MAX_ITERATIONS = 50
+TOLERANCE = 1e-3
+"""EM stops once no weight and not ``rho`` moves more than this in an iteration (a
+thousandth: competence is shown to two decimals)."""
+
+Int8Array = npt.NDArray[np.int8]
+
+
+@dataclass(frozen=True)
+class PairLabels:
+    """Decided pair labels of the counted rankings, one entry per label.
+
+    ``label`` is +1 when the pair's first slot won, -1 when the second did; ``first_shown``
+    +1 when the first slot was shown before the second, -1 after, 0 unknown; ``longer`` per
+    unit: +1 when the first slot's response is longer, -1 shorter, 0 equal or unknown.
+    ``task`` numbers the ranking each label comes from; ``tasks`` counts per rater the
+    rankings with at least one decided label.
+    """
+
+    unit: IntArray
+    rater: IntArray
+    task: IntArray
+    label: Int8Array
+    first_shown: Int8Array
+    longer: Int8Array  # per unit
+    n_raters: int
+    tasks: IntArray
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.unit)
+
+    @property
+    def n_units(self) -> int:
+        return len(self.longer)
+
+    def per_rater(self) -> IntArray:
+        return np.bincount(self.rater, minlength=self.n_raters).astype(np.int64)
+
+    def patterns(self) -> tuple[IntArray, int]:
+        """Per label its pattern: rater, shown relation, length relation and label.
+
+        Index ``((rater * 3 + shown) * 3 + length) * 2 + positive`` where ``shown`` and
+        ``length`` are 0 (against the label), 1 (unknown) or 2 (with it). Computed once.
+        """
+        cached: tuple[IntArray, int] | None = self.__dict__.get("_pattern_cache")
+        if cached is None:
+            cached = self._patterns()
+            object.__setattr__(self, "_pattern_cache", cached)
+        return cached
+
+    def _patterns(self) -> tuple[IntArray, int]:
+        label = self.label.astype(np.int64)
+        shown = label * self.first_shown + 1
+        length = label * self.longer[self.unit] + 1
+        pattern = ((self.rater * 3 + shown) * 3 + length) * 2 + (label > 0)
+        return pattern.astype(np.int64), self.n_raters * 18
+
+
+@dataclass(frozen=True)
+class ReliabilityFit:
+    """The fitted model: per rater the weights of the four ways of labelling (rows sum to 1),
+    ``rho`` and, per unit, the log-odds that the first slot is the better one."""
+
+    weights: FloatArray  # (n_raters, 4): careful, random, first shown, longer
+    rho: float
+    unit_log_odds: FloatArray
+    iterations: int
+    converged: bool
+
+    @property
+    def competence(self) -> FloatArray:
+        return self.weights[:, CAREFUL]
+
+
+def counted_rows(table: RankingTable, is_repeat: npt.NDArray[Any] | None) -> IntArray:
+    """The rows agreement counts: repeats out, then each rater's first ranking of a prompt
+    (as ``tables.one_ranking_per_rater`` keeps them)."""
+    rows = np.arange(table.n_rankings) if is_repeat is None else np.flatnonzero(~is_repeat)
+    key = table.prompt_index[rows] * max(table.n_raters, 1) + table.rater_index[rows]
+    _, first = np.unique(key, return_index=True)
+    counted: IntArray = rows[np.sort(first)]
+    return counted
+
+
+def shown_positions(shown_slots: npt.NDArray[np.integer[Any]], k_max: int) -> IntArray:
+    """``position[r, s]``: where slot ``s`` was shown in ranking ``r`` (0 = first), -1 unknown."""
+    n = len(shown_slots)
+    position = np.full((n, k_max + 1), -1, dtype=np.int64)  # the last column takes padding
+    rows = np.arange(n)
+    for shown_at in range(min(shown_slots.shape[1], k_max)):
+        slots = shown_slots[:, shown_at].astype(np.int64)
+        position[rows, np.where(slots >= 0, slots, k_max)] = shown_at
+    return position[:, :k_max]
+
+
+def pair_labels(table: RankingTable, context: RankingContext) -> PairLabels:
+    """The decided labels of the rankings agreement counts, with their shown and length
+    relations (``PairLabels``)."""
+    rows = counted_rows(table, context.is_repeat)
+    # By prompt: each unit's labels then sit together, which keeps the fit's passes over
+    # them cache-friendly.
+    rows = rows[np.argsort(table.prompt_index[rows], kind="stable")]
+    all_labels, present = table.label_matrix()
+    labels, present = all_labels[rows], present[rows]
+    prompt, rater = table.prompt_index[rows], table.rater_index[rows]
+    pairs = slot_pairs(table.k_max)
+    n_pairs = max(len(pairs), 1)
+    position = (
+        shown_positions(context.shown_slots[rows], table.k_max)
+        if context.shown_slots is not None
+        else np.full((len(rows), table.k_max), -1, dtype=np.int64)
+    )
+    longer = np.zeros((table.n_prompts, n_pairs), dtype=np.int8)
+    units, raters, tasks_of, values, shown = [], [], [], [], []
+    for pair, (i, j) in enumerate(pairs):
+        if context.response_length is not None:
+            with np.errstate(invalid="ignore"):
+                difference = context.response_length[:, i] - context.response_length[:, j]
+            longer[:, pair] = np.sign(np.nan_to_num(difference)).astype(np.int8)
+        decided = np.flatnonzero(present[:, pair] & (labels[:, pair] != 0))
+        units.append(prompt[decided] * n_pairs + pair)
+        raters.append(rater[decided])
+        tasks_of.append(decided)
+        values.append(labels[decided, pair])
+        first, second = position[decided, i], position[decided, j]
+        known = (first >= 0) & (second >= 0)
+        shown.append(np.where(known, np.sign(second - first), 0).astype(np.int8))
+    decided_rows = present & (labels != 0)
+    tasks = np.bincount(rater[decided_rows.any(axis=1)], minlength=table.n_raters)
+    return PairLabels(
+        unit=np.concatenate([np.zeros(0, dtype=np.int64), *units]),
+        rater=np.concatenate([np.zeros(0, dtype=np.int64), *raters]),
+        task=np.concatenate([np.zeros(0, dtype=np.int64), *tasks_of]),
+        label=np.concatenate([np.zeros(0, dtype=np.int8), *values]),
+        first_shown=np.concatenate([np.zeros(0, dtype=np.int8), *shown]),
+        longer=longer.reshape(-1),
+        n_raters=table.n_raters,
+        tasks=tasks.astype(np.int64),
+    )
+
+
+# The model ------------------------------------------------------------------------------------
+
+
+def pattern_tables(weights: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Per pattern (``PairLabels.patterns``): the probability of the label when it is the
+    truth and when it is not."""
+    relation = np.array([0.0, 0.5, 1.0])  # against, unknown, with the label
+    spam = (
+        weights[:, RANDOM, None, None] * 0.5
+        + weights[:, FIRST_SHOWN, None, None] * relation[None, :, None]
+        + weights[:, LONGER, None, None] * relation[None, None, :]
+    )
+    spam = np.repeat(spam.reshape(-1), 2)  # the same for either label sign
+    when_true = spam + np.repeat(weights[:, CAREFUL], 18)
+    return when_true, spam
+
+
+def unit_prior_log_odds(labels: PairLabels, rho: float) -> FloatArray:
+    """Prior log-odds per unit that its first slot is better: ``rho`` toward the longer."""
+    rho = min(max(rho, 1e-9), 1 - 1e-9)
+    return labels.longer.astype(np.float64) * math.log(rho / (1.0 - rho))
+
+
+def _unit_log_odds(
+    labels: PairLabels, pattern: IntArray, when_true: FloatArray, spam: FloatArray, rho: float
+) -> FloatArray:
+    """Posterior log-odds per unit that the first slot is better."""
+    signed = np.log(when_true / spam) * np.tile([-1.0, 1.0], len(spam) // 2)
+    evidence = np.bincount(labels.unit, weights=signed[pattern], minlength=labels.n_units)
+    return unit_prior_log_odds(labels, rho) + evidence
+
+
+def _label_counts(labels: PairLabels, pattern: IntArray, n_patterns: int) -> sparse.csr_matrix:
+    """How many labels of each pattern each unit has: summing over a unit's labels, or over
+    a pattern's, is then one sparse product (one pass over the labels)."""
+    return sparse.csr_matrix(
+        (np.ones(labels.n_labels), (labels.unit, pattern)), shape=(labels.n_units, n_patterns)
+    )
+
+
+def objective(labels: PairLabels, weights: FloatArray, rho: float) -> float:
+    """Log marginal likelihood of all labels (each unit's truth summed out) plus the log
+    priors (Dirichlet on each rater's weights, Beta on ``rho``), up to a constant."""
+    pattern, _ = labels.patterns()
+    when_true, spam = pattern_tables(weights)
+    positive = labels.label > 0
+    log_true, log_false = np.log(when_true[pattern]), np.log(spam[pattern])
+    # log P(labels of a unit | first slot better) and | second slot better.
+    if_first = np.bincount(
+        labels.unit, np.where(positive, log_true, log_false), minlength=labels.n_units
+    )
+    if_second = np.bincount(
+        labels.unit, np.where(positive, log_false, log_true), minlength=labels.n_units
+    )
+    prior_first = unit_prior_log_odds(labels, rho)
+    log_prior_first = -np.logaddexp(0.0, -prior_first)
+    log_prior_second = -np.logaddexp(0.0, prior_first)
+    has_labels = np.bincount(labels.unit, minlength=labels.n_units) > 0
+    marginal = np.logaddexp(log_prior_first + if_first, log_prior_second + if_second)
+    prior = PRIOR_LABELS * (np.log(weights).sum() + np.log(rho) + np.log(1 - rho))
+    return float(marginal[has_labels].sum() + prior)
+
+
+def fit_reliability(
+    labels: PairLabels,
+    *,
+    max_iterations: int = MAX_ITERATIONS,
+    tolerance: float = TOLERANCE,
+) -> ReliabilityFit:
+    """Maximum a posteriori weights and ``rho`` by EM (``objective`` never decreases)."""
+    pattern, n_patterns = labels.patterns()
+    counts = _label_counts(labels, pattern, n_patterns)
+    counts_by_pattern = counts.T.tocsr()
+    per_pattern = np.bincount(pattern, minlength=n_patterns).astype(np.float64)
+    sign = np.tile([-1.0, 1.0], n_patterns // 2)
+    prior_direction = labels.longer.astype(np.float64)
+    positive_pattern = np.tile([False, True], n_patterns // 2)
+    length_units = int(np.count_nonzero(labels.longer))
+    shorter_first = float(np.count_nonzero(labels.longer < 0))
+    weights = np.tile(np.asarray(START_WEIGHTS, dtype=np.float64), (labels.n_raters, 1))
+    rho = 0.5
+    relation = np.array([0.0, 0.5, 1.0])
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 (the count is reported)
+        when_true, spam = pattern_tables(weights)
+        rho_log_odds = math.log(rho / (1.0 - rho))
+        log_odds = prior_direction * rho_log_odds + counts @ (np.log(when_true / spam) * sign)
+        first_better = 1.0 / (1.0 + np.exp(-log_odds))
+        # Per pattern, the summed posterior that the label is the truth.
+        summed = counts_by_pattern @ first_better
+        truth_share = np.where(positive_pattern, summed, per_pattern - summed)
+        # Responsibilities summed per pattern: careful, and the factor of each spam weight.
+        careful = truth_share * (1.0 - spam / when_true)
+        spam_factor = truth_share / when_true + (per_pattern - truth_share) / spam
+        careful = careful.reshape(labels.n_raters, 3, 3, 2)
+        spam_factor = spam_factor.reshape(labels.n_raters, 3, 3, 2)
+        new = np.empty_like(weights)
+        new[:, CAREFUL] = careful.sum(axis=(1, 2, 3))
+        new[:, RANDOM] = weights[:, RANDOM] * 0.5 * spam_factor.sum(axis=(1, 2, 3))
+        new[:, FIRST_SHOWN] = weights[:, FIRST_SHOWN] * np.einsum(
+            "s,rslp->r", relation, spam_factor
+        )
+        new[:, LONGER] = weights[:, LONGER] * np.einsum("l,rslp->r", relation, spam_factor)
+        new += PRIOR_LABELS
+        new /= new.sum(axis=1, keepdims=True)
+        # Summed over units of different lengths: the posterior that the longer is better.
+        longer_better = float(prior_direction @ first_better) + shorter_first
+        new_rho = (longer_better + PRIOR_LABELS) / (length_units + 2 * PRIOR_LABELS)
+        moved = max(float(np.abs(new - weights).max(initial=0.0)), abs(new_rho - rho))
+        weights, rho = new, float(new_rho)
+        if moved < tolerance:
+            converged = True
+            break
+    when_true, spam = pattern_tables(weights)
+    return ReliabilityFit(
+        weights=weights,
+        rho=rho,
+        unit_log_odds=_unit_log_odds(labels, pattern, when_true, spam, rho),
+        iterations=iteration,
+        converged=converged,
+    )
+
+
+def label_truth_without_own(labels: PairLabels, fit: ReliabilityFit) -> FloatArray:
+    """Per label, the probability that it is the truth judged from every other label of its
+    unit (and the length prior), leaving its own label out."""
+    pattern, _ = labels.patterns()
+    when_true, spam = pattern_tables(fit.weights)
+    own = np.log(when_true[pattern] / spam[pattern])
+    toward_label = labels.label * fit.unit_log_odds[labels.unit] - own
+    return 1.0 / (1.0 + np.exp(-toward_label))

@@ -1,0 +1,56 @@
+"""A real Celery worker for the fault tests, with its work slowed down so a test can strike
+mid-job: `python -m tests.faults.worker [celery worker options]`.
+
+FAULT_BATCH_DELAY (seconds) sleeps before each export batch's heartbeat, FAULT_BATCH_SIZE
+makes the batches small, FAULT_MATHS_DELAY sleeps in an agreement run's maths. Nothing else
+differs from `ranklab worker`: the same app, settings (from the environment), tasks and pool.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from typing import Any
+
+
+def slow_down() -> None:
+    from exports import selectors as export_selectors
+    from exports.services import jobs as export_jobs
+    from rankings.runs import maths
+
+    batch_delay = float(os.environ.get("FAULT_BATCH_DELAY") or 0)
+    if os.environ.get("FAULT_BATCH_SIZE"):
+        export_selectors.PROMPT_BATCH_SIZE = int(os.environ["FAULT_BATCH_SIZE"])
+    if batch_delay:
+        beat = export_jobs._beat
+
+        def slow_beat(job: Any, **progress: Any) -> None:
+            time.sleep(batch_delay)
+            beat(job, **progress)
+
+        export_jobs._beat = slow_beat
+    maths_delay = float(os.environ.get("FAULT_MATHS_DELAY") or 0)
+    if maths_delay:
+        prompt_maths = maths.prompt_maths
+
+        def slow_maths(data: Any) -> Any:
+            time.sleep(maths_delay)
+            return prompt_maths(data)
+
+        maths.prompt_maths = slow_maths
+
+
+def main(argv: list[str]) -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+    slow_down()  # before the pool forks: its children inherit the slow-down
+    from config.celery import app
+
+    app.worker_main(["worker", *argv])
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
