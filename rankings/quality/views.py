@@ -105,11 +105,11 @@ def flag_action(request: LeadRequest, project_id: int, flag_id: int, action: str
     if flag is None:
         raise Http404("flag not found")
     done, act = FLAG_ACTIONS[action]
-    error = None
+    error, status = None, 200
     try:
         act(flag=flag, by=request.user, note=request.POST.get("note", ""))
     except RanklabError as problem:
-        error = problem.message
+        error, status = problem.message, problem.status_code
     if not request.htmx:
         _tell(request, error, f"{done} ({flag.rater.username}, {flag.get_code_display()})")
         return redirect("rankings:quality", project_id=project.pk)
@@ -117,7 +117,7 @@ def flag_action(request: LeadRequest, project_id: int, flag_id: int, action: str
         request,
         f"{TEMPLATE}#flags",
         {**flags_context(project, request=request), "error": error},
-        status=400 if error else 200,  # htmx swaps 4xx answers too (base.html)
+        status=status,  # the error's own status; htmx swaps 4xx answers too (base.html)
     )
     if error is None:
         events = (
@@ -135,7 +135,7 @@ def rater_action(request: LeadRequest, project_id: int, username: str, action: s
     project = _project_for(request, project_id, roles=labeling_selectors.LEAD_ROLES)
     if action not in RATER_ACTIONS:
         raise Http404("no such action")
-    error = None
+    error, status = None, 200
     try:
         if action == "pause":
             actions.rater_pause(project=project, username=username, by=request.user)
@@ -148,7 +148,7 @@ def rater_action(request: LeadRequest, project_id: int, username: str, action: s
     except NotFound as problem:
         raise Http404(problem.message) from None
     except RanklabError as problem:
-        error = problem.message
+        error, status = problem.message, problem.status_code
     done = {
         "pause": "paused",
         "resume": "resumed",
@@ -162,7 +162,7 @@ def rater_action(request: LeadRequest, project_id: int, username: str, action: s
         request,
         f"{TEMPLATE}#raters",
         {**raters_context(project, request=request), "error": error},
-        status=400 if error else 200,  # htmx swaps 4xx answers too (base.html)
+        status=status,  # the error's own status; htmx swaps 4xx answers too (base.html)
     )
     if error is None:
         trigger_client_event(response, "flags-changed")
