@@ -29,7 +29,7 @@ from labeling.models import (
 )
 from labeling.services import occupied_assignments
 from rankings.models import AgreementRun, Flag, FlagStatus, PromptAgreement, Ranking
-from rankings.prompts.query import BrowseQuery, PromptState
+from rankings.prompts.query import STATES, BrowseQuery, PromptState
 from rankings.prompts.search import PromptTextContains
 from rankings.runs import selectors as run_selectors
 
@@ -55,6 +55,10 @@ class PromptRow:
     wanted: int
     agreement: float | None
     flagged_raters: int
+
+    @property
+    def state_label(self) -> str:
+        return STATES[self.state]
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from rankings.models import AgreementRun, PromptAgreement, Ranking
 from rankings.prompts.browse import flagged_rater_ids, prompt_state
 from rankings.prompts.extras import PromptExtraView, prompt_extras
 from rankings.prompts.pairs import PairVotes, pair_votes, pairs_matching
+from rankings.prompts.query import STATES
 from rankings.runs import selectors as run_selectors
 
 HISTORY_ACTIONS = (
@@ -127,6 +128,10 @@ class PromptDetail:
     def labelled(self, groups: list[list[int]]) -> list[list[str]]:
         label_of = {response.id: response.label for response in self.responses}
         return [sorted(label_of.get(int(member), "?") for member in group) for group in groups]
+
+    @property
+    def state_label(self) -> str:
+        return STATES[self.state]
 
 
 def prompt_for_reader(*, user: Any, prompt_id: int, roles: tuple[str, ...]) -> Prompt:
