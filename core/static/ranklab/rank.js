@@ -1085,7 +1085,11 @@
 
   page.querySelectorAll("dialog").forEach((dialog) => {
     dialog.addEventListener("close", () => {
-      if (focusBeforeDialog && focusBeforeDialog.isConnected) focusBeforeDialog.focus();
+      // The close event comes as a task after the dialog closed; keys pressed meanwhile may
+      // have moved focus on already, so only restore it when nothing else took it.
+      const active = document.activeElement;
+      const unclaimed = !active || active === document.body || dialog.contains(active);
+      if (unclaimed && focusBeforeDialog && focusBeforeDialog.isConnected) focusBeforeDialog.focus();
       focusBeforeDialog = null;
     });
     // A click on the backdrop closes it.
