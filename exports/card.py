@@ -6,6 +6,9 @@ same parameters over the same data give the same card. Project text (its name, t
 guidelines) is untrusted: in the YAML it is a double-quoted scalar with every character
 that could end it escaped; in the body the name is one line of escaped markdown and the
 guidelines sit in a code fence longer than any run of backticks inside them.
+
+Over 400 lines because most of it is the card's text and the YAML quoting that keeps
+untrusted project text from breaking it; the two belong together.
 """
 
 from __future__ import annotations

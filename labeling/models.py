@@ -1,4 +1,9 @@
-"""Projects, their members and invites, prompts with responses, and assignments (leases)."""
+"""Projects, their members and invites, prompts with responses, assignments (leases), API
+tokens and the audit log.
+
+Over 400 lines because Django wants an app's models in one module; each model is short
+and keeps its own invariants (constraints, indexes) beside its fields.
+"""
 
 from __future__ import annotations
 

@@ -61,3 +61,29 @@ def test_prompt_page_shows_its_responses(admin_client: Client, ranked):
     page = admin_client.get(reverse("admin:labeling_prompt_change", args=[prompt.pk]))
     assert page.status_code == 200
     assert prompt.responses.first().text in page.content.decode()
+
+
+def test_an_endpoint_shows_in_the_admin_without_its_key(admin_client: Client, project):
+    from llm.models import ModelEndpoint
+    from llm.services.endpoints import endpoint_create
+
+    secret = "sk-admin-should-never-see-this"
+    endpoint = endpoint_create(
+        project=project,
+        values={
+            "name": "local",
+            "base_url": "http://127.0.0.1:9/v1",
+            "model": "m",
+            "api_key": secret,
+        },
+    )
+    stored = ModelEndpoint.objects.get(pk=endpoint.pk).api_key_encrypted
+    for url in (
+        reverse("admin:llm_modelendpoint_changelist"),
+        reverse("admin:llm_modelendpoint_change", args=[endpoint.pk]),
+    ):
+        page = admin_client.get(url)
+        assert page.status_code == 200
+        html = page.content.decode()
+        assert "local" in html
+        assert secret not in html and stored not in html

@@ -9,6 +9,9 @@ is recorded on its row with the reason; it never fails the job.
 Concurrency: each chunk runs its calls on a thread pool, every call holding one of its
 endpoint's slots (`llm.concurrency`, a Redis semaphore shared by all workers), so chunks on
 several workers together stay within each endpoint's limit.
+
+Over 400 lines: planning, fan-out and finishing are one job's life and share its
+bookkeeping; the calls and their storage live in `llm.client` and `generation_store`.
 """
 
 from __future__ import annotations

@@ -14,6 +14,9 @@ flags anyone. UNRELIABLE is judged on evidence strength rather than a fixed bar 
 the reliability model's sequential test (``rankings.stats.sequential``) flags once the odds
 for careless or biased over careful reach 1 / the project's false-flag rate.
 Thresholds and a project's overrides: ``rankings.quality.thresholds``.
+
+Over 400 lines because it holds every rule beside its evidence text: one rule per
+section, read one at a time.
 """
 
 from __future__ import annotations
