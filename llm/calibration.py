@@ -23,6 +23,7 @@ import numpy as np
 
 from rankings.stats.agreement import wilson_bounds
 from rankings.stats.bootstrap import percentile_interval
+from rankings.stats.tables import orientation_free
 
 Groups = list[list[int]]
 
@@ -51,9 +52,9 @@ def kappa(first: list[int], second: list[int]) -> float | None:
     if n == 0:
         return None
     observed = sum(x == y for x, y in zip(first, second, strict=True)) / n
-    ties = (first.count(0) + second.count(0)) / (2 * n)
-    better = (1 - ties) / 2
-    chance = ties**2 + 2 * better**2
+    pooled = [(first + second).count(label) for label in (-1, 0, 1)]
+    shares = orientation_free(pooled) / (2 * n)  # the project statistics' one rule
+    chance = float((shares**2).sum())
     if chance >= 1:
         return None
     return (observed - chance) / (1 - chance)
