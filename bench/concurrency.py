@@ -1,27 +1,30 @@
-"""150 concurrent raters with doubled and retried submits against gunicorn + PostgreSQL.
+"""Many raters at once against `ranklab serve` (gunicorn, as in production) + PostgreSQL,
+the load generator on the same cores: throughput, latency per call, and the invariants.
 
-Each rater loops next-task → submit over HTTP for a bounded time. A share of submits is
-sent twice (the same body on a second connection, at once: a double click, two tabs) and
-a share is "timed out": the client hangs up before reading the answer and sends the
-submit again on a fresh connection. Afterwards the database is held to what the clients
-were told:
+Scenarios (each on a project of its own, prompt ~40 words, K=4 responses ~120 words):
 
-- every acknowledged submit (201, or 200 "same ranking already stored") is stored once;
-- no ranking is stored that no client was told about beyond those whose answer was lost
-  to the simulated time-out (those count as "stored, answer lost" and must be stored);
-- no assignment has two rankings, no prompt more rankings than its overlap;
-- no 5xx at all.
+- `unpaced`: 20 raters loop next-task → submit with no pause until a 2,000-prompt queue is
+  empty (overlap 3): submits/s, p50/p95 of each call; beside it, the naive lease (count
+  free slots, then insert, no row lock) under the same 20 raters.
+- `paced`: 200 raters who spend ~20 s on each task (uniform 10 to 30 s), as people do, for
+  `--paced-seconds` (shorten it to save time; the pattern stays): p50/p95 of each call.
+- `retries`: 150 raters; 15% of submits are sent twice at once (a double click, two tabs)
+  and 10% are "timed out" (the client hangs up before the answer and sends it again).
 
-    .venv/bin/python bench/concurrency.py [--raters 150] [--seconds 60] [--prompts 1500]
+After each: no prompt has more rankings than its overlap, every acknowledged submit (201,
+or 200 "same ranking already stored") is stored exactly once, nothing is stored that no
+client was told about (beyond the answers lost to a simulated time-out), no 5xx.
 
-Uses its own database (ranklab_bench_conc) and Redis db 2 (no worker: runs wait there).
+    .venv/bin/python bench/concurrency.py [--scenario all|unpaced|paced|retries]
+        [--paced-seconds 120]
+
+Uses its own database (ranklab_bench_conc) and Redis db 2 (agreement runs wait there, no
+worker). Exits non-zero only when it cannot run; broken invariants are printed as such.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
 import os
 import random
 import socket
@@ -38,7 +41,16 @@ os.environ.setdefault("BENCH_BROKER_URL", "redis://127.0.0.1:6379/2")
 os.environ.setdefault("BENCH_PORT", "8797")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import django_setup, machine, percentile, recreate_database
-from rater_loop import PORT, flush_bench_queue, prepare, start_server
+from rater_loop import (
+    PORT,
+    Rater,
+    add_rater,
+    create_project,
+    fill_project,
+    flush_bench_queue,
+    start_server,
+    stop_server,
+)
 
 ACKNOWLEDGED = (200, 201)
 
@@ -49,63 +61,55 @@ class Tally:
     acknowledged: set[int] = field(default_factory=set)  # assignment ids told "stored"
     answer_lost: set[int] = field(default_factory=set)  # submits whose answer was not read
     statuses: Counter[int] = field(default_factory=Counter)
+    next_ms: list[float] = field(default_factory=list)
+    submit_ms: list[float] = field(default_factory=list)
     doubled: int = 0
     retried: int = 0
-    loops: int = 0
-    latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
-
-def _connection() -> http.client.HTTPConnection:
-    return http.client.HTTPConnection("127.0.0.1", PORT, timeout=60)
-
-
-def _post(
-    connection: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]
-) -> int:
-    connection.request("POST", path, body=body, headers=headers)
-    response = connection.getresponse()
-    response.read()
-    return response.status
+    def note(self, assignment_id: int, status: int, ms: float | None = None) -> None:
+        with self.lock:
+            self.statuses[status] += 1
+            if status in ACKNOWLEDGED:
+                self.acknowledged.add(assignment_id)
+            if ms is not None:
+                self.submit_ms.append(ms)
 
 
-def _note(tally: Tally, assignment_id: int, status: int) -> None:
-    with tally.lock:
-        tally.statuses[status] += 1
-        if status in ACKNOWLEDGED:
-            tally.acknowledged.add(assignment_id)
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    raters: int
+    prompts: int
+    seconds: float  # at most; `unpaced` stops earlier once the queue is empty
+    think: float = 0.0  # mean seconds on a task between next-task and submit
+    doubled_share: float = 0.0
+    timed_out_share: float = 0.0
 
 
-def _doubled_submit(
-    tally: Tally, path: str, body: bytes, headers: dict[str, str], assignment_id: int
-) -> None:
+def _doubled_submit(tally: Tally, rater: Rater, task: dict) -> None:
     """The same submit twice at once on two connections (double click, two tabs)."""
-    answers: list[int] = []
-
-    def send() -> None:
-        connection = _connection()
-        try:
-            answers.append(_post(connection, path, body, headers))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=send) for _ in range(2)]
+    twins = [Rater(rater.project_id, rater.token) for _ in range(2)]
+    answers: list[tuple[int, float]] = []
+    threads = [threading.Thread(target=lambda r=r: answers.append(r.submit(task))) for r in twins]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    for status in answers:
-        _note(tally, assignment_id, status)
+    for status, ms in answers:
+        tally.note(task["assignment_id"], status, ms)
     with tally.lock:
         tally.doubled += 1
 
 
-def _timed_out_submit(
-    tally: Tally, path: str, body: bytes, headers: dict[str, str], assignment_id: int
-) -> None:
+def _timed_out_submit(tally: Tally, rater: Rater, task: dict, ranking: list[list[int]]) -> None:
     """Send, hang up before the answer (a client time-out), then retry on a new connection."""
+    import json
+
+    body = json.dumps({"ranking": ranking, "seconds": 20}).encode()
+    path = f"/api/assignments/{task['assignment_id']}/ranking/"
     raw = socket.create_connection(("127.0.0.1", PORT), timeout=60)
-    head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    head = "".join(f"{name}: {value}\r\n" for name, value in rater.headers.items())
     raw.sendall(
         f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}Content-Length: {len(body)}\r\n"
         "Connection: close\r\n\r\n".encode()
@@ -113,54 +117,42 @@ def _timed_out_submit(
     )
     raw.close()  # the answer, whatever it was, is lost
     with tally.lock:
-        tally.answer_lost.add(assignment_id)
+        tally.answer_lost.add(task["assignment_id"])
     time.sleep(random.uniform(0.0, 0.3))
-    connection = _connection()
-    try:
-        _note(tally, assignment_id, _post(connection, path, body, headers))
-    finally:
-        connection.close()
+    status, ms = Rater(rater.project_id, rater.token).submit(task, ranking)
+    tally.note(task["assignment_id"], status, ms)
     with tally.lock:
         tally.retried += 1
 
 
-def rater(project_id: int, token: str, deadline: float, tally: Tally, seed: int) -> None:
+def rater_loop(scenario: Scenario, rater: Rater, deadline: float, tally: Tally, seed: int) -> None:
     choose = random.Random(seed)
-    connection = _connection()
-    headers = {"Authorization": f"Token {token}", "Content-Type": "application/json"}
     try:
+        if scenario.think:
+            time.sleep(choose.uniform(0, scenario.think))  # people start at different moments
         while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            connection.request("GET", f"/api/projects/{project_id}/next-task/", headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
+            task, ms = rater.next_task()
             with tally.lock:
-                tally.statuses[response.status] += 1
-            if response.status == 204:
+                tally.next_ms.append(ms)
+                tally.statuses[200 if task else 204] += 1
+            if task is None:
                 return
-            if response.status != 200:
-                raise RuntimeError(f"next-task answered {response.status}: {payload[:200]!r}")
-            task = json.loads(payload)
             ids = [item["id"] for item in task["responses"]]
             choose.shuffle(ids)
-            body = json.dumps({"ranking": [[item] for item in ids], "seconds": 12}).encode()
-            path = f"/api/assignments/{task['assignment_id']}/ranking/"
+            ranking = [[item] for item in ids]
+            if scenario.think:
+                time.sleep(choose.uniform(0.5 * scenario.think, 1.5 * scenario.think))
             draw = choose.random()
-            if draw < 0.15:
-                _doubled_submit(tally, path, body, headers, task["assignment_id"])
-            elif draw < 0.25:
-                _timed_out_submit(tally, path, body, headers, task["assignment_id"])
+            if draw < scenario.doubled_share:
+                _doubled_submit(tally, rater, {**task, "responses": [{"id": i} for i in ids]})
+            elif draw < scenario.doubled_share + scenario.timed_out_share:
+                _timed_out_submit(tally, rater, task, ranking)
             else:
-                _note(tally, task["assignment_id"], _post(connection, path, body, headers))
-            with tally.lock:
-                tally.loops += 1
-                tally.latencies.append((time.perf_counter() - started) * 1000)
-            time.sleep(choose.uniform(0.0, 0.2))
+                status, ms = rater.submit(task, ranking)
+                tally.note(task["assignment_id"], status, ms)
     except Exception as error:  # recorded and reported: the bench must not hide a failure
         with tally.lock:
             tally.errors.append(f"{type(error).__name__}: {error}")
-    finally:
-        connection.close()
 
 
 def verify(project_id: int, overlap: int, tally: Tally) -> dict[str, int]:
@@ -168,88 +160,170 @@ def verify(project_id: int, overlap: int, tally: Tally) -> dict[str, int]:
 
     from rankings.models import Ranking
 
-    stored = set(
-        Ranking.objects.filter(project_id=project_id).values_list("assignment_id", flat=True)
-    )
-    per_assignment = (
-        Ranking.objects.filter(project_id=project_id)
-        .values("assignment_id")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .count()
-    )
-    over = (
-        Ranking.objects.filter(project_id=project_id)
-        .values("prompt_id")
-        .annotate(n=Count("id"))
-        .filter(n__gt=overlap)
-        .count()
-    )
+    rankings = Ranking.objects.filter(project_id=project_id)
+    stored = set(rankings.values_list("assignment_id", flat=True))
+    unexplained = stored - tally.acknowledged - tally.answer_lost
     return {
         "acknowledged": len(tally.acknowledged),
         "stored": len(stored),
         "acknowledged_not_stored": len(tally.acknowledged - stored),
-        "stored_not_acknowledged": len(stored - tally.acknowledged),
-        "assignments_with_two_rankings": per_assignment,
-        "prompts_over_overlap": over,
+        "stored_never_acknowledged": len(unexplained),
+        "assignments_with_two_rankings": rankings.values("assignment_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=1)
+        .count(),
+        "prompts_over_overlap": rankings.filter(is_repeat=False)
+        .values("prompt_id")
+        .annotate(n=Count("id"))
+        .filter(n__gt=overlap)
+        .count(),
         "server_errors": sum(n for status, n in tally.statuses.items() if status >= 500),
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--raters", type=int, default=150)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--prompts", type=int, default=1500)
-    parser.add_argument("--overlap", type=int, default=3)
-    parser.add_argument("--workers", type=int, default=4)
-    args = parser.parse_args()
-    recreate_database()
-    django_setup()
-    print(f"machine: {machine()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
-    project_id, tokens = prepare(args.prompts, args.raters, args.overlap)
-    server = start_server(args.workers)
+def naive_baseline(project_id: int, raters: int, overlap: int) -> int:
+    """The naive lease (count free slots, then insert; no row lock) with `raters` raters at
+    once on the same open prompts; returns the prompts it over-assigns."""
+    from datetime import timedelta
+
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.db.models import Count, Q
+    from django.utils import timezone
+
+    from labeling.models import Assignment, Prompt
+
+    users = [User.objects.create_user(f"naive-{project_id}-{index}") for index in range(raters)]
+    open_prompts = list(
+        Prompt.objects.filter(project_id=project_id).order_by("id").values_list("id", flat=True)
+    )[:20]
+    barrier = threading.Barrier(len(users))
+
+    def lease(user: User) -> None:
+        try:
+            barrier.wait()
+            for prompt_id in open_prompts:
+                now = timezone.now()
+                taken = Assignment.objects.filter(
+                    Q(status="submitted") | Q(status="leased", expires_at__gt=now),
+                    prompt_id=prompt_id,
+                ).count()
+                if (
+                    taken < overlap
+                    and not Assignment.objects.filter(prompt_id=prompt_id, rater=user).exists()
+                ):
+                    Assignment.objects.create(
+                        project_id=project_id, prompt_id=prompt_id, rater=user,
+                        shown_order=[], leased_at=now, expires_at=now + timedelta(minutes=10),
+                    )  # fmt: skip
+                    return
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=lease, args=(user,)) for user in users]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    counts = (
+        Assignment.objects.filter(prompt_id__in=open_prompts, rater__in=users)
+        .values("prompt_id")
+        .annotate(n=Count("id"))
+    )
+    return sum(1 for row in counts if row["n"] > overlap)
+
+
+def run(scenario: Scenario, overlap: int) -> None:
+    project_id = create_project(f"bench {scenario.name}", overlap=overlap)
+    fill_project(project_id, scenario.prompts)
+    tokens = [add_rater(project_id, f"{scenario.name}-{i}")[1] for i in range(scenario.raters)]
+    server = start_server()
     tally = Tally()
     try:
-        load_before = os.getloadavg()
-        deadline = time.perf_counter() + args.seconds
+        load_before = os.getloadavg()[0]
+        started = time.perf_counter()
+        deadline = started + scenario.seconds
         threads = [
-            threading.Thread(target=rater, args=(project_id, token, deadline, tally, index))
+            threading.Thread(
+                target=rater_loop,
+                args=(scenario, Rater(project_id, token), deadline, tally, index),
+            )
             for index, token in enumerate(tokens)
         ]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        load_after = os.getloadavg()
+        elapsed = time.perf_counter() - started
+        load_after = os.getloadavg()[0]
     finally:
-        server.terminate()
-        server.wait()
-        flush_bench_queue()
-    figures = verify(project_id, args.overlap, tally)
+        stop_server(server)
+    figures = verify(project_id, overlap, tally)
     print(
-        f"{args.raters} raters, {args.seconds:g} s, {args.workers} gunicorn workers x 4 threads; "
-        f"load average before {load_before[0]:.2f}, after {load_after[0]:.2f}"
+        f"\n{scenario.name}: {scenario.raters} raters, {scenario.prompts:,} prompts, overlap "
+        f"{overlap}, think {scenario.think:g} s; {elapsed:.1f} s; load average "
+        f"{load_before:.2f} before, {load_after:.2f} after"
     )
+    submits = len(tally.submit_ms)
     print(
-        f"loops {tally.loops}, doubled submits {tally.doubled}, timed-out + retried "
-        f"{tally.retried}; p50 {percentile(tally.latencies, 0.5):.0f} ms, "
-        f"p95 {percentile(tally.latencies, 0.95):.0f} ms"
+        f"  {submits} submits, {submits / elapsed:.1f} submits/s; next-task p50 "
+        f"{percentile(tally.next_ms, 0.5):.1f} ms, p95 {percentile(tally.next_ms, 0.95):.1f} ms; "
+        f"submit p50 {percentile(tally.submit_ms, 0.5):.1f} ms, "
+        f"p95 {percentile(tally.submit_ms, 0.95):.1f} ms"
     )
-    print("statuses:", dict(sorted(tally.statuses.items())))
-    for name, value in figures.items():
-        print(f"{name}: {value}")
+    if scenario.doubled_share or scenario.timed_out_share:
+        print(f"  doubled submits {tally.doubled}, timed out and retried {tally.retried}")
+    print("  statuses:", dict(sorted(tally.statuses.items())))
+    broken = {
+        name: value
+        for name, value in figures.items()
+        if name not in ("acknowledged", "stored") and value
+    }
+    print(
+        f"  acknowledged {figures['acknowledged']}, stored {figures['stored']}; "
+        + ("invariants hold" if not broken and not tally.errors else f"BROKEN: {broken}")
+    )
     if tally.errors:
-        print(f"client errors ({len(tally.errors)}):", *Counter(tally.errors).most_common(5))
-    failed = (
-        figures["acknowledged_not_stored"]
-        or figures["stored_not_acknowledged"]
-        or figures["assignments_with_two_rankings"]
-        or figures["prompts_over_overlap"]
-        or figures["server_errors"]
-        or tally.errors
-    )
-    sys.exit(1 if failed else 0)
+        print(f"  client errors ({len(tally.errors)}):", *Counter(tally.errors).most_common(5))
+    if scenario.name == "unpaced":
+        naive = naive_baseline(project_id, scenario.raters, overlap)
+        print(
+            f"  naive lease (no row lock), {scenario.raters} raters at once: {naive} over-assigned"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenario", default="all", choices=["all", "unpaced", "paced", "retries"])
+    parser.add_argument("--overlap", type=int, default=3)
+    parser.add_argument("--raters", type=int, default=20, help="unpaced raters")
+    parser.add_argument("--prompts", type=int, default=2_000, help="the unpaced queue")
+    parser.add_argument("--paced-raters", type=int, default=200)
+    parser.add_argument("--paced-seconds", type=float, default=120)
+    parser.add_argument("--think", type=float, default=20, help="paced: mean seconds a task")
+    args = parser.parse_args()
+    scenarios = {
+        "unpaced": Scenario("unpaced", args.raters, args.prompts, seconds=900),
+        "paced": Scenario(
+            "paced", args.paced_raters, 2_000, seconds=args.paced_seconds, think=args.think
+        ),
+        "retries": Scenario(
+            "retries", 150, 1_500, seconds=60, doubled_share=0.15, timed_out_share=0.10
+        ),
+    }
+    chosen = ["unpaced", "paced"] if args.scenario == "all" else [args.scenario]
+    try:
+        recreate_database()
+        django_setup()
+    except Exception as error:  # the bench cannot run: say why, exit non-zero
+        print(f"cannot run: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(f"machine: {machine()}; {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    try:
+        for name in chosen:
+            run(scenarios[name], args.overlap)
+    finally:
+        flush_bench_queue()
 
 
 if __name__ == "__main__":

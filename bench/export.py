@@ -7,7 +7,10 @@ time) on the same data.
 
 Wall-clock pairs/s depend on what else the machine runs; "pairs/CPU s" divides by the export
 process's own CPU time (all its threads; PostgreSQL's work is not counted) and is the
-steadier figure on a busy machine. The load average is printed with the results.
+steadier figure on a busy machine. Where the wall clock goes is printed beside it: the CPU
+seconds of the PostgreSQL backends serving the export (sampled from /proc while it runs),
+the CPU seconds everything else on the machine used meanwhile, and the load average at the
+start and end of each run. Peak RSS at the two sizes shows whether memory stays flat.
 
     .venv/bin/python bench/export.py [--sizes 100000,1000000] [--skip-setup]
         [--containers jsonl,parquet] [--no-extras] [--soft-labels off|on|both]
@@ -210,6 +213,8 @@ def run_one(project_id: int, container: str, naive: bool, soft_labels: bool) -> 
 
     project = Project.objects.get(pk=project_id)
     lead = User.objects.get(username="bench-export-lead")
+    load_before = os.getloadavg()[0]
+    machine_before = machine_busy_seconds()
     before = resource.getrusage(resource.RUSAGE_SELF)
     baseline_kib = before.ru_maxrss
     started = time.perf_counter()
@@ -241,6 +246,7 @@ def run_one(project_id: int, container: str, naive: bool, soft_labels: bool) -> 
         services.export_job_delete_file(job=job, deleted_by=lead)  # leave no files behind
     seconds = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_SELF)
+    machine_cpu = machine_busy_seconds() - machine_before
     peak_kib = after.ru_maxrss
     cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     return {
@@ -250,8 +256,57 @@ def run_one(project_id: int, container: str, naive: bool, soft_labels: bool) -> 
         "bytes": size,
         "baseline_mib": baseline_kib / 1024,
         "peak_mib": peak_kib / 1024,
+        # every core's busy time while the job ran (this process's included)
+        "machine_cpu_seconds": machine_cpu,
+        "load_before": load_before,
+        "load_after": os.getloadavg()[0],
         "timings": timings,
     }
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent busy since boot (/proc/stat; 0 where there is none)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:]]
+    except OSError:
+        return 0.0
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_seconds(pid: int) -> float | None:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_measured(command: list[str]) -> tuple[subprocess.CompletedProcess[str], float]:
+    """Run one export process; the CPU seconds its PostgreSQL backends used."""
+    import psycopg
+
+    backends: dict[int, float] = {}
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ
+    )
+    with psycopg.connect(DATABASE_URL, autocommit=True) as watcher:
+        own = watcher.info.backend_pid
+        while process.poll() is None:
+            pids = watcher.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> %s",
+                [own],
+            ).fetchall()
+            for (pid,) in pids:
+                seconds = process_cpu_seconds(pid)
+                if seconds is not None:
+                    backends[pid] = seconds
+            time.sleep(0.1)
+    stdout, stderr = process.communicate()
+    finished = subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+    return finished, sum(backends.values())
 
 
 def main() -> None:
@@ -299,7 +354,8 @@ def main() -> None:
     print(f"load average before: {os.getloadavg()[0]:.1f}")
     print(
         f"{'export':<22}{'pairs':>11}{'seconds':>9}{'pairs/s':>11}{'CPU s':>8}{'pairs/CPU s':>13}"
-        f"{'MB':>8}{'RSS before':>12}{'peak RSS':>10}"
+        f"{'MB':>8}{'RSS before':>12}{'peak RSS':>10}{'PG CPU s':>10}{'other CPU s':>13}"
+        f"{'load':>11}"
     )
     containers = args.containers.split(",")
     softs = {"off": [False], "on": [True], "both": [False, True]}[args.soft_labels]
@@ -317,22 +373,20 @@ def main() -> None:
             f"{container} {size // 1000}k" + (" soft" if soft else "") + (" naive" if naive else "")
         )
         spec = f"{projects[size]}:{container}:{int(naive)}:{int(soft)}"
-        finished = subprocess.run(
-            [sys.executable, __file__, "--run", spec],
-            check=False,
-            capture_output=True,
-            text=True,
-            env=os.environ,
-        )
+        finished, postgres_cpu = run_measured([sys.executable, __file__, "--run", spec])
         if finished.returncode:
             print(f"{label:<22}failed: {finished.stderr.strip().splitlines()[-3:]}")
             continue
         result = json.loads(finished.stdout.strip().splitlines()[-1])
+        other_cpu = result["machine_cpu_seconds"] - postgres_cpu - result["cpu_seconds"]
         print(
             f"{label:<22}{result['rows']:>11,}{result['seconds']:>9.2f}"
             f"{result['rows'] / result['seconds']:>11,.0f}{result['cpu_seconds']:>8.2f}"
             f"{result['rows'] / result['cpu_seconds']:>13,.0f}{result['bytes'] / 1e6:>8.0f}"
             f"{result['baseline_mib']:>10.0f} M{result['peak_mib']:>8.0f} M"
+            f"{postgres_cpu:>10.2f}"
+            f"{other_cpu:>13.2f}"
+            f"{result['load_before']:>6.1f}→{result['load_after']:<4.1f}"
         )
         if result["timings"]:
             phases = ", ".join(f"{key} {value:.2f}" for key, value in result["timings"].items())

@@ -1,68 +1,292 @@
-"""Import speed: N prompts x 4 responses through the import service into PostgreSQL.
+"""Import speed: N prompts x 4 responses over HTTP (gunicorn) and through the command.
 
-.venv/bin/python bench/import_prompts.py [--prompts 10000] [--repeat 3]
+1. The service in-process: parse + validate, then the write (COPY), with the queries it
+   runs; beside it the naive baseline, the ORM's bulk_create on the same PostgreSQL.
+2. `POST /api/projects/{id}/prompts/` with a JSON Lines body against gunicorn, end to end
+   as a client sees it (upload, parse, validate, write, commit, answer).
+3. `manage.py import_prompts` on JSON Lines files of each --command-sizes, each in its own
+   process: wall time, prompts/s and the process's peak RSS (flat memory: the 1M file
+   should peak where the 100k one does).
+
+Text is drawn from a seeded vocabulary (~40-word prompts, ~120-word responses), so every
+row has its own words, as the prompt browser's trigram index sees real data.
+
+    .venv/bin/python bench/import_prompts.py [--prompts 10000] [--repeat 3]
+        [--command-sizes 100000,1000000] [--skip-http] [--keep-database]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import http.client
+import os
+import random
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+import orjson
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import User
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import django_setup, machine, recreate_database
+from _setup import BENCH_DATABASE_URL, ROOT, django_setup, machine, recreate_database
+
+PORT = int(os.environ.get("BENCH_PORT", "8797"))
+PROMPT_WORDS, RESPONSE_WORDS, RESPONSES = 40, 120, 4
+POOL = 512  # distinct texts per slot; each record combines them with its own number
 
 
-def payload(prompts: int, responses: int) -> bytes:
-    lines = [
-        json.dumps(
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def text_pool(words: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocabulary = [
+        "".join(rng.choice(letters) for _ in range(rng.randint(2, 9))) for _ in range(5000)
+    ]
+    return [" ".join(rng.choices(vocabulary, k=words)) for _ in range(POOL)]
+
+
+def lorem_pool(words: int) -> list[str]:
+    """The repeated filler of earlier runs: a handful of distinct trigrams per text."""
+    filler = ("lorem ipsum dolor sit amet consectetur " * words).split()[:words]
+    return [" ".join(filler)] * POOL
+
+
+def records(count: int, prefix: str = "p", text: str = "varied") -> Iterator[bytes]:
+    """One JSON Lines record per prompt (bytes, newline-terminated)."""
+    if text == "lorem":
+        prompts, answers = lorem_pool(PROMPT_WORDS), [lorem_pool(RESPONSE_WORDS)] * RESPONSES
+    else:
+        prompts = text_pool(PROMPT_WORDS, 1)
+        answers = [text_pool(RESPONSE_WORDS, 2 + slot) for slot in range(RESPONSES)]
+    for index in range(count):
+        yield orjson.dumps(
             {
-                "external_id": f"p{index}",
-                "prompt": f"Prompt {index}: " + "lorem ipsum dolor " * 15,
+                "external_id": f"{prefix}{index}",
+                "prompt": f"Prompt {index}: {prompts[index % POOL]}",
                 "responses": [
                     {
-                        "text": f"Response {slot}: " + "sit amet consectetur " * 40,
-                        "model": f"m{slot}",
+                        "text": f"Response {slot} to {index}: {pool[(index * 7 + slot) % POOL]}",
+                        "model": f"model-{slot}",
                     }
-                    for slot in range(responses)
+                    for slot, pool in enumerate(answers)
                 ],
-            }
+            },
+            option=orjson.OPT_APPEND_NEWLINE,
         )
-        for index in range(prompts)
-    ]
-    return ("\n".join(lines) + "\n").encode()
+
+
+def timed_service_import(lead: User, body: bytes, name: str) -> tuple[float, float, int]:
+    """The API's service in-process: (parse + validate seconds, total seconds, queries)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from labeling import services
+    from labeling.importing import parse_import_body, validate_records
+    from labeling.services.prompts import collector_paused
+
+    project = services.project_create(creator=lead, name=name)
+    started = time.perf_counter()
+    with collector_paused():
+        validate_records(parse_import_body(body))
+    validated = time.perf_counter() - started
+    with CaptureQueriesContext(connection) as queries:
+        started = time.perf_counter()
+        services.prompts_import(project=project, raw=body)
+        total = time.perf_counter() - started
+    return validated, total, len(queries)
+
+
+def timed_orm_baseline(lead: User, body: bytes, name: str) -> float:
+    """Naive baseline: the same validated records written with the ORM's bulk_create."""
+    from django.db import transaction
+
+    from labeling import services
+    from labeling.importing import parse_import_body, validate_records
+    from labeling.services.prompts import _prompts_bulk_create
+
+    project = services.project_create(creator=lead, name=name)
+    started = time.perf_counter()
+    records_ = validate_records(parse_import_body(body))
+    with transaction.atomic():
+        for start in range(0, len(records_), 2000):
+            _prompts_bulk_create(project=project, records=records_[start : start + 2000])
+    return time.perf_counter() - started
+
+
+def start_server(workers: int) -> subprocess.Popen:
+    server = subprocess.Popen(
+        [
+            sys.executable, "-m", "gunicorn", "config.wsgi:application",
+            "--bind", f"127.0.0.1:{PORT}", "--workers", str(workers),
+            "--log-level", "warning", "--timeout", "120",
+        ],
+        cwd=ROOT,
+        env={
+            **os.environ,
+            "ALLOWED_HOSTS": "127.0.0.1",
+            "DATABASE_CONN_MAX_AGE": "600",
+            "CELERY_BROKER_URL": "",
+        },
+    )  # fmt: skip
+    for _ in range(200):
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=1)
+            connection.request("GET", "/healthz")
+            connection.getresponse().read()
+            return server
+        except OSError:
+            time.sleep(0.1)
+    server.kill()
+    raise RuntimeError("gunicorn did not start")
+
+
+def http_import(project_id: int, token: str, body: bytes) -> tuple[float, int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", PORT, timeout=300)
+    headers = {"Authorization": f"Token {token}", "Content-Type": "application/jsonl"}
+    started = time.perf_counter()
+    connection.request("POST", f"/api/projects/{project_id}/prompts/", body=body, headers=headers)
+    response = connection.getresponse()
+    answer = response.read()
+    return time.perf_counter() - started, response.status, answer
+
+
+def bench_http(lead: User, body: bytes, count: int, repeat: int, workers: int) -> None:
+    from labeling import services
+    from labeling.accounts.services import api_token_create
+    from labeling.models import Prompt
+
+    token = api_token_create(user=lead, name="bench").secret
+    server = start_server(workers)
+    try:
+        # Warm every worker (imports, first connection) with small imports.
+        small = b"".join(records(5, prefix="warm"))
+        for attempt in range(workers * 2):
+            project = services.project_create(creator=lead, name=f"warm {attempt}")
+            http_import(project.pk, token, small)
+        timings = []
+        for attempt in range(repeat):
+            project = services.project_create(creator=lead, name=f"http {attempt}")
+            seconds, status, answer = http_import(project.pk, token, body)
+            if status != 201:
+                raise RuntimeError(f"import answered {status}: {answer[:300]!r}")
+            assert orjson.loads(answer)["created"] == count
+            assert Prompt.objects.filter(project=project).count() == count
+            timings.append(seconds)
+            print(f"  HTTP run {attempt + 1}: {seconds:.2f} s ({load()})")
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    best, worst, median = min(timings), max(timings), sorted(timings)[len(timings) // 2]
+    print(
+        f"HTTP POST {count} prompts x {RESPONSES} ({len(body) / 1e6:.1f} MB JSON Lines, "
+        f"gunicorn -w {workers}): best {best:.2f} s, median {median:.2f} s, "
+        f"worst {worst:.2f} s ({count / best:,.0f} prompts/s); target <= 1.5 s"
+    )
+
+
+def bench_command(lead: User, size: int, directory: Path, batch_size: int, text: str) -> None:
+    from labeling import services
+    from labeling.models import Prompt
+
+    path = directory / f"prompts-{size}.jsonl"
+    with path.open("wb") as handle:
+        for line in records(size, prefix=f"c{size}-", text=text):
+            handle.write(line)
+    megabytes = path.stat().st_size / 1e6
+    project = services.project_create(creator=lead, name=f"command {size}")
+    command = [
+        sys.executable, "manage.py", "import_prompts", str(project.pk), str(path),
+        "--no-progress", "--batch-size", str(batch_size),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    process = subprocess.Popen(command, cwd=ROOT, env=os.environ, stdout=subprocess.PIPE)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - started
+    output = process.stdout.read().decode() if process.stdout else ""
+    path.unlink()
+    if status != 0:
+        raise RuntimeError(f"the command failed ({status}): {output}")
+    assert Prompt.objects.filter(project=project).count() == size
+    print(
+        f"command import {size:,} prompts ({megabytes:,.0f} MB, batches of {batch_size}): "
+        f"{seconds:.1f} s, {size / seconds:,.0f} prompts/s, "
+        f"peak RSS {usage.ru_maxrss / 1024:.0f} MB ({load()})"
+    )
+
+
+def drop_database() -> None:
+    import psycopg
+    from django.db import connections
+
+    connections.close_all()
+    name = BENCH_DATABASE_URL.rsplit("/", 1)[1]
+    admin_url = BENCH_DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--prompts", type=int, default=10_000)
-    parser.add_argument("--responses", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=3)
+    parser.add_argument("--command-sizes", default="100000,1000000")
+    parser.add_argument("--batch-size", type=int, default=2000)
+    parser.add_argument(
+        "--text",
+        choices=["varied", "lorem"],
+        default="varied",
+        help="varied: words drawn from a vocabulary (as real data indexes); lorem: the "
+        "repeated filler of earlier runs, few distinct trigrams",
+    )
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--keep-database", action="store_true")
     args = parser.parse_args()
-    recreate_database()
-    django_setup()
+    try:
+        recreate_database()
+        django_setup()
+    except Exception as error:  # no PostgreSQL to bench against: cannot run
+        print(f"cannot run: {error}", file=sys.stderr)
+        sys.exit(1)
     from django.contrib.auth.models import User
 
-    from labeling import services
-
-    print(f"machine: {machine()}")
-    body = payload(args.prompts, args.responses)
-    print(f"payload: {len(body) / 1e6:.1f} MB JSON Lines")
-    lead = User.objects.create_user("bench-import-lead")
-    timings = []
-    for attempt in range(args.repeat):
-        project = services.project_create(creator=lead, name=f"import {attempt}")
-        started = time.perf_counter()
-        created = services.prompts_import(project=project, raw=body)
-        timings.append(time.perf_counter() - started)
-        assert len(created) == args.prompts
-    best, worst = min(timings), max(timings)
+    print(f"machine: {machine()}; {load()}")
+    body = b"".join(records(args.prompts, text=args.text))
     print(
-        f"import {args.prompts} prompts x {args.responses} responses: best {best:.2f} s, "
-        f"worst {worst:.2f} s ({args.prompts / best:,.0f} prompts/s)"
+        f"payload: {args.prompts} prompts x {RESPONSES}, {len(body) / 1e6:.1f} MB JSON Lines, "
+        f"{args.text} text"
     )
+    lead = User.objects.create_user("bench-import-lead")
+    try:
+        runs = [timed_service_import(lead, body, f"service {i}") for i in range(args.repeat)]
+        best = min(runs, key=lambda run: run[1])
+        print(
+            f"service in-process: best {best[1]:.2f} s (parse + validate {best[0]:.2f} s), "
+            f"worst {max(run[1] for run in runs):.2f} s; {best[2]} queries per import"
+        )
+        baseline = min(timed_orm_baseline(lead, body, f"orm {i}") for i in range(args.repeat))
+        print(f"baseline, ORM bulk_create on PostgreSQL: best {baseline:.2f} s")
+        if not args.skip_http:
+            bench_http(lead, body, args.prompts, args.repeat, args.workers)
+        sizes = [int(size) for size in args.command_sizes.split(",") if size.strip()]
+        with tempfile.TemporaryDirectory(prefix="ranklab-import-bench-") as directory:
+            for size in sizes:
+                bench_command(lead, size, Path(directory), args.batch_size, args.text)
+        print(f"done; {load()}")
+    finally:
+        if not args.keep_database:
+            drop_database()
 
 
 if __name__ == "__main__":

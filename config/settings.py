@@ -95,6 +95,10 @@ INSTALLED_APPS = [
     "labeling",
     "rankings",
     "llm",
+    "authoring",
+    "authoring.demonstrations",
+    "authoring.redteam",
+    "authoring.arena",
     "exports",
     "demo",
 ]
@@ -151,6 +155,30 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Behind PgBouncer in transaction mode a server-side cursor (Django's `.iterator()` on
+# PostgreSQL) may be fetched on another server connection than the one that declared it:
+# switch them off there (docs/deploy.md lists every place that iterates).
+DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
+    "DISABLE_SERVER_SIDE_CURSORS", default=False
+)
+# An opt-in read replica (same vendor and schema as the primary): export jobs and agreement
+# runs read from it inside `core.db.replica_reads()`, everything else and every write goes
+# to the primary (config/routers.py). Tests point it at the test database (MIRROR).
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
+DATABASE_ROUTERS: list[str] = []
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
+    )
+    if DATABASES["replica"]["ENGINE"] != DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL must be the same kind of database")
+    DATABASES["replica"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASES["default"][
+        "DISABLE_SERVER_SIDE_CURSORS"
+    ]
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Throttle counters live in the cache: per process by default; set CACHE_URL=redis://… so
@@ -181,12 +209,48 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(DATA_DIR / "staticfiles")))
+
+
+def exports_storage_setting() -> dict[str, object]:
+    """Export files: a local folder (EXPORT_ROOT) by default; with EXPORT_STORAGE=s3 an
+    S3-compatible bucket through django-storages, configured by the EXPORT_S3_* variables
+    (credentials may also come from the usual AWS_* variables or an instance role)."""
+    kind = env_str("EXPORT_STORAGE", "local").strip().lower()
+    if kind == "local":
+        return {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": env_str("EXPORT_ROOT", str(DATA_DIR / "var" / "exports"))},
+        }
+    if kind != "s3":
+        raise ImproperlyConfigured(f"EXPORT_STORAGE={kind!r} is not local or s3")
+    bucket = env_str("EXPORT_S3_BUCKET", "")
+    if not bucket:
+        raise ImproperlyConfigured("EXPORT_STORAGE=s3 needs EXPORT_S3_BUCKET")
+    options: dict[str, object] = {
+        "bucket_name": bucket,
+        "location": env_str("EXPORT_S3_PREFIX", "").strip("/"),
+        # Files are served through Ranklab's download endpoint (permission checked), never
+        # by a public or presigned URL; a name is never silently changed on upload.
+        "default_acl": None,
+        "querystring_auth": True,
+        "file_overwrite": False,
+    }
+    optional = {
+        "endpoint_url": "EXPORT_S3_ENDPOINT_URL",
+        "region_name": "EXPORT_S3_REGION",
+        "access_key": "EXPORT_S3_ACCESS_KEY_ID",
+        "secret_key": "EXPORT_S3_SECRET_ACCESS_KEY",
+        "addressing_style": "EXPORT_S3_ADDRESSING_STYLE",
+    }
+    for option, variable in optional.items():
+        if value := env_str(variable, ""):
+            options[option] = value
+    return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+
+
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "exports": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": env_str("EXPORT_ROOT", str(DATA_DIR / "var" / "exports"))},
-    },
+    "exports": exports_storage_setting(),
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -264,6 +328,9 @@ if not 0 < JOB_HEARTBEAT_SECONDS < JOB_STALE_SECONDS < JOB_GIVE_UP_SECONDS:
     raise ImproperlyConfigured(
         "need 0 < JOB_HEARTBEAT_SECONDS < JOB_STALE_SECONDS < JOB_GIVE_UP_SECONDS"
     )
+# An agreement run reads and computes the project's prompts in parts of this many prompt
+# ids; other workers take parts of a run whose project has more than one.
+AGREEMENT_PART_PROMPTS = env_int("AGREEMENT_PART_PROMPTS", 100_000)
 CELERY_TASK_REJECT_ON_WORKER_LOST = True  # a killed worker's job is redelivered and retaken
 CELERY_BEAT_SCHEDULE = {
     "sweep-lost-jobs": {

@@ -32,6 +32,9 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("", include("rankings.api.urls")),
     path("", include("llm.api.urls")),
     path("", include("exports.api.urls")),
+    path("", include("authoring.redteam.api.urls")),
+    path("", include("authoring.demonstrations.api.urls")),
+    path("", include("authoring.arena.api.urls")),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "docs/",
@@ -60,6 +63,8 @@ urlpatterns = [
     path("api/", include(api_patterns)),
     path("rate/", include("rankings.urls")),
     path("exports/", include("exports.urls")),
+    path("demonstrations/", include("authoring.demonstrations.urls")),
     path("models/", include("llm.urls")),
+    path("red-team/", include("authoring.redteam.urls")),
     path("", include("labeling.urls")),
 ]

@@ -1,7 +1,7 @@
 """The `ranklab` command: the demo, the production server, Celery and Django's commands.
 
     ranklab demo [--port N] [--host H]   demo data on the embedded default, then serve it
-    ranklab serve [--port N] [--host H]  gunicorn (production; PORT, WEB_CONCURRENCY)
+    ranklab serve [--port N] [--host H]  gunicorn (production; PORT, WEB_CONCURRENCY, WEB_THREADS)
     ranklab worker [celery args]         a Celery worker on the project's queue
     ranklab beat [celery args]           Celery beat (scheduled agreement runs)
     ranklab manage <command> [args]      any Django management command
@@ -129,6 +129,12 @@ def run_serve(argv: Sequence[str]) -> int:
         f"{options.host}:{options.port}",
         "--workers",
         workers,
+        # Threads: a streamed model reply (red team, arena) waits on the endpoint in one
+        # thread while the worker's others serve the rater loop.
+        "--worker-class",
+        "gthread",
+        "--threads",
+        os.environ.get("WEB_THREADS", "8"),
         "--access-logfile",
         "-",
         *extra,

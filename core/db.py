@@ -1,13 +1,22 @@
 """Vendor-aware database helpers: PostgreSQL COPY with ids reserved up front (bulk_create
-elsewhere), the vendor check every fast path branches on, planner statistics."""
+elsewhere), the vendor check every fast path branches on, planner statistics, and the
+blocks whose reads may go to a read replica (`replica_reads`, routed by config/routers.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
-from django.db import connection, models
+from django.db import connection, connections, models, router
+from django.db.backends.base.base import BaseDatabaseWrapper
+
+REPLICA = "replica"
+"""The database alias of the read replica, when DATABASE_REPLICA_URL configures one."""
+
+_replica_reads: ContextVar[bool] = ContextVar("replica_reads", default=False)
 
 JSON_FIELDS = (models.JSONField,)
 
@@ -44,7 +53,8 @@ def copy_rows(
     columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
     json_positions = [index for index, field in enumerate(fields) if isinstance(field, JSON_FIELDS)]
     table = connection.ops.quote_name(model._meta.db_table)
-    with connection.cursor() as cursor:
+    # wrap_database_errors: a refused row raises Django's IntegrityError, as the ORM would.
+    with connection.cursor() as cursor, connection.wrap_database_errors:
         raw_cursor = cursor.cursor  # the psycopg cursor behind Django's wrapper
         with raw_cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in rows:
@@ -60,3 +70,59 @@ def analyze(*models_to_analyze: type[models.Model]) -> None:
     tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models_to_analyze)
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {tables}")
+
+
+def analyze_columns(model: type[models.Model], field_names: Sequence[str]) -> None:
+    """ANALYZE only these columns of the model's table (PostgreSQL then also skips the
+    statistics of expression indexes, which can cost far more than the columns)."""
+    columns = ", ".join(
+        connection.ops.quote_name(str(_concrete_field(model, name).column)) for name in field_names
+    )
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {table} ({columns})")
+
+
+@contextmanager
+def replica_reads() -> Iterator[None]:
+    """Reads in this block may go to the read replica (exports, agreement runs): they must
+    tolerate data a few seconds old. Writes, and reads of job rows, stay on the primary.
+    Without a replica configured this changes nothing."""
+    token = _replica_reads.set(True)
+    try:
+        yield
+    finally:
+        _replica_reads.reset(token)
+
+
+def replica_reads_active() -> bool:
+    return _replica_reads.get()
+
+
+def read_on_replica[T](items: Iterator[T]) -> Iterator[T]:
+    """`items` with each step run inside `replica_reads()`: for generators consumed by a
+    caller (a streamed response), where a block around the generator would leak the
+    setting into the caller between steps."""
+    try:
+        while True:
+            with replica_reads():
+                try:
+                    item = next(items)
+                except StopIteration:
+                    return
+            yield item
+    finally:
+        close = getattr(items, "close", None)
+        if close is not None:
+            with replica_reads():
+                close()
+
+
+def has_replica() -> bool:
+    return REPLICA in connections.settings
+
+
+def read_connection(model: type[models.Model]) -> BaseDatabaseWrapper:
+    """The connection the router sends reads of `model` to: raw SQL follows it as the ORM
+    does (the replica inside `replica_reads()`, else the primary)."""
+    return connections[router.db_for_read(model)]

@@ -24,12 +24,14 @@ from django.db.models import Field
 from config.celery import app as celery_app
 from demo.crowd import ShownResponse
 from demo.crowd_work import CrowdWork, crowd_members, working_crowd
+from demo.demonstrations import demo_demonstrations_ensure
 from demo.people import (
     DEMO_PEOPLE,
     crowd_users_ensure,
     demo_invite_ensure,
     demo_people_ensure,
 )
+from demo.red_team import demo_red_team_ensure
 from demo.scenario import SCENARIO_FILES, DemoProject, DemoPrompt, load_scenario
 from exports import services as export_services
 from exports.models import ExportJob
@@ -72,6 +74,8 @@ def demo_build(*, password: str = DEMO_PASSWORD, seed: int = SEED) -> DemoResult
                         seed=f"{seed}-{file_name}",
                     )
             projects.append(project)
+        demo_demonstrations_ensure(people=people)
+        demo_red_team_ensure(people=people)
         # The demo's export, where it is missing (a build interrupted after its commit).
         first = projects[0]
         if not ExportJob.objects.filter(project=first).exists():

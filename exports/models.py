@@ -12,7 +12,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.jobs import Job, JobStatus
-from exports.formats import DEFAULT_FORMAT, FORMAT_CHOICES, FORMAT_NAMES
+from exports.formats import DEFAULT_FORMAT, EXPORT_FORMAT_CHOICES, EXPORT_FORMAT_NAMES
 from labeling.models import Project
 
 
@@ -41,7 +41,7 @@ def exports_storage() -> Storage:
 class ExportJob(Job):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
-    format = models.CharField(max_length=32, choices=FORMAT_CHOICES, default=DEFAULT_FORMAT)
+    format = models.CharField(max_length=32, choices=EXPORT_FORMAT_CHOICES, default=DEFAULT_FORMAT)
     strategy = models.CharField(max_length=32, choices=PairStrategy.choices, default="all_pairs")
     container = models.CharField(max_length=16, choices=Container.choices, default="jsonl")
     params = models.JSONField(default=dict, blank=True, help_text="Filters and split options.")
@@ -91,7 +91,7 @@ class ExportJob(Job):
                 condition=Q(status__in=JobStatus.values), name="export_status_valid"
             ),
             models.CheckConstraint(
-                condition=Q(format__in=FORMAT_NAMES), name="export_format_valid"
+                condition=Q(format__in=EXPORT_FORMAT_NAMES), name="export_format_valid"
             ),
             models.CheckConstraint(
                 condition=Q(strategy__in=PairStrategy.values), name="export_strategy_valid"

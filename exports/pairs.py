@@ -120,7 +120,7 @@ def build_pairs(
             key = (chosen_id, rejected_id)
             votes = shares.get(key)
             if votes is None:
-                votes = shares[key] = agreement.compute(chosen_id, rejected_id, distance == 0)
+                votes = agreement.remember(chosen_id, rejected_id, distance == 0)
             share, chosen_votes, tie_votes, total_votes = votes
             margin = float(distance if strength is None or distance == 0 else strength)
             append(
@@ -374,7 +374,19 @@ class _AgreementTable:
         key = (chosen_id, rejected_id)
         votes = shares.get(key)
         if votes is None:
-            votes = shares[key] = self.compute(chosen_id, rejected_id, tied)
+            votes = self.remember(chosen_id, rejected_id, tied)
+        return votes
+
+    def remember(self, chosen_id: int, rejected_id: int, tied: bool) -> Votes:
+        """`compute`, memoized for the pair and for its reverse: the rankings that rank both
+        are the same, and those not ranking chosen above or level rank rejected above."""
+        votes = self.compute(chosen_id, rejected_id, tied)
+        share, above, level, judged = votes
+        below = judged - above - level
+        shares = self.tied if tied else self.decided
+        shares[chosen_id, rejected_id] = votes
+        reverse_share = share if tied else (below / judged if judged else 0.0)
+        shares[rejected_id, chosen_id] = (reverse_share, below, level, judged)
         return votes
 
     def compute(self, chosen_id: int, rejected_id: int, tied: bool) -> Votes:

@@ -24,13 +24,15 @@ from core.errors import InvalidInput
 from core.jobs import JobStatus
 from exports.formats import (
     DEFAULT_FORMAT,
-    FORMAT_CHOICES,
+    EXPORT_FORMAT_CHOICES,
     FORMATS,
     METADATA_COLUMNS,
+    RECORD_FORMAT_KINDS,
     SOFT_LABEL_COLUMNS,
     format_spec,
     formats_with_column,
 )
+from exports.formats.sft import SFT_FORMAT_NAMES
 from exports.models import Container, ExportJob, PairStrategy
 from exports.pairs import AI, HUMAN, Pair
 from labeling.models import Membership, Project
@@ -188,7 +190,7 @@ PARAMS: tuple[ExportParam, ...] = (
     ExportParam(
         "format", Kind.CHOICE, DEFAULT_FORMAT, "Format",
         "How the rows are laid out: for TRL, OpenAI, HH-RLHF or UltraFeedback readers.", Scope.JOB,
-        choices=tuple(FORMAT_CHOICES),
+        choices=tuple(EXPORT_FORMAT_CHOICES),
     ),
     ExportParam(
         "strategy", Kind.CHOICE, PairStrategy.ALL_PAIRS.value, "Strategy",
@@ -298,6 +300,12 @@ PARAMS: tuple[ExportParam, ...] = (
         rankings=lambda newest, project: None if newest is None else Q(id__lte=newest),
     ),
     ExportParam(
+        "include_unreviewed", Kind.BOOLEAN, False, "Include unreviewed demonstrations",
+        f"SFT formats ({', '.join(SFT_FORMAT_NAMES)}): also export demonstrations not "
+        "reviewed (not routed to review, or still waiting); rejected ones never are.",
+        Scope.ROWS,
+    ),
+    ExportParam(
         "test_fraction", Kind.NUMBER, 0.0, "Test fraction",
         "Share of prompts held out for testing (by prompt, seeded); 0 means no split.",
         Scope.SPLIT, minimum=0.0, maximum=0.99,
@@ -337,10 +345,12 @@ def export_params_clean(
         else param.clean(params[param.name])
         for param in STORED_PARAMS
     }
+    _check_format_params(format, strategy, cleaned)
+    _check_format_kind(format, project)
     after, before = cleaned["created_after"], cleaned["created_before"]
     if after and before and after >= before:
         raise InvalidInput("created_before must be after created_after", field="created_before")
-    if cleaned["include_ties"]:
+    if cleaned["include_ties"] and format not in RECORD_FORMAT_KINDS:
         spec = format_spec(format)
         if not spec.expresses_ties:
             raise InvalidInput(
@@ -356,6 +366,38 @@ def export_params_clean(
         _check_earlier_export(cleaned["since_export"], project)
     _check_judge_endpoint(cleaned["source"], cleaned["judge_endpoint"], project)
     return cleaned
+
+
+# Parameters of pairs and rankings: an SFT export (one row per demonstration) refuses them
+# rather than ignore them.
+PAIR_ONLY_PARAMS = (
+    "include_ties", "soft_labels", "source", "judge_endpoint", "min_agreement", "max_margin",
+    "min_raters", "since_export", "until_ranking_id",
+)  # fmt: skip
+
+
+def _check_format_params(format: str, strategy: str, cleaned: dict[str, Any]) -> None:
+    """Each parameter applies to the formats it says: pair ones to pair formats,
+    `include_unreviewed` to SFT formats."""
+    if cleaned["include_unreviewed"] and format not in SFT_FORMAT_NAMES:
+        raise InvalidInput(
+            f"include_unreviewed is for the SFT formats ({', '.join(SFT_FORMAT_NAMES)})",
+            field="include_unreviewed",
+        )
+    if format not in RECORD_FORMAT_KINDS:
+        return
+    if strategy != PairStrategy.ALL_PAIRS:
+        raise InvalidInput(f"{format} has one row per record, no pairs", field="strategy")
+    for name in PAIR_ONLY_PARAMS:
+        if cleaned[name] != PARAMS_BY_NAME[name].default:
+            raise InvalidInput(f"{name} is for pair formats, not {format}", field=name)
+
+
+def _check_format_kind(format: str, project: Project | None) -> None:
+    """A record format reads one task kind's records: refused for another kind's project."""
+    kind = RECORD_FORMAT_KINDS.get(format)
+    if kind is not None and project is not None and project.task_kind != kind:
+        raise InvalidInput(f"{format} is for {kind} projects", field="format")
 
 
 def _check_judge_endpoint(source: str, endpoint_id: int | None, project: Project | None) -> None:

@@ -2,12 +2,16 @@
 
 Every problem is reported with the line (1-based record number for a JSON list) and the
 field, so a file with one bad record is refused whole with a message that points at it.
+A body in memory is parsed whole (`parse_import_body`); a JSON Lines file is read one line
+at a time (`read_json_lines`), so a file of any size is validated in batches.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import islice
+from typing import IO, Any
 
 import orjson
 
@@ -17,6 +21,11 @@ from labeling.models import MAX_RESPONSES
 MESSAGE_ROLES = {"system", "user", "assistant"}
 MAX_TEXT_CHARS = 200_000
 MAX_METADATA_DEPTH = 16
+UTF8_BOM = b"\xef\xbb\xbf"
+RECORD_FIELDS = frozenset(
+    {"external_id", "prompt", "messages", "responses", "metadata", "gold_ranking", "id"}
+)
+RESPONSE_FIELDS = frozenset({"external_id", "id", "text", "model", "metadata"})
 
 
 @dataclass(frozen=True)
@@ -47,38 +56,51 @@ def parse_import_body(raw: bytes | str | object) -> list[tuple[int, Any]]:
     """Split a JSON list or JSON Lines payload into (line number, decoded value) pairs."""
     if not isinstance(raw, bytes | str):  # an empty request body arrives as a parsed {}
         raise InvalidInput("the import is empty", field="body")
-    text = _decoded(raw) if isinstance(raw, bytes) else raw
-    stripped = text.lstrip()
+    # orjson reads bytes directly and checks their UTF-8 itself; no decoded copy of the body.
+    data = (raw.encode() if isinstance(raw, str) else raw).removeprefix(UTF8_BOM)
+    stripped = data.lstrip()
     if not stripped:
         raise InvalidInput("the import is empty", field="body")
-    if stripped.startswith("["):
-        values = _decode_json_list(text)
+    if stripped.startswith(b"["):
+        values = _decode_json_list(data)
         return [(index + 1, value) for index, value in enumerate(values)]
-    records = []
-    for line_number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
+    # Lines end at "\n" only: a JSON string may hold U+2028 or a lone "\r" unescaped.
+    return list(_decoded_lines(enumerate(data.split(b"\n"), start=1)))
+
+
+def _decoded_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, Any]]:
+    for line_number, line in lines:
+        if not line or line.isspace():
             continue
         try:
-            records.append((line_number, orjson.loads(line)))
+            value = orjson.loads(line)
         except orjson.JSONDecodeError as error:
-            raise RecordError(line_number, "json", f"not valid JSON ({error.msg})") from error
-    return records
+            raise _line_error(line_number, line, error) from error
+        yield line_number, value
 
 
-def _decoded(raw: bytes) -> str:
+def _line_error(line_number: int, line: bytes, error: orjson.JSONDecodeError) -> InvalidInput:
     try:
-        return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = raw[: error.start].count(b"\n") + 1
-        raise InvalidInput(
-            f"line {line}: not valid UTF-8 (byte {error.start + 1})", field="body"
-        ) from error
+        line.decode("utf-8")
+    except UnicodeDecodeError as bad:
+        return InvalidInput(
+            f"line {line_number}: not valid UTF-8 (byte {bad.start + 1} of the line)",
+            field="body",
+        )
+    return RecordError(line_number, "json", f"not valid JSON ({error.msg})")
 
 
-def _decode_json_list(text: str) -> list[Any]:
+def _decode_json_list(data: bytes) -> list[Any]:
     try:
-        values = orjson.loads(text)
+        values = orjson.loads(data)
     except orjson.JSONDecodeError as error:
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as bad:
+            line = data[: bad.start].count(b"\n") + 1
+            raise InvalidInput(
+                f"line {line}: not valid UTF-8 (byte {bad.start + 1})", field="body"
+            ) from error
         raise InvalidInput(
             f"line {error.lineno}: not valid JSON ({error.msg})", field="body"
         ) from error
@@ -87,11 +109,45 @@ def _decode_json_list(text: str) -> list[Any]:
     return values
 
 
+def starts_as_json_list(stream: IO[bytes]) -> bool:
+    """Whether a seekable file holds a JSON list (read whole) rather than JSON Lines."""
+    start = stream.read(4096).removeprefix(UTF8_BOM).lstrip()
+    stream.seek(0)
+    return start.startswith(b"[")
+
+
+def read_json_lines(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
+    """Decode a JSON Lines file lazily, one (line number, value) per non-blank line."""
+    lines = enumerate(stream, start=1)
+    first = next(lines, None)
+    if first is not None:
+        yield from _decoded_lines([(first[0], first[1].removeprefix(UTF8_BOM))])
+    yield from _decoded_lines(lines)
+
+
+def validated_batches(
+    items: Iterable[tuple[int, Any]], *, size: int, seen: dict[str, int] | None = None
+) -> Iterator[list[PromptRecord]]:
+    """Validate records batch by batch. An external_id repeated inside a batch is refused
+    here, and across batches too when `seen` is given (it grows with the import). Without
+    it a repeat across batches is left to the database's unique constraint, so a file of
+    any size is read in flat memory."""
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        records = [validate_record(line, value) for line, value in batch]
+        _refuse_repeated_external_ids(records, {} if seen is None else seen)
+        yield records
+
+
 def validate_records(items: list[tuple[int, Any]]) -> list[PromptRecord]:
     if not items:
         raise InvalidInput("the import has no records", field="body")
     records = [validate_record(line, value) for line, value in items]
-    seen: dict[str, int] = {}
+    _refuse_repeated_external_ids(records, {})
+    return records
+
+
+def _refuse_repeated_external_ids(records: list[PromptRecord], seen: dict[str, int]) -> None:
     for record in records:
         if record.external_id:
             if record.external_id in seen:
@@ -101,16 +157,13 @@ def validate_records(items: list[tuple[int, Any]]) -> list[PromptRecord]:
                     f"{record.external_id!r} repeats line {seen[record.external_id]}",
                 )
             seen[record.external_id] = record.line
-    return records
 
 
 def validate_record(line: int, value: Any) -> PromptRecord:
     if not isinstance(value, dict):
         raise RecordError(line, "record", "must be a JSON object")
-    known = {"external_id", "prompt", "messages", "responses", "metadata", "gold_ranking", "id"}
-    unknown = sorted(set(value) - known)
-    if unknown:
-        raise RecordError(line, unknown[0], "unknown field")
+    if not value.keys() <= RECORD_FIELDS:
+        raise RecordError(line, min(value.keys() - RECORD_FIELDS), "unknown field")
     external_id = _optional_string(line, "external_id", value.get("external_id", value.get("id")))
     messages = _messages(line, value)
     responses = _responses(line, value.get("responses", []))
@@ -139,7 +192,7 @@ def _optional_string(line: int, name: str, value: Any) -> str:
 
 
 def _text(line: int, name: str, value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value or value.isspace():
         raise RecordError(line, name, "must be a non-empty string")
     if len(value) > MAX_TEXT_CHARS:
         raise RecordError(line, name, f"must be at most {MAX_TEXT_CHARS} characters")
@@ -222,9 +275,8 @@ def _responses(line: int, raw: Any) -> list[ResponseRecord]:
             item = {"text": item}
         if not isinstance(item, dict):
             raise RecordError(line, name, "must be an object with text")
-        unknown = sorted(set(item) - {"external_id", "id", "text", "model", "metadata"})
-        if unknown:
-            raise RecordError(line, f"{name}.{unknown[0]}", "unknown field")
+        if not item.keys() <= RESPONSE_FIELDS:
+            raise RecordError(line, f"{name}.{min(item.keys() - RESPONSE_FIELDS)}", "unknown field")
         external_id = _optional_string(
             line, f"{name}.external_id", item.get("external_id", item.get("id"))
         )

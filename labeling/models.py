@@ -21,6 +21,15 @@ MIN_RESPONSES = 2
 MAX_RESPONSES = 9
 
 
+class TaskKind(models.TextChoices):
+    """What a project's raters do; `labeling.task_kinds` holds each kind's handler."""
+
+    RANK = "rank", "Rank responses"
+    DEMONSTRATION = "demonstration", "Write demonstrations"
+    RED_TEAM = "red_team", "Red-team a model"
+    ARENA = "arena", "Compare live models (arena)"
+
+
 class Role(models.TextChoices):
     RATER = "rater", "Rater"
     LEAD = "lead", "Lead"
@@ -43,6 +52,17 @@ class Project(models.Model):
         blank=True,
         editable=False,
         help_text="When the guidelines last changed; raters who saw them before see them again.",
+    )
+    task_kind = models.CharField(
+        max_length=20,
+        choices=TaskKind.choices,
+        default=TaskKind.RANK,
+        help_text="What raters do: rank responses, write demonstrations, red-team, arena.",
+    )
+    task_options = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The task kind's own settings, checked by the kind's handler.",
     )
     overlap = models.PositiveSmallIntegerField(
         default=3, help_text="Complete rankings collected per prompt from distinct raters."
@@ -134,6 +154,12 @@ class Membership(models.Model):
     joined_at = models.DateTimeField(default=timezone.now)
     guidelines_seen_at = models.DateTimeField(
         null=True, blank=True, help_text="When the rater last confirmed the guidelines."
+    )
+    queue_frontier = models.BigIntegerField(
+        default=0,
+        editable=False,
+        help_text="The furthest prompt id the queue has leased to this rater; their next scan "
+        "starts just behind it, so it never walks back through all they have done.",
     )
 
     class Meta:
@@ -291,7 +317,13 @@ class Assignment(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="assignments")
     rater = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="assignments"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="assignments",
+        # No index of its own: `assignment_rater_status` starts with the rater, and a lone
+        # rater index lets a planner with stale statistics walk a rater's whole history
+        # where (rater, project, status) goes straight to their live leases.
+        db_index=False,
     )
     status = models.CharField(
         max_length=16, choices=AssignmentStatus.choices, default=AssignmentStatus.LEASED

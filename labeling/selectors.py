@@ -18,6 +18,7 @@ from labeling.models import (
     Membership,
     Project,
     Prompt,
+    Response,
     Role,
 )
 
@@ -85,11 +86,40 @@ def rater_done_count(*, project: Project, rater: User) -> int:
     ).count()
 
 
+LOADED_RESPONSES = "loaded_responses"
+"""Where a prompt object keeps its responses once read (see `prompt_responses_load`)."""
+
+
+def prompt_responses_load(prompt: Prompt) -> list[Response]:
+    """The prompt's responses (id, position, text) in import order, read once per prompt
+    object: a lease reads them to shuffle them, the task payload reuses them."""
+    loaded: list[Response] | None = getattr(prompt, LOADED_RESPONSES, None)
+    if loaded is None:
+        loaded = list(
+            Response.objects.filter(prompt=prompt)
+            .only("id", "prompt_id", "position", "text")
+            .order_by("position")
+        )
+        setattr(prompt, LOADED_RESPONSES, loaded)
+    return loaded
+
+
+def prompt_responses_keep(prompt: Prompt, rows: list[dict[str, Any]]) -> None:
+    """Keep responses already read as rows of {id, position, text} (the lease scan reads
+    them with the prompt), so `prompt_responses_load` does not read them again."""
+    responses = []
+    for row in sorted(rows, key=lambda row: row["position"]):
+        response = Response(pk=row["id"], prompt=prompt, position=row["position"], text=row["text"])
+        response._state.adding = False
+        responses.append(response)
+    setattr(prompt, LOADED_RESPONSES, responses)
+
+
 def task_payload(assignment: Assignment, *, membership: Membership | None = None) -> dict:
     """The task as the rater sees it: responses in shown order, labels A, B, C…; no models.
     Given the rater's membership, it also says whether the guidelines changed since the
     rater last confirmed them."""
-    texts = dict(assignment.prompt.responses.values_list("id", "text"))
+    texts = {response.pk: response.text for response in prompt_responses_load(assignment.prompt)}
     return {
         "assignment_id": assignment.pk,
         "prompt": {"id": assignment.prompt_id, "messages": assignment.prompt.messages},

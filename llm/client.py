@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import openai
 
@@ -110,7 +112,7 @@ def chat(
     if seed is not None:
         extra["seed"] = seed
     started = time.perf_counter()
-    try:
+    with _call_failures(config):
         result = _client(config).chat.completions.create(
             model=config.model,
             messages=with_system_prompt(config, messages),  # type: ignore[arg-type]
@@ -119,14 +121,6 @@ def chat(
             max_tokens=max_tokens or config.max_tokens,
             **extra,
         )
-    except openai.APIStatusError as error:
-        raise CallFailed(_reason(config, f"HTTP {error.status_code}: {error.message}")) from None
-    except openai.APITimeoutError:
-        raise CallFailed(f"timed out after {config.timeout_seconds:g} s") from None
-    except openai.APIConnectionError as error:
-        raise CallFailed(_reason(config, f"connection failed: {error}")) from None
-    except openai.OpenAIError as error:
-        raise CallFailed(_reason(config, f"{type(error).__name__}: {error}")) from None
     latency_ms = (time.perf_counter() - started) * 1000
     choices = getattr(result, "choices", None) or []
     text = (choices[0].message.content or "") if choices else ""
@@ -141,6 +135,51 @@ def chat(
         latency_ms=latency_ms,
         finish_reason=str(choices[0].finish_reason or ""),
     )
+
+
+def chat_stream(config: EndpointConfig, messages: list[dict[str, str]]) -> Iterator[str]:
+    """One chat completion streamed: its text in pieces as the endpoint generates them.
+
+    A failure before or during the stream raises `CallFailed` (its reason free of the key);
+    the caller keeps what arrived so far. An answer with no text at all is a failure too.
+    """
+    received = False
+    with _call_failures(config):
+        stream = cast(
+            "openai.Stream[Any]",
+            _client(config).chat.completions.create(
+                model=config.model,
+                messages=with_system_prompt(config, messages),  # type: ignore[arg-type]
+                temperature=config.temperature,
+                top_p=config.top_p,
+                max_tokens=config.max_tokens,
+                stream=True,
+            ),
+        )
+        with stream:
+            for chunk in stream:
+                choices = getattr(chunk, "choices", None) or []
+                piece = (choices[0].delta.content or "") if choices else ""
+                if piece:
+                    received = True
+                    yield piece
+    if not received:
+        raise CallFailed("the endpoint returned an empty completion")
+
+
+@contextmanager
+def _call_failures(config: EndpointConfig) -> Iterator[None]:
+    """The client's errors as `CallFailed` with a reason that never holds the key."""
+    try:
+        yield
+    except openai.APIStatusError as error:
+        raise CallFailed(_reason(config, f"HTTP {error.status_code}: {error.message}")) from None
+    except openai.APITimeoutError:
+        raise CallFailed(f"timed out after {config.timeout_seconds:g} s") from None
+    except openai.APIConnectionError as error:
+        raise CallFailed(_reason(config, f"connection failed: {error}")) from None
+    except openai.OpenAIError as error:
+        raise CallFailed(_reason(config, f"{type(error).__name__}: {error}")) from None
 
 
 def _reason(config: EndpointConfig, text: str) -> str:

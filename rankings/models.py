@@ -82,6 +82,37 @@ class AgreementRun(Job):
         return f"agreement run {self.pk} ({self.status})"
 
 
+class AgreementRunPart(Job):
+    """One prompt range of an agreement run, in one of the run's two passes: a job of the one
+    lifecycle, so the worker that runs the run and any other worker can each claim parts
+    (``rankings.runs.parts``). ``payload`` holds what a part computed when a worker other
+    than the run's computed it (its sums, and its labels for the reliability fit) until
+    the run is stored; the rows stay as the record of who computed what."""
+
+    run = models.ForeignKey(AgreementRun, on_delete=models.CASCADE, related_name="parts")
+    attempt = models.PositiveSmallIntegerField(help_text="The run's attempt the part is of.")
+    phase = models.PositiveSmallIntegerField()
+    index = models.PositiveIntegerField()
+    prompt_low = models.BigIntegerField(help_text="The range starts above this prompt id.")
+    prompt_high = models.BigIntegerField(help_text="The range ends at this prompt id.")
+    worker = models.CharField(max_length=200, blank=True, default="")
+    payload = models.BinaryField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run_id", "attempt", "phase", "index"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["run", "attempt", "phase", "index"], name="agreement_run_part_unique"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=JobStatus.values), name="agreement_run_part_status_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"part {self.index} of pass {self.phase} of agreement run {self.run_id}"
+
+
 class RaterScore(models.Model):
     """One rater's statistics in one run: a column per ``rankings.stats.registry`` statistic
     (the registry says what each one is; the tests hold the two to each other)."""
@@ -198,6 +229,11 @@ class FlagCode(models.TextChoices):
     STRAIGHT_LINING = "STRAIGHT_LINING", "Ranks in shown order"
     TOO_FAST = "TOO_FAST", "Much faster than the project"
     UNRELIABLE = "UNRELIABLE", "Careless or biased (sequential test)"
+    ARENA_OUTLIER = "ARENA_OUTLIER", "Arena votes at odds with the leaderboard"
+    DEMONSTRATIONS_REJECTED = (
+        "DEMONSTRATIONS_REJECTED",
+        "Demonstrations often rejected in review",
+    )
 
 
 class FlagStatus(models.TextChoices):

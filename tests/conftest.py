@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from rest_framework.test import APIClient
@@ -14,6 +14,7 @@ from labeling.accounts.services import api_token_create
 from labeling.models import Membership, Project, Role
 from tests.factories import UserFactory
 from tests.helpers import sample_records
+from tests.llm.fake_server import FakeServer
 
 
 def pytest_collection_modifyitems(config, items) -> None:
@@ -114,6 +115,26 @@ def make_crowd(make_user, add_member) -> Callable[..., list]:
 @pytest.fixture
 def outsider(make_user):
     return make_user("outsider")
+
+
+@pytest.fixture(autouse=True)
+def export_folder(settings, tmp_path):
+    """Export files go to the test's own folder, never the project's data folder."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "exports": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "exports")},
+        },
+    }
+    return tmp_path / "exports"
+
+
+@pytest.fixture
+def fake_llm() -> Iterator[FakeServer]:
+    """A real OpenAI-compatible HTTP server on 127.0.0.1 (tests/llm/fake_server.py)."""
+    with FakeServer() as server:
+        yield server
 
 
 @pytest.fixture

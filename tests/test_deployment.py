@@ -182,3 +182,45 @@ def test_dockerfile_installs_the_package_without_dev_extras_and_collects_static(
 )
 def test_dockerignore_keeps_development_files_out_of_the_image(pattern):
     assert pattern in dockerignore_patterns()
+
+
+SCALE_OUT_VARIABLES = {
+    "DISABLE_SERVER_SIDE_CURSORS": "false",
+    "DATABASE_REPLICA_URL": "",
+    "EXPORT_STORAGE": "local",
+    "EXPORT_S3_BUCKET": "",
+    "EXPORT_S3_PREFIX": "",
+    "EXPORT_S3_ENDPOINT_URL": "",
+    "EXPORT_S3_REGION": "",
+    "EXPORT_S3_ACCESS_KEY_ID": "",
+    "EXPORT_S3_SECRET_ACCESS_KEY": "",
+}
+
+
+@pytest.mark.parametrize("variable", sorted(SCALE_OUT_VARIABLES))
+def test_scale_out_settings_pass_through_with_the_one_machine_defaults(variable):
+    """Pooling, replica and bucket come from .env; unset, compose keeps one machine's shape."""
+    default = SCALE_OUT_VARIABLES[variable]
+    for name in ("migrate", *APP_SERVICES):
+        value = services()[name]["environment"][variable]
+        assert value == f"${{{variable}:-{default}}}", (name, value)
+
+
+def test_every_scale_out_variable_of_the_compose_file_is_documented():
+    deploy = (ROOT / "docs" / "deploy.md").read_text()
+    for variable in SCALE_OUT_VARIABLES:
+        assert f"`{variable}`" in deploy, variable
+
+
+def test_the_image_installs_the_s3_extra_for_export_buckets():
+    runs = " ".join(
+        arguments for keyword, arguments in dockerfile_instructions() if keyword == "RUN"
+    )
+    assert "['optional-dependencies']['s3']" in runs
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert any(
+        requirement.startswith("django-storages[s3]")
+        for requirement in project["optional-dependencies"]["s3"]
+    )

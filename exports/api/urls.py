@@ -1,6 +1,6 @@
 from django.urls import path
 
-from exports.api import card, views
+from exports.api import card, records, views
 
 urlpatterns = [
     path("projects/<int:project_id>/exports/", views.ExportListView.as_view(), name="api-exports"),
@@ -8,6 +8,11 @@ urlpatterns = [
         "projects/<int:project_id>/exports/stream/",
         views.ExportStreamView.as_view(),
         name="api-exports-stream",
+    ),
+    path(
+        "projects/<int:project_id>/exports/records/<str:format_name>/",
+        records.RecordExportView.as_view(),
+        name="api-exports-records",
     ),
     path("exports/<int:export_id>/", views.ExportDetailView.as_view(), name="api-export"),
     path(

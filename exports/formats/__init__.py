@@ -22,22 +22,32 @@ from exports.formats.files import (
 from exports.formats.jsonl import FileResult, JsonlEncoder, JsonlWriter
 from exports.formats.registry import (
     DEFAULT_FORMAT,
+    EXPORT_FORMAT_CHOICES,
+    EXPORT_FORMAT_NAMES,
     FORMAT_CHOICES,
     FORMAT_NAMES,
     FORMATS,
+    RECORD_FORMAT_KINDS,
+    RECORD_FORMAT_NAMES,
     format_spec,
     formats_with_column,
 )
 from exports.formats.rows import Row, encode_row, rows_for_pairs
+from exports.formats.sft import SFT_FORMAT_NAMES
 from exports.formats.spec import METADATA_COLUMNS, SOFT_LABEL_COLUMNS, Column, FormatSpec
 
 __all__ = [
     "ALL",
     "DEFAULT_FORMAT",
+    "EXPORT_FORMAT_CHOICES",
+    "EXPORT_FORMAT_NAMES",
     "FORMATS",
     "FORMAT_CHOICES",
     "FORMAT_NAMES",
     "METADATA_COLUMNS",
+    "RECORD_FORMAT_KINDS",
+    "RECORD_FORMAT_NAMES",
+    "SFT_FORMAT_NAMES",
     "SOFT_LABEL_COLUMNS",
     "TEST",
     "TRAIN",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from exports.formats.red_team import RED_TEAM_FORMAT, RED_TEAM_FORMAT_CHOICES
+from exports.formats.sft import SFT_FORMAT_CHOICES, SFT_FORMAT_NAMES
 from exports.formats.spec import (
     FormatSpec,
     ValueType,
@@ -175,11 +177,24 @@ FORMATS: tuple[FormatSpec, ...] = (
 _BY_NAME = {spec.name: spec for spec in FORMATS}
 FORMAT_NAMES: tuple[str, ...] = tuple(_BY_NAME)
 FORMAT_CHOICES: list[tuple[str, str]] = [(spec.name, spec.label) for spec in FORMATS]
+# Record formats: one row per authored record rather than per pair, each for one task kind
+# (`exports.records` holds where their rows come from; `exports.services.record_jobs` writes
+# them). Every format an export job can write: the pair formats, then the record formats.
+RECORD_FORMAT_KINDS: dict[str, str] = {
+    **dict.fromkeys(SFT_FORMAT_NAMES, "demonstration"),
+    RED_TEAM_FORMAT: "red_team",
+}
+RECORD_FORMAT_NAMES: tuple[str, ...] = tuple(RECORD_FORMAT_KINDS)
+EXPORT_FORMAT_NAMES: tuple[str, ...] = FORMAT_NAMES + RECORD_FORMAT_NAMES
+EXPORT_FORMAT_CHOICES: list[tuple[str, str]] = (
+    FORMAT_CHOICES + SFT_FORMAT_CHOICES + RED_TEAM_FORMAT_CHOICES
+)
 DEFAULT_FORMAT = "trl"
 
 
 def format_spec(name: str) -> FormatSpec:
-    """The format of that name; the one place an unknown format is refused."""
+    """The pair format of that name; the one place an unknown format is refused (the SFT
+    formats are `exports.formats.sft.sft_format`'s)."""
     spec = _BY_NAME.get(name)
     if spec is None:
         raise ValueError(f"unknown export format {name!r}; expected one of {sorted(_BY_NAME)}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import queue
 import threading
 from collections.abc import Iterator
@@ -49,7 +50,9 @@ def prefetched[T](batches: Iterator[T], *, depth: int = 1) -> Iterator[T]:
                 close()
             connections.close_all()
 
-    thread = threading.Thread(target=run, name="export-reader", daemon=True)
+    # The thread reads in the caller's context: its database routing (replica reads) too.
+    context = contextvars.copy_context()
+    thread = threading.Thread(target=context.run, args=(run,), name="export-reader", daemon=True)
     thread.start()
     try:
         while True:

@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 import orjson
-from django.db import connection
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
+from core.db import read_connection
 from exports.pairs import PromptData, RankingData, ResponseData, pseudonymous_rater_key
 from exports.selectors.filters import ExportFilters, prompts_read, rankings_read
 from labeling.models import Project, Prompt, Response
@@ -87,7 +87,7 @@ def batch_documents(*, project: Project, filters: ExportFilters, batch_size: int
         min_raters=max(filters.min_raters, 1),
     )
     last_id = 0
-    with connection.cursor() as cursor:
+    with read_connection(Prompt).cursor() as cursor:
         while True:
             cursor.execute(query.sql, query.params(last_id))
             row = cursor.fetchone()
@@ -274,6 +274,7 @@ def json_rows(
     """
     selected = tuple(dict.fromkeys(columns + order))
     sql, params = rows.order_by().values_list(*selected).query.sql_with_params()
+    connection = read_connection(rows.model)
     quote = connection.ops.quote_name
     values = ", ".join(f"_rows.{quote(name)}" for name in columns)
     ordering = ", ".join(f"_rows.{quote(name)}" for name in order)

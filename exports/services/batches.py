@@ -12,8 +12,7 @@ from collections.abc import Generator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from django.db import transaction
-
+from core.db import read_connection
 from exports import pairs, selectors
 from exports.card import CardTally
 from exports.formats import format_spec, split_for_prompt
@@ -21,7 +20,7 @@ from exports.models import ExportJob, PairStrategy
 from exports.pairs import Pair, PromptData, RankingData
 from exports.params import STORED_PARAMS, KeepPair, pair_filters
 from exports.services.prompt_ids import PromptIdSet, earlier_prompt_ids
-from labeling.models import Project
+from labeling.models import Project, Prompt
 from rankings.stats.consensus import consensus_ranking
 
 PromptPairs = tuple[PromptData, list[Pair], str]
@@ -111,7 +110,7 @@ def export_batches(
         filters=request.filters(),
         source=params.get("source", pairs.HUMAN),
         judge_endpoint=params.get("judge_endpoint"),
-        prefetch=prefetch and not transaction.get_connection().in_atomic_block,
+        prefetch=prefetch and not read_connection(Prompt).in_atomic_block,
     )
     started = time.perf_counter()
     for batch in batches:

@@ -49,6 +49,10 @@ def export_card(*, job: ExportJob) -> str:
     their sha256)."""
     if job.status != JobStatus.DONE:
         raise Conflict(f"the export is {job.status}, not done", code="not_ready")
+    if not job.card and job.format in formats.RECORD_FORMAT_NAMES:
+        raise Conflict(
+            f"{job.format} exports have no dataset card; download their files", code="no_card"
+        )
     if not job.card:
         raise Conflict(
             "this export was made before exports had dataset cards; create it again",

@@ -21,6 +21,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from core import db
 from core.errors import Conflict
 from core.jobs import (
     JobStatus,
@@ -100,7 +101,11 @@ def export_job_run(*, job_id: int) -> dict[str, Any]:
         return {"job_id": job_id, "status": _status(job_id), "skipped": True}
     job = ExportJob.objects.select_related("project").get(pk=job_id)
     try:
-        with _fewer_collections(), job_beating(ExportJob, job_id=job_id, attempt=job.attempts):
+        with (
+            _fewer_collections(),
+            job_beating(ExportJob, job_id=job_id, attempt=job.attempts),
+            _export_reads(job),
+        ):
             _write_export_files(job)
     except JobLost:
         logger.warning("export %s was given up while running; stopped", job_id)
@@ -163,6 +168,25 @@ def _fewer_collections() -> Iterator[None]:
         gc.set_threshold(*thresholds)
 
 
+@contextmanager
+def _export_reads(job: ExportJob) -> Iterator[None]:
+    """The export reads its data from the read replica, when there is one that has the
+    job's snapshot: a job pinned to a ranking the replica has not replayed yet (it lags)
+    reads from the primary, so that the same parameters still give the same file."""
+    pinned = job.params.get("until_ranking_id")
+    with db.replica_reads():
+        caught_up = (
+            not db.has_replica()
+            or pinned is None
+            or selectors.newest_ranking_id(project=job.project) >= pinned
+        )
+        if caught_up:
+            yield
+            return
+    logger.info("export %s: the read replica is behind its snapshot; reading the primary", job.pk)
+    yield
+
+
 def _file_name(job: ExportJob, part: str) -> str:
     suffix = "" if part == formats.ALL else f"-{part}"
     return f"exports/project-{job.project_id}/export-{job.pk}{suffix}.{job.container}"
@@ -174,6 +198,11 @@ def _beat(job: ExportJob, **progress: Any) -> None:
 
 
 def _write_export_files(job: ExportJob) -> None:
+    if job.format in formats.RECORD_FORMAT_NAMES:  # one row per record, no pairs
+        from exports.services.record_jobs import record_export_write
+
+        record_export_write(job, beat=_beat, file_name=_file_name, lost=JobLost)
+        return
     started_at = time.perf_counter()
     timer = BatchTimer()
     request = ExportRequest.for_job(job)

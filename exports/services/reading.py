@@ -8,6 +8,7 @@ from typing import Any, BinaryIO, cast
 
 from django.core.files import File
 
+from core.db import read_on_replica, replica_reads
 from core.errors import Conflict, InvalidInput, RanklabError
 from core.jobs import JobStatus
 from exports import formats
@@ -112,6 +113,12 @@ def export_stream_open(
     cleaned = export_params_clean(
         params or {}, project=project, format=format, strategy=strategy, container=container
     )
+    if format in formats.RECORD_FORMAT_NAMES:
+        raise InvalidInput(
+            f"{format} is written by export jobs (or streamed from "
+            f"/api/projects/{{id}}/exports/records/{format}/); create one",
+            field="format",
+        )
     if container == Container.PARQUET:
         raise InvalidInput(
             "Parquet needs the whole file before it can be read; create an export job",
@@ -130,14 +137,15 @@ def export_stream_open(
         skip_prompt_ids=earlier_prompt_ids(cleaned["since_export"]),
     )
     if limit is None:
-        estimate = rows_estimate(request)
+        with replica_reads():
+            estimate = rows_estimate(request)
         if estimate > STREAM_MAX_ROWS:
             raise TooLarge(
                 f"about {estimate} rows is more than the {STREAM_MAX_ROWS} a stream sends; "
                 "create an export job or pass a limit",
                 field="limit",
             )
-    return _stream(request, split=split or None, limit=limit or STREAM_MAX_ROWS)
+    return read_on_replica(_stream(request, split=split or None, limit=limit or STREAM_MAX_ROWS))
 
 
 def _stream(request: ExportRequest, *, split: str | None, limit: int) -> Iterator[bytes]:

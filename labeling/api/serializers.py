@@ -8,10 +8,12 @@ from django.conf import settings
 from django.urls import reverse
 from rest_framework import serializers
 
+from core.errors import InvalidInput
 from core.serializers import RefuseUnknownFields, refuse_nul_characters
-from labeling.models import AuditEvent, Invite, Membership, Project, Role
+from labeling.models import AuditEvent, Invite, Membership, Project, Role, TaskKind
 from labeling.rubric import RubricProblem, clean_rubric
 from labeling.setting_checks import setting_problems
+from labeling.task_kinds import clean_task_options
 
 
 class ProjectSerializer(RefuseUnknownFields, serializers.ModelSerializer):
@@ -23,6 +25,8 @@ class ProjectSerializer(RefuseUnknownFields, serializers.ModelSerializer):
             "id",
             "name",
             "description",
+            "task_kind",
+            "task_options",
             "guidelines",
             "overlap",
             "lease_seconds",
@@ -77,7 +81,20 @@ class ProjectSerializer(RefuseUnknownFields, serializers.ModelSerializer):
         max_overlap = attrs.get("max_overlap", getattr(self.instance, "max_overlap", None))
         if max_overlap is not None and max_overlap < overlap:
             raise serializers.ValidationError({"max_overlap": "must be at least overlap"})
+        if "task_kind" in attrs or "task_options" in attrs:
+            attrs["task_options"] = self._task_options(attrs)
         return attrs
+
+    def _task_options(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        """The options checked by the kind's handler; a new kind starts from its defaults."""
+        kind = attrs.get("task_kind", getattr(self.instance, "task_kind", TaskKind.RANK))
+        same_kind = self.instance is not None and kind == self.instance.task_kind
+        kept = self.instance.task_options if same_kind and self.instance else {}
+        try:
+            return clean_task_options(kind, attrs.get("task_options", kept), project=self.instance)
+        except InvalidInput as problem:
+            field = problem.field or "task_options"
+            raise serializers.ValidationError({field: problem.message}) from None
 
     def get_role(self, project: Project) -> str | None:
         roles = self.context.get("roles") or {}
@@ -154,6 +171,10 @@ class TaskPromptSerializer(serializers.Serializer):
 
 
 class TaskSerializer(serializers.Serializer):
+    kind = serializers.CharField(
+        default="rank",
+        help_text="The project's task kind; kinds other than rank carry their own payload.",
+    )
     assignment_id = serializers.IntegerField()
     prompt = TaskPromptSerializer()
     responses = TaskResponseSerializer(many=True)

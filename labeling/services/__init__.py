@@ -58,6 +58,7 @@ from labeling.services.prompts import (
     prompt_set_gold,
     prompts_create,
     prompts_import,
+    prompts_import_file,
 )
 from labeling.services.queue import lease_release
 from labeling.services.rater_flow import (
@@ -111,6 +112,7 @@ __all__ = [
     "prompts_completion_refresh",
     "prompts_create",
     "prompts_import",
+    "prompts_import_file",
     "prompts_reopen",
     "prompts_request_extra_raters",
     "rater_membership",

@@ -14,7 +14,7 @@ from django.db.models import Count, F, OuterRef, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from core.errors import InvalidInput, NotFound
+from core.errors import Conflict, InvalidInput, NotFound
 from labeling.models import (
     Assignment,
     AssignmentStatus,
@@ -50,6 +50,12 @@ def project_update(*, project: Project, by: User | None = None, **fields: Any) -
     locked = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
     before = field_values(locked, fields)
     changes = field_changes(before, fields)
+    if "task_kind" in changes and Assignment.objects.filter(project=project).exists():
+        raise Conflict(
+            "the task kind can't change once raters have worked on the project",
+            field="task_kind",
+            code="task_kind_locked",
+        )
     if "guidelines" in changes:
         fields = {
             **fields,

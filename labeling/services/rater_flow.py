@@ -47,7 +47,7 @@ def lease_following_assignment(
     task ahead; otherwise a new lease is chosen like `lease_next_assignment` does, never on
     a prompt the rater already holds. Pass `membership` when it is already loaded.
     """
-    require_active_rater(project=project, rater=rater, membership=membership)
+    membership = require_active_rater(project=project, rater=rater, membership=membership)
     rng = rng or random.SystemRandom()
     with transaction.atomic():
         now = timezone.now()
@@ -58,7 +58,14 @@ def lease_following_assignment(
         if held is not None:
             return held
         held_prompts = list(live.values_list("prompt_id", flat=True))
-        return lease_new(project=project, rater=rater, now=now, rng=rng, skip=held_prompts)
+        return lease_new(
+            project=project,
+            rater=rater,
+            now=now,
+            rng=rng,
+            skip=held_prompts,
+            membership=membership,
+        )
 
 
 def assignment_renew(*, assignment_id: int, rater: User) -> Assignment:

@@ -26,15 +26,17 @@ def running_runs_beat_from_their_start(apps, schema_editor):
     """A run running when this migrates has not beaten yet: its start is its last sign of life,
     so the sweep can end it if its worker is gone."""
     AgreementRun = apps.get_model("rankings", "AgreementRun")
-    AgreementRun.objects.filter(status="running", heartbeat_at__isnull=True).update(
+    runs = AgreementRun.objects.using(schema_editor.connection.alias)
+    runs.filter(status="running", heartbeat_at__isnull=True).update(
         heartbeat_at=F("started_at")
     )
 
 
 def details_to_columns(apps, schema_editor):
     RaterScore = apps.get_model("rankings", "RaterScore")
+    scores = RaterScore.objects.using(schema_editor.connection.alias)
     batch = []
-    for score in RaterScore.objects.exclude(details={}).iterator(chunk_size=2000):
+    for score in scores.exclude(details={}).iterator(chunk_size=2000):
         details = score.details or {}
         for name, is_count in DETAIL_COLUMNS.items():
             value = details.get(name)
@@ -43,23 +45,24 @@ def details_to_columns(apps, schema_editor):
             setattr(score, name, int(value) if is_count else float(value) if value is not None else None)
         batch.append(score)
         if len(batch) >= 2000:
-            RaterScore.objects.bulk_update(batch, list(DETAIL_COLUMNS))
+            scores.bulk_update(batch, list(DETAIL_COLUMNS))
             batch = []
     if batch:
-        RaterScore.objects.bulk_update(batch, list(DETAIL_COLUMNS))
+        scores.bulk_update(batch, list(DETAIL_COLUMNS))
 
 
 def columns_to_details(apps, schema_editor):
     RaterScore = apps.get_model("rankings", "RaterScore")
+    scores = RaterScore.objects.using(schema_editor.connection.alias)
     batch = []
-    for score in RaterScore.objects.iterator(chunk_size=2000):
+    for score in scores.iterator(chunk_size=2000):
         score.details = {name: getattr(score, name) for name in DETAIL_COLUMNS}
         batch.append(score)
         if len(batch) >= 2000:
-            RaterScore.objects.bulk_update(batch, ["details"])
+            scores.bulk_update(batch, ["details"])
             batch = []
     if batch:
-        RaterScore.objects.bulk_update(batch, ["details"])
+        scores.bulk_update(batch, ["details"])
 
 
 class Migration(migrations.Migration):

@@ -7,12 +7,14 @@ owns the queue.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.core.cache import cache
 from django.db import transaction
 from django.utils import timezone
 
@@ -29,6 +31,8 @@ from rankings.rating.validation import (
     clean_strength,
 )
 from rankings.runs.services import agreement_run_request_if_due
+
+logger = logging.getLogger(__name__)
 
 # Serving tasks ------------------------------------------------------------------------------
 
@@ -73,7 +77,9 @@ def task_for_rater(
         current = _showing_task(project=project, rater=rater, showing_id=showing_id)
         showing_lost = current is None
     if current is None:
-        labeling_services.assignments_restore_reopened(project=project, rater=rater)
+        # A membership read by `rater_membership` already says whether there is any.
+        if getattr(membership, "has_lapsed_reopened", True):
+            labeling_services.assignments_restore_reopened(project=project, rater=rater)
         current = labeling_services.lease_next_assignment(
             project=project, rater=rater, membership=membership
         )
@@ -158,8 +164,31 @@ def ranking_submit(
             strength=cleaned_strength,
         )
         labeling_services.assignment_mark_submitted(assignment=assignment)
-        transaction.on_commit(partial(agreement_run_request_if_due, project=project))
+        transaction.on_commit(partial(agreement_run_request_counted, project=project))
     return stored, True
+
+
+def agreement_run_request_counted(*, project: Project) -> None:
+    """After a submit: count it, and look whether an agreement run is due only every
+    `agreement_every_n_rankings`-th submit, so a submit costs a cache increment, not queries.
+
+    The count lives in the cache (shared by every web process with CACHE_URL, else one per
+    process: then each process looks after its own N submits). The look itself counts the
+    rankings in the database, so a lost or restarted counter only delays a run, which the
+    beat schedule would queue anyway.
+    """
+    every = project.agreement_every_n_rankings
+    if not every:
+        return
+    key = f"ranklab:submits-since-check:{project.pk}"
+    try:
+        cache.add(key, 0, timeout=None)
+        submits = cache.incr(key)
+    except Exception:  # a cache outage must not fail a submit that has committed
+        logger.exception("could not count a submit of project %s", project.pk)
+        return
+    if submits % every == 0:
+        agreement_run_request_if_due(project=project)
 
 
 # Undo and resubmit ---------------------------------------------------------------------------
@@ -196,7 +225,9 @@ def ranking_undo(*, assignment_id: int, rater: User) -> Ranking:
             raise Conflict(
                 "too late to undo: your time on this task had run out", code="lease_expired"
             )
-        ranking = Ranking.objects.get(assignment=assignment)
+        ranking = Ranking.objects.filter(assignment=assignment).first()
+        if ranking is None:  # a task of another kind (a written demonstration)
+            raise Conflict("only a ranking can be undone", code="not_a_ranking")
         labeling_services.assignment_reopen(assignment=assignment)
     return ranking
 

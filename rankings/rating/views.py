@@ -10,18 +10,19 @@ the next task. Which task is served is `services.task_for_rater`, as for the API
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound, RanklabError
 from labeling import selectors as labeling_selectors
 from labeling import services as labeling_services
-from labeling.models import Assignment, MemberStatus, Project
+from labeling.models import Assignment, Membership, MemberStatus, Project
+from labeling.task_kinds import task_kind_handler
 from rankings.rating import services as rating_services
 from rankings.rating.forms import RankingForm, SkipForm, TaskRules, form_problems
 from rankings.rating.page import (
@@ -55,6 +56,13 @@ def rate(request: RaterRequest, project_id: int) -> HttpResponse:
     if membership.needs_guidelines(project):
         context.update(state="guidelines", progress=progress(request, project))
         return render(request, TEMPLATE, context)
+    return task_kind_handler(project.task_kind).rater_page(request, project, membership)
+
+
+def rank_page(request: HttpRequest, project: Project, membership: Membership) -> HttpResponse:
+    """The `rank` kind's rater page: the current task and the one to preload."""
+    request = cast(RaterRequest, request)
+    context: dict[str, Any] = {"project": project, "undo_seconds": rating_services.UNDO_SECONDS}
     try:
         tasks = rating_services.task_for_rater(
             project=project, rater=request.user, membership=membership, with_following=True

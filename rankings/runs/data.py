@@ -15,7 +15,7 @@ from core import db
 from labeling.models import Membership, Project, Prompt
 from rankings.runs import portable as portable_reader
 from rankings.runs import postgresql as postgresql_reader
-from rankings.runs.raw import IdLookup, RawRankings, dense_index
+from rankings.runs.raw import IdLookup, PromptRange, RawRankings, dense_index
 from rankings.stats.tables import IntArray, RankingContext, RankingTable
 
 # Rankings per block when the arrays are assembled.
@@ -51,22 +51,31 @@ class AgreementData:
 
 
 def agreement_data(
-    *, project: Project, up_to_id: int | None = None, portable: bool = False
+    *,
+    project: Project,
+    up_to_id: int | None = None,
+    portable: bool = False,
+    prompts: PromptRange | None = None,
+    excluded: list[int] | None = None,
 ) -> AgreementData:
     """Load a project's rankings up to ``up_to_id`` with everything the metrics need, in bulk.
 
     On PostgreSQL the database writes rankings, shown orders and response lengths as a few
     large texts per id range, parsed with numpy (``postgresql``): a million
     rankings never become a million Python objects. Elsewhere, or with ``portable`` (which
-    the tests use to hold the two paths to each other), the ORM path reads the same.
+    the tests use to hold the two paths to each other), the ORM path reads the same. Given
+    a prompt range, only the rankings of those prompts (one part of a run, see ``parts``).
     """
-    excluded = excluded_rater_ids(project=project)
+    if excluded is None:
+        excluded = excluded_rater_ids(project=project)
     reader = portable_reader if portable or not db.is_postgresql() else postgresql_reader
-    raw = reader.read_rankings(project=project, up_to_id=up_to_id, excluded=excluded)
-    gold = dict(
-        Prompt.objects.filter(project=project, is_gold=True).values_list("id", "gold_ranking")
+    raw = reader.read_rankings(
+        project=project, up_to_id=up_to_id, excluded=excluded, prompts=prompts
     )
-    return assemble(raw, gold)
+    gold_prompts = Prompt.objects.filter(project=project, is_gold=True)
+    if prompts is not None:
+        gold_prompts = gold_prompts.filter(id__gt=prompts[0], id__lte=prompts[1])
+    return assemble(raw, dict(gold_prompts.values_list("id", "gold_ranking")))
 
 
 def assemble(raw: RawRankings, gold: dict[int, Any]) -> AgreementData:

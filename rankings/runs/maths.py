@@ -1,11 +1,14 @@
-"""The numbers of an agreement run from its arrays; no database access.
+"""The numbers of an agreement run from all of its arrays at once; no database access.
+
+A run computes part by part (``streamed``); this is the same maths with every ranking in
+memory, kept as the reference the tests hold the streamed run to, and for callers that
+already hold a project's arrays.
 
 Repeats are left out of agreement and consensus (they only measure self-consistency); gold
 prompts count like any other. Consensus weighs each rater by reliability: their competence
 in the reliability model (``stats.reliability``), or, for a rater it has no labels of,
 their leave-one-out agreement rescaled so chance level is 0 (``stats.consensus``).
-A run computes in three steps so the database stores prompt rows meanwhile:
-``prompt_maths``, the consensus block by block, then ``finish_maths``.
+It computes in three steps: ``prompt_maths``, the consensus, then ``finish_maths``.
 
 The statistics modules are called through their module, so a test can stand in for one.
 """

@@ -11,22 +11,35 @@ from django.db.models.functions import Length
 
 from labeling.models import Project, Response
 from rankings.models import Ranking
-from rankings.runs.raw import RawRankings, padded
+from rankings.runs.raw import PromptRange, RawRankings, padded
 
 BATCH_SIZE = 20_000
 
 
 def rankings_of_counted_raters(
-    *, project: Project, up_to_id: int | None, excluded: list[int]
+    *,
+    project: Project,
+    up_to_id: int | None,
+    excluded: list[int],
+    prompts: PromptRange | None = None,
 ) -> QuerySet[Ranking]:
-    """The project's rankings up to ``up_to_id``, excluded raters left out."""
+    """The project's rankings up to ``up_to_id``, excluded raters left out; only those of
+    the prompts in the range, given one."""
     rankings = Ranking.objects.filter(project=project).exclude(rater_id__in=excluded)
     if up_to_id is not None:
         rankings = rankings.filter(id__lte=up_to_id)
+    if prompts is not None:
+        rankings = rankings.filter(prompt_id__gt=prompts[0], prompt_id__lte=prompts[1])
     return rankings
 
 
-def read_rankings(*, project: Project, up_to_id: int | None, excluded: list[int]) -> RawRankings:
+def read_rankings(
+    *,
+    project: Project,
+    up_to_id: int | None,
+    excluded: list[int],
+    prompts: PromptRange | None = None,
+) -> RawRankings:
     scalars: dict[str, array[int]] = {
         name: array("q") for name in ("ranking_ids", "prompt_ids", "rater_ids", "is_repeat")
     }
@@ -35,7 +48,9 @@ def read_rankings(*, project: Project, up_to_id: int | None, excluded: list[int]
     group_levels: list[list[int]] = []
     shown_ids: list[list[int]] = []
     rankings = (
-        rankings_of_counted_raters(project=project, up_to_id=up_to_id, excluded=excluded)
+        rankings_of_counted_raters(
+            project=project, up_to_id=up_to_id, excluded=excluded, prompts=prompts
+        )
         .order_by("id")
         .values_list(
             "id", "prompt_id", "rater_id", "is_repeat", "seconds", "groups",
@@ -56,9 +71,11 @@ def read_rankings(*, project: Project, up_to_id: int | None, excluded: list[int]
         name: array("q")
         for name in ("response_ids", "response_prompts", "response_positions", "response_lengths")
     }
+    responses_of = Response.objects.filter(prompt__project=project)
+    if prompts is not None:
+        responses_of = responses_of.filter(prompt_id__gt=prompts[0], prompt_id__lte=prompts[1])
     rows = (
-        Response.objects.filter(prompt__project=project)
-        .annotate(length=Length("text"))
+        responses_of.annotate(length=Length("text"))
         .values_list("id", "prompt_id", "position", "length")
         .iterator(chunk_size=BATCH_SIZE)
     )

@@ -23,7 +23,7 @@ from django.db.models import Max, Min
 
 from labeling.models import Assignment, Project, Prompt
 from rankings.models import Ranking
-from rankings.runs.raw import IdLookup, RawRankings, stacked
+from rankings.runs.raw import IdLookup, PromptRange, RawRankings, stacked
 from rankings.stats.tables import IntArray
 
 # Ids per query: one range is a few MB of records and text.
@@ -38,6 +38,18 @@ _RANKINGS_SQL = """
     WHERE r.project_id = %s AND r.id > %s AND r.id <= %s
       AND NOT (r.rater_id = ANY(%s::bigint[]))
 """
+# One part of a run: its prompts' rankings, by prompt id range (the prompt index).
+_PART_RANKINGS_SQL = """
+    SELECT string_agg(int8send(r.id) || int8send(r.prompt_id) || int8send(r.rater_id)
+                      || int8send(r.assignment_id) || float8send(coalesce(r.seconds, 'NaN'))
+                      || boolsend(r.is_repeat), ''::bytea),
+           convert_to(string_agg(r.groups::text, E'\\n'), 'UTF8')
+    FROM rankings_ranking r
+    WHERE r.project_id = %s AND r.prompt_id > %s AND r.prompt_id <= %s AND r.id <= %s
+      AND NOT (r.rater_id = ANY(%s::bigint[]))
+"""
+# Prompt ids per query of a part: about three rankings each.
+PROMPT_ID_RANGE = 30_000
 _RANKING_RECORD = np.dtype(
     [("id", ">i8"), ("prompt", ">i8"), ("rater", ">i8"), ("assignment", ">i8"),
      ("seconds", ">f8"), ("repeat", "u1")]
@@ -47,6 +59,12 @@ _SHOWN_ORDERS_SQL = """
            convert_to(string_agg(a.shown_order::text, E'\\n'), 'UTF8')
     FROM labeling_assignment a
     WHERE a.project_id = %s AND a.id > %s AND a.id <= %s
+"""
+_PART_SHOWN_ORDERS_SQL = """
+    SELECT string_agg(int8send(a.id), ''::bytea),
+           convert_to(string_agg(a.shown_order::text, E'\\n'), 'UTF8')
+    FROM labeling_assignment a
+    WHERE a.project_id = %s AND a.prompt_id > %s AND a.prompt_id <= %s
 """
 _RESPONSES_SQL = """
     SELECT string_agg(int8send(r.id) || int8send(r.prompt_id) || int2send(r.position::int2)
@@ -62,8 +80,15 @@ _RESPONSE_RECORD = np.dtype(
 Parts = dict[str, npt.NDArray[Any]]
 
 
-def read_rankings(*, project: Project, up_to_id: int | None, excluded: list[int]) -> RawRankings:
-    """Rankings, shown orders and responses, read side by side when that is safe.
+def read_rankings(
+    *,
+    project: Project,
+    up_to_id: int | None,
+    excluded: list[int],
+    prompts: PromptRange | None = None,
+) -> RawRankings:
+    """Rankings, shown orders and responses, read side by side when that is safe; only
+    those of the prompts in the range, given one (one part of a run).
 
     Three query streams that do not depend on each other. Outside a transaction each runs
     on its own connection in a thread (the database works on them in parallel, and numpy
@@ -71,9 +96,9 @@ def read_rankings(*, project: Project, up_to_id: int | None, excluded: list[int]
     other connections could not see its rows, so they run one after the other.
     """
     fetches: dict[str, Callable[[], Parts]] = {
-        "rankings": partial(_fetch_rankings, project.pk, up_to_id, excluded),
-        "shown": partial(_fetch_shown_orders, project.pk),
-        "responses": partial(_fetch_responses, project.pk),
+        "rankings": partial(_fetch_rankings, project.pk, up_to_id, excluded, prompts),
+        "shown": partial(_fetch_shown_orders, project.pk, prompts),
+        "responses": partial(_fetch_responses, project.pk, prompts),
     }
     if connection.in_atomic_block:
         parts = {name: fetch() for name, fetch in fetches.items()}
@@ -104,16 +129,31 @@ def _on_own_connection(fetch: Callable[[], Parts]) -> Parts:
         connection.close()  # this thread's own connection
 
 
-def _fetch_rankings(project_id: int, up_to_id: int | None, excluded: list[int]) -> Parts:
+def _fetch_rankings(
+    project_id: int, up_to_id: int | None, excluded: list[int], prompts: PromptRange | None
+) -> Parts:
     limit = up_to_id if up_to_id is not None else np.iinfo(np.int64).max
-    bounds = Ranking.objects.filter(project_id=project_id, id__lte=limit).aggregate(
-        low=Min("id"), high=Max("id")
-    )
+    if prompts is None:
+        bounds = Ranking.objects.filter(project_id=project_id, id__lte=limit).aggregate(
+            low=Min("id"), high=Max("id")
+        )
+        queries = _query_ranges(
+            _RANKINGS_SQL,
+            _ranges(bounds["low"], bounds["high"]),
+            _RANKING_RECORD,
+            [project_id],
+            [excluded],
+        )
+    else:
+        queries = _query_ranges(
+            _PART_RANKINGS_SQL,
+            _prompt_ranges(prompts),
+            _RANKING_RECORD,
+            [project_id],
+            [limit, excluded],
+        )
     records_parts, ids_parts, levels_parts = [], [], []
-    ranges = _ranges(bounds["low"], bounds["high"])
-    for records, numbers in _query_ranges(
-        _RANKINGS_SQL, ranges, _RANKING_RECORD, [project_id], [excluded]
-    ):
+    for records, numbers in queries:
         records_parts.append(records)
         ids_parts.append(numbers.matrix(numbers.values, -1, np.int64))
         levels_parts.append(numbers.matrix(numbers.group_in_line + 1, 0, np.int8))
@@ -130,16 +170,18 @@ def _fetch_rankings(project_id: int, up_to_id: int | None, excluded: list[int]) 
     }
 
 
-def _fetch_shown_orders(project_id: int) -> Parts:
-    """Every assignment of the project: its id and its response ids in shown order."""
-    bounds = Assignment.objects.filter(project_id=project_id).aggregate(
-        low=Min("id"), high=Max("id")
-    )
+def _fetch_shown_orders(project_id: int, prompts: PromptRange | None) -> Parts:
+    """Every assignment of the project (of the range's prompts, given one): its id and its
+    response ids in shown order."""
+    if prompts is None:
+        bounds = Assignment.objects.filter(project_id=project_id).aggregate(
+            low=Min("id"), high=Max("id")
+        )
+        sql, ranges = _SHOWN_ORDERS_SQL, _ranges(bounds["low"], bounds["high"])
+    else:
+        sql, ranges = _PART_SHOWN_ORDERS_SQL, _prompt_ranges(prompts)
     ids_parts, shown_parts = [], []
-    ranges = _ranges(bounds["low"], bounds["high"])
-    for records, numbers in _query_ranges(
-        _SHOWN_ORDERS_SQL, ranges, np.dtype(">i8"), [project_id], []
-    ):
+    for records, numbers in _query_ranges(sql, ranges, np.dtype(">i8"), [project_id], []):
         ids_parts.append(records.astype(np.int64))
         shown_parts.append(numbers.matrix(numbers.values, -1, np.int64))
     return {
@@ -148,9 +190,13 @@ def _fetch_shown_orders(project_id: int) -> Parts:
     }
 
 
-def _fetch_responses(project_id: int) -> Parts:
-    """Id, prompt, position and length in characters of every response of the project."""
-    bounds = Prompt.objects.filter(project_id=project_id).aggregate(low=Min("id"), high=Max("id"))
+def _fetch_responses(project_id: int, prompts: PromptRange | None) -> Parts:
+    """Id, prompt, position and length in characters of every response of the project (of
+    the range's prompts, given one)."""
+    prompts_of = Prompt.objects.filter(project_id=project_id)
+    if prompts is not None:
+        prompts_of = prompts_of.filter(id__gt=prompts[0], id__lte=prompts[1])
+    bounds = prompts_of.aggregate(low=Min("id"), high=Max("id"))
     parts = []
     # By prompt id range only (an index range scan); responses of other projects' prompts
     # in the range are dropped when the arrays are assembled.
@@ -175,6 +221,14 @@ def _ranges(low: int | None, high: int | None) -> list[tuple[int, int]]:
     if low is None or high is None:
         return []
     return [(start, min(start + ID_RANGE, high)) for start in range(low - 1, high, ID_RANGE)]
+
+
+def _prompt_ranges(prompts: PromptRange) -> list[tuple[int, int]]:
+    """Half-open prompt id ranges of ``PROMPT_ID_RANGE`` covering a part's range."""
+    low, high = prompts
+    return [
+        (start, min(start + PROMPT_ID_RANGE, high)) for start in range(low, high, PROMPT_ID_RANGE)
+    ]
 
 
 def _query_ranges(

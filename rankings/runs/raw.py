@@ -12,6 +12,9 @@ import numpy.typing as npt
 
 from rankings.stats.tables import FloatArray, IntArray
 
+PromptRange = tuple[int, int]
+"""Prompt ids ``(low, high]``: the prompts of one part of a run."""
+
 
 @dataclass
 class RawRankings:

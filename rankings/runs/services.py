@@ -9,7 +9,8 @@ findings (the quality app connects to it), so this package never imports them.
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ThreadPoolExecutor
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from django.db import connection, transaction
@@ -19,8 +20,7 @@ from core import db, jobs
 from core.jobs import JobStatus
 from labeling.models import Project
 from rankings.models import AgreementRun, Ranking, RaterScore
-from rankings.runs import maths, selectors, storage
-from rankings.runs.data import agreement_data
+from rankings.runs import extensions, parts, selectors, storage
 
 logger = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
     except Exception as error:
         logger.exception("agreement run %s failed", run_id)
         reason = jobs.describe_error(error)
-        jobs.job_fail(AgreementRun, job_id=run_id, reason=reason, attempt=attempt)
+        if jobs.job_fail(AgreementRun, job_id=run_id, reason=reason, attempt=attempt):
+            parts.clear_parts(run_id=run_id)
         return {"run_id": run_id, "status": JobStatus.FAILED, "error": reason}
     if stored is None:
         return _skipped(run_id)
@@ -89,31 +90,26 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
 
 
 def _compute_and_store(run: AgreementRun, *, attempt: int) -> tuple[dict[str, Any], int] | None:
-    """The run's numbers, stored in one transaction with the run finished; None when the
-    run stopped being this worker's (given up, or retaken) on the way."""
+    """The run's numbers, computed part by part (``parts``: by this worker and any other
+    that takes a part) and stored with the run finished; None when the run stopped being
+    this worker's (given up, or retaken) on the way."""
     run_id = run.pk
     last_id = selectors.latest_ranking_id(project=run.project)
-    data = agreement_data(project=run.project, up_to_id=last_id)
-    if not jobs.job_heartbeat(AgreementRun, job_id=run_id, attempt=attempt):
+    with tempfile.TemporaryDirectory(prefix="ranklab-run-") as folder:
+        computing = parts.RunParts(run, attempt=attempt, up_to_id=last_id, folder=Path(folder))
+        outcome = computing.compute()
+    if outcome is None:
         return None
-    part = maths.prompt_maths(data)
-    if not jobs.job_heartbeat(AgreementRun, job_id=run_id, attempt=attempt):
-        return None
-    # The raters' statistics do not depend on the consensus: a thread computes them while
-    # this one fits the consensus and formats the prompt rows (numpy releases the GIL in
-    # most of both).
-    with ThreadPoolExecutor(max_workers=1) as pool, transaction.atomic():
-        rater_part = pool.submit(maths.rater_maths, data, part)
+    summary = outcome.result.summary
+    extra = extensions.extension_metrics(run.project)
+    if extra:
+        summary = {**summary, "extensions": extra}
+    with transaction.atomic():
         if db.is_postgresql():
             with connection.cursor() as cursor:
                 # A run is derived data: should the server crash right after this commit,
                 # the run is recomputed, so the commit need not wait for its WAL flush.
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        with storage.prompt_agreements_writing(run_id=run_id, data=data, part=part) as result:
-            # Joined while the database stores the last prompt rows (the prompt rows have
-            # no foreign key constraints to check: see PromptAgreement).
-            run_maths = maths.finish_maths(data, part, result, rater_part.result())
-        summary = run_maths.summary
         # Conditional, like the claim: a run given up as abandoned (or retaken) stays so.
         finished = jobs.job_finish(
             AgreementRun,
@@ -124,14 +120,24 @@ def _compute_and_store(run: AgreementRun, *, attempt: int) -> tuple[dict[str, An
             n_prompts=int(summary["n_prompts"] or 0),
             n_rankings=int(summary["n_rankings"] or 0),
         )
-        if not finished:
-            transaction.set_rollback(True)  # not its prompt rows either
-            return None
-        RaterScore.objects.bulk_create(
-            storage.rater_score_rows(run_id=run_id, data=data, maths=run_maths),
-            batch_size=storage.BATCH_SIZE,
-        )
-    return summary, len(data.prompt_ids)
+        if finished:
+            parts.forget_parts(run_id=run_id)
+            RaterScore.objects.bulk_create(
+                storage.rater_score_rows_of(
+                    run_id=run_id,
+                    rater_user_ids=computing.scope.rater_user_ids.tolist(),
+                    results=outcome.result.raters,
+                ),
+                batch_size=storage.BATCH_SIZE,
+            )
+    if not finished:
+        return None  # the attempt that retook the run clears its parts and rows
+    return summary, outcome.n_prompt_rows
+
+
+def agreement_run_part_compute(*, part_id: int) -> dict[str, Any]:
+    """Compute one part of a run whose worker sent it out (``parts``)."""
+    return parts.part_compute(part_id=part_id)
 
 
 def _skipped(run_id: int) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from rankings.runs.maths import AgreementMaths, PromptMaths
 from rankings.stats import consensus as consensus_stats
 from rankings.stats.agreement import PromptAgreementArrays
 from rankings.stats.consensus import PromptConsensus
-from rankings.stats.registry import RATER_STATISTICS
+from rankings.stats.registry import RATER_STATISTICS, RaterResult
 
 # Rows per INSERT when bulk_create stores score and prompt rows (COPY on PostgreSQL).
 BATCH_SIZE = 2000
@@ -35,14 +35,62 @@ def rater_score_rows(
     *, run_id: int, data: AgreementData, maths: AgreementMaths
 ) -> list[RaterScore]:
     """A score row per rater: every registry statistic in its column."""
+    return rater_score_rows_of(
+        run_id=run_id, rater_user_ids=data.rater_user_ids, results=maths.rater_results()
+    )
+
+
+def rater_score_rows_of(
+    *, run_id: int, rater_user_ids: list[int], results: list[RaterResult]
+) -> list[RaterScore]:
+    """A score row per rater from results in the order of ``rater_user_ids``."""
     return [
         RaterScore(
             run_id=run_id,
             rater_id=user_id,
             **{stat.column: stat.value_of(result) for stat in RATER_STATISTICS},
         )
-        for user_id, result in zip(data.rater_user_ids, maths.rater_results(), strict=True)
+        for user_id, result in zip(rater_user_ids, results, strict=True)
     ]
+
+
+def prompt_rows_store(
+    *,
+    run_id: int,
+    data: AgreementData,
+    prompts: PromptAgreementArrays,
+    result: PromptConsensus,
+    portable: bool = False,
+) -> int:
+    """Store the prompt rows of a block whose consensus is fitted; how many.
+
+    COPY on PostgreSQL; batched INSERTs elsewhere, or with ``portable``.
+    """
+    n_prompts = len(data.prompt_ids)
+    if db.is_postgresql() and not portable:
+        fields = [PromptAgreement._meta.get_field(name) for name in _PROMPT_AGREEMENT_FIELDS]
+        columns = ", ".join(
+            connection.ops.quote_name(str(cast("Field[Any, Any]", field).column))
+            for field in fields
+        )
+        table = connection.ops.quote_name(PromptAgreement._meta.db_table)
+        text = _prompt_agreement_copy_text(
+            run_id=run_id, data=data, prompts=prompts, result=result, start=0, stop=n_prompts
+        )
+        with (
+            connection.cursor() as cursor,
+            cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            copy.write(text)
+        return n_prompts
+    rows = prompt_agreement_rows(run_id=run_id, data=data, prompts=prompts, result=result)
+    attributes = [f"{name}_id" if name in ("run", "prompt") else name
+                  for name in _PROMPT_AGREEMENT_FIELDS]  # fmt: skip
+    while batch := list(islice(rows, BATCH_SIZE)):
+        PromptAgreement.objects.bulk_create(
+            PromptAgreement(**dict(zip(attributes, row, strict=True))) for row in batch
+        )
+    return n_prompts
 
 
 PROMPT_ROW_RUNS_KEPT = 2

@@ -11,12 +11,17 @@ from typing import Any
 
 from celery import shared_task
 
-from rankings.runs import services
+from rankings.runs import parts, services
 
 
 def agreement_run_compute(run_id: int) -> dict[str, Any]:
     """Compute one agreement run; a run already claimed or finished is skipped."""
     return services.agreement_run_compute(run_id=run_id)
+
+
+def agreement_run_part(part_id: int) -> dict[str, Any]:
+    """Compute one part of an agreement run; a part already claimed or finished is skipped."""
+    return services.agreement_run_part_compute(part_id=part_id)
 
 
 def agreement_runs_queue_due() -> dict[str, int]:
@@ -27,6 +32,7 @@ def agreement_runs_queue_due() -> dict[str, int]:
 
 # Registered by call rather than as decorators: Celery's decorators are untyped.
 agreement_run_compute_task = shared_task(name=services.COMPUTE_TASK)(agreement_run_compute)
+agreement_run_part_task = shared_task(name=parts.PART_TASK)(agreement_run_part)
 agreement_run_all_projects = shared_task(name="rankings.tasks.agreement_run_all_projects")(
     agreement_runs_queue_due
 )

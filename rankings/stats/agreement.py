@@ -83,6 +83,30 @@ def rater_leave_one_out_agreement(
     Every (this rater, other rater) pair on each unit counts once; the interval is a Wilson
     score interval over that number of compared pairs. Raters without co-raters get None.
     """
+    return rater_agreement_from_sums(leave_one_out_sums(table, include_ties), z)
+
+
+@dataclass(frozen=True)
+class LeaveOneOutSums:
+    """Per rater: labels matched by another rater of the unit, labels compared, rankings.
+
+    Sums over disjoint sets of prompts add up (``merge``): a project is summed part by part.
+    """
+
+    agreed: FloatArray
+    compared: FloatArray
+    rankings: IntArray
+
+    def merge(self, other: LeaveOneOutSums) -> LeaveOneOutSums:
+        return LeaveOneOutSums(
+            agreed=self.agreed + other.agreed,
+            compared=self.compared + other.compared,
+            rankings=self.rankings + other.rankings,
+        )
+
+
+def leave_one_out_sums(table: RankingTable, include_ties: bool = True) -> LeaveOneOutSums:
+    """The sums behind ``rater_leave_one_out_agreement`` (one ranking per rater is kept)."""
     table = one_ranking_per_rater(table)
     labels, present = table.label_matrix()
     if not include_ties:
@@ -103,8 +127,13 @@ def rater_leave_one_out_agreement(
         raters = table.rater_index[rows]
         agreed += np.bincount(raters, weights=same_label_others, minlength=table.n_raters)
         compared += np.bincount(raters, weights=other_raters, minlength=table.n_raters)
+    rankings = np.bincount(table.rater_index, minlength=table.n_raters).astype(np.int64)
+    return LeaveOneOutSums(agreed=agreed, compared=compared, rankings=rankings)
+
+
+def rater_agreement_from_sums(sums: LeaveOneOutSums, z: float = 1.96) -> list[RaterAgreement]:
+    agreed, compared = sums.agreed, sums.compared
     low, high = wilson_bounds(agreed, compared, z)
-    rankings_per_rater = np.bincount(table.rater_index, minlength=table.n_raters)
     return [
         RaterAgreement(
             rater_index=rater,
@@ -112,9 +141,9 @@ def rater_leave_one_out_agreement(
             low=float_or_none(low[rater]),
             high=float_or_none(high[rater]),
             n_pairs=int(compared[rater]),
-            n_rankings=int(rankings_per_rater[rater]),
+            n_rankings=int(sums.rankings[rater]),
         )
-        for rater in range(table.n_raters)
+        for rater in range(len(agreed))
     ]
 
 
@@ -125,9 +154,18 @@ def chance_agreement(table: RankingTable) -> float | None:
     two "better" labels share their total (``orientation_free``), so the level does not
     depend on the order in which a prompt's responses were imported.
     """
+    return chance_from_label_totals(chance_label_totals(table))
+
+
+def chance_label_totals(table: RankingTable) -> IntArray:
+    """The (3,) label totals over units with two or more labels; they add up over prompts."""
     counts = one_ranking_per_rater(table).unit_label_counts().reshape(-1, N_LABEL_CATEGORIES)
-    counts = counts[counts.sum(axis=1) >= 2]
-    total = counts.sum()
+    totals: IntArray = counts[counts.sum(axis=1) >= 2].sum(axis=0).astype(np.int64)
+    return totals
+
+
+def chance_from_label_totals(totals: IntArray) -> float | None:
+    total = totals.sum()
     if total == 0:
         return None
-    return float(((orientation_free(counts.sum(axis=0)) / total) ** 2).sum())
+    return float(((orientation_free(totals) / total) ** 2).sum())

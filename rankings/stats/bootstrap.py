@@ -119,31 +119,71 @@ def statistics_from_sums(sums: FloatArray, n_values: int) -> dict[str, FloatArra
 
 
 @dataclass(frozen=True)
-class PromptFeatures:
-    """Features of the prompts that enter the statistics, in canonical order, and their sums.
+class PromptTypes:
+    """The prompts that enter the statistics, as their distinct feature rows with counts.
 
-    The order sorts prompts by a fixed projection of their features, so resamples depend
-    only on the data, not on how prompts happen to be numbered (by id, or by first
-    appearance); equal prompts are interchangeable. Stored in float32 for the resampling
-    products (counts stay exact; sums are taken in float64).
+    Prompts with equal features are interchangeable in every statistic and resample, so a
+    project of millions of prompts is held as the few thousand kinds of prompts its
+    rankings make (with K=4 and three raters a prompt is one of some tens of thousands);
+    blocks of prompts merge by adding counts, which is what lets a run be computed part by
+    part. ``key`` orders the types by a fixed projection of their features (then by the
+    features themselves), so resamples depend only on the data, not on how prompts happen
+    to be numbered or split into parts. ``totals`` are the feature sums of all the prompts.
     """
 
-    features: npt.NDArray[np.float32]
-    totals: FloatArray
+    rows: FloatArray  # (T, F) distinct feature rows
+    counts: IntArray  # (T,) prompts of each
+    key: FloatArray  # (T,)
+    totals: FloatArray  # (F,)
+
+    @property
+    def n_prompts(self) -> int:
+        return int(self.counts.sum())
 
 
-def features_of(units: PromptUnits, prompts: IntArray) -> PromptFeatures:
-    n_features = _FIRST_COINCIDENCE + units.n_values * (units.n_values + 1) // 2
-    features = np.empty((len(prompts), n_features), dtype=np.float32)
-    keys = np.empty(len(prompts))
-    totals = np.zeros(n_features)
-    projection = np.random.default_rng(20240601).uniform(1.0, 2.0, n_features)
+def _projection(n_features: int) -> FloatArray:
+    return np.random.default_rng(20240601).uniform(1.0, 2.0, n_features)
+
+
+def no_prompt_types(n_features: int) -> PromptTypes:
+    return PromptTypes(
+        rows=np.zeros((0, n_features)),
+        counts=np.zeros(0, dtype=np.int64),
+        key=np.zeros(0),
+        totals=np.zeros(n_features),
+    )
+
+
+def n_features_of(n_values: int) -> int:
+    return _FIRST_COINCIDENCE + n_values * (n_values + 1) // 2
+
+
+def prompt_types(units: PromptUnits, prompts: IntArray) -> PromptTypes:
+    """The types of the given prompts (``prompt_features`` of each, counted), in blocks."""
+    parts = [no_prompt_types(n_features_of(units.n_values))]
     for start in range(0, len(prompts), BOOTSTRAP_BLOCK):
         block = prompt_features(units, prompts[start : start + BOOTSTRAP_BLOCK])
-        totals += block.sum(axis=0)
-        keys[start : start + len(block)] = np.round(block @ projection, 6)
-        features[start : start + len(block)] = block
-    return PromptFeatures(features=features[np.argsort(keys, kind="stable")], totals=totals)
+        rows, counts = np.unique(block, axis=0, return_counts=True)
+        parts.append(_ordered(rows, counts.astype(np.int64), block.sum(axis=0)))
+    return merge_prompt_types(parts)
+
+
+def merge_prompt_types(parts: list[PromptTypes]) -> PromptTypes:
+    """The types of the union of disjoint sets of prompts."""
+    rows = np.concatenate([part.rows for part in parts])
+    counts = np.concatenate([part.counts for part in parts])
+    totals = np.sum([part.totals for part in parts], axis=0)
+    if len(rows) == 0:
+        return PromptTypes(rows=rows, counts=counts, key=np.zeros(0), totals=totals)
+    distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
+    merged = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(distinct))
+    return _ordered(distinct, np.rint(merged).astype(np.int64), totals)
+
+
+def _ordered(rows: FloatArray, counts: IntArray, totals: FloatArray) -> PromptTypes:
+    key = np.round(rows @ _projection(rows.shape[1]), 6)
+    order = np.lexsort((*rows.T[::-1], key)) if len(rows) else np.zeros(0, dtype=np.int64)
+    return PromptTypes(rows=rows[order], counts=counts[order], key=key[order], totals=totals)
 
 
 # Up to this many prompts the bootstrap draws exactly (multinomial counts); beyond it each
@@ -182,14 +222,24 @@ def bootstrap_weight_blocks(
 
 
 def bootstrap_draws(
-    prompt_features: PromptFeatures, n_values: int, resamples: int, seed: int
+    types: PromptTypes, n_values: int, resamples: int, seed: int
 ) -> dict[str, FloatArray]:
-    """The statistics of ``resamples`` bootstrap resamples of the prompts."""
-    features = prompt_features.features
+    """The statistics of ``resamples`` bootstrap resamples of the prompts.
+
+    Drawn as if every prompt were listed in type order (``bootstrap_weight_blocks``); the
+    draws of a type's prompts are summed before they multiply its one feature row, so only a
+    block of draws is held at a time, never a row per prompt.
+    """
     rng = np.random.default_rng(seed)
-    sums = np.zeros((resamples, features.shape[1]))
-    for start, stop, weights in bootstrap_weight_blocks(len(features), resamples, rng):
-        sums += weights @ features[start:stop]
+    sums = np.zeros((resamples, types.rows.shape[1]))
+    ends = np.cumsum(types.counts)
+    for start, stop, weights in bootstrap_weight_blocks(types.n_prompts, resamples, rng):
+        first = int(np.searchsorted(ends, start, side="right"))
+        last = int(np.searchsorted(ends, stop - 1, side="right"))
+        cuts = np.maximum(ends[first:last] - start, 0)
+        starts = np.concatenate([[0], cuts]).astype(np.intp)
+        per_type = np.add.reduceat(weights, starts, axis=1).astype(np.float64)
+        sums += per_type @ types.rows[first : last + 1]
     return statistics_from_sums(sums, n_values)
 
 

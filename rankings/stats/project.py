@@ -5,6 +5,7 @@ with the units and rater pairs behind it and a bootstrap interval over prompts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -13,12 +14,15 @@ from rankings.stats.bootstrap import (
     BOOTSTRAP_RESAMPLES,
     BOOTSTRAP_SEED,
     CONFIDENCE,
+    PromptTypes,
     bootstrap_draws,
-    features_of,
+    merge_prompt_types,
     percentile_interval,
+    prompt_types,
     statistics_from_sums,
 )
 from rankings.stats.tables import (
+    BoolArray,
     IntArray,
     RankingTable,
     float_or_none,
@@ -37,6 +41,57 @@ PROJECT_STATISTICS = (
     "alpha_interval",
     "kendall_w",
 )
+
+
+@dataclass(frozen=True)
+class ProjectSums:
+    """What the project statistics are computed from, summed over a set of prompts.
+
+    Sums over disjoint sets of prompts (``merge_project_sums``) give the sums of their
+    union, so a project is summed part by part; ``project_summary`` turns them into the
+    numbers. ``evidence`` holds (units, rater pairs) per statistic; ``raters_seen`` marks
+    the raters with at least one counted ranking.
+    """
+
+    types: PromptTypes
+    n_values: int
+    evidence: IntArray  # (len(PROJECT_STATISTICS), 2)
+    n_prompts: int
+    n_rankings: int
+    raters_seen: BoolArray
+
+
+def project_sums(table: RankingTable) -> ProjectSums:
+    """The sums of a table's prompts (one ranking per rater is kept)."""
+    table = one_ranking_per_rater(table)
+    units = prompt_units(table)
+    raters_per_prompt = np.bincount(table.prompt_index, minlength=table.n_prompts)
+    prompts = np.flatnonzero(raters_per_prompt >= 2)
+    evidence = _evidence_counts(units, raters_per_prompt)
+    seen = np.zeros(table.n_raters, dtype=bool)
+    seen[table.rater_index] = True
+    return ProjectSums(
+        types=prompt_types(units, prompts),
+        n_values=units.n_values,
+        evidence=np.array([evidence[name] for name in PROJECT_STATISTICS], dtype=np.int64),
+        n_prompts=int(prompts.size),
+        n_rankings=table.n_rankings,
+        raters_seen=seen,
+    )
+
+
+def merge_project_sums(parts: list[ProjectSums]) -> ProjectSums:
+    """The sums of the union of disjoint sets of prompts (same raters, same ``k_max``)."""
+    if len({part.n_values for part in parts}) != 1:
+        raise ValueError("parts must share k_max (the same mid-rank values)")
+    return ProjectSums(
+        types=merge_prompt_types([part.types for part in parts]),
+        n_values=parts[0].n_values,
+        evidence=np.sum([part.evidence for part in parts], axis=0),
+        n_prompts=sum(part.n_prompts for part in parts),
+        n_rankings=sum(part.n_rankings for part in parts),
+        raters_seen=np.logical_or.reduce([part.raters_seen for part in parts]),
+    )
 
 
 def project_agreement(
@@ -58,31 +113,36 @@ def project_agreement(
     The values come from the same per-prompt sums as the resamples; the tests hold them to
     single-statistic references computed independently (``tests/rankings/references.py``).
     """
-    table = one_ranking_per_rater(table)
-    units = prompt_units(table)
-    raters_per_prompt = np.bincount(table.prompt_index, minlength=table.n_prompts)
-    prompts = np.flatnonzero(raters_per_prompt >= 2)
-    prompt_features = features_of(units, prompts)
-    values = statistics_from_sums(prompt_features.totals[np.newaxis], units.n_values)
+    return project_summary(project_sums(table), resamples, seed, confidence)
+
+
+def project_summary(
+    sums: ProjectSums,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = BOOTSTRAP_SEED,
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """``project_agreement`` from a project's sums."""
+    values = statistics_from_sums(sums.types.totals[np.newaxis], sums.n_values)
     draws = (
-        bootstrap_draws(prompt_features, units.n_values, resamples, seed)
-        if resamples > 0 and prompts.size
+        bootstrap_draws(sums.types, sums.n_values, resamples, seed)
+        if resamples > 0 and sums.n_prompts
         else {}
     )
-    evidence = _evidence_counts(units, raters_per_prompt)
     summary: dict[str, Any] = {}
-    for name in PROJECT_STATISTICS:
+    for index, name in enumerate(PROJECT_STATISTICS):
         value = float_or_none(float(values[name][0]))
         summary[name] = value
-        summary[f"{name}_n_units"], summary[f"{name}_n_pairs"] = evidence[name]
+        n_units, n_pairs = sums.evidence[index].tolist()
+        summary[f"{name}_n_units"], summary[f"{name}_n_pairs"] = n_units, n_pairs
         summary[f"{name}_ci"] = (
             percentile_interval(draws[name], confidence)
             if name in draws and value is not None
             else None
         )
-    summary["n_prompts"] = int(prompts.size)
-    summary["n_rankings"] = table.n_rankings
-    summary["n_raters"] = int(np.unique(table.rater_index).size)
+    summary["n_prompts"] = sums.n_prompts
+    summary["n_rankings"] = sums.n_rankings
+    summary["n_raters"] = int(sums.raters_seen.sum())
     return summary
 
 

@@ -164,25 +164,80 @@ def _unknown(groups: Owners, values: tuple[str, ...], counts: tuple[str, ...]) -
     return columns
 
 
+def _none_of(groups: Owners, *names: str) -> Columns:
+    """Sums of statistics whose input is missing: zero, so the statistics are undefined."""
+    return {name: np.zeros(groups.size, dtype=np.int64) for name in names}
+
+
 def quality_columns(table: RankingTable, context: RankingContext, groups: Owners) -> Columns:
-    n = table.n_rankings
-    is_repeat = context.is_repeat if context.is_repeat is not None else np.zeros(n, dtype=bool)
-    counted = ~is_repeat
+    counted = _counted(table, context)
+    return quality_from_sums(
+        quality_sums(table, context, groups), _speed(table, context, counted, groups)
+    )
+
+
+def _counted(table: RankingTable, context: RankingContext) -> BoolArray:
+    if context.is_repeat is None:
+        return np.ones(table.n_rankings, dtype=bool)
+    counted: BoolArray = ~context.is_repeat
+    return counted
+
+
+def quality_sums(table: RankingTable, context: RankingContext, groups: Owners) -> Columns:
+    """Per group, the counts every statistic but speed is a ratio of (``SUM_COLUMNS``).
+
+    Sums over disjoint sets of prompts add up: a project is summed part by part and
+    ``quality_from_sums`` gives the statistics.
+    """
+    counted = _counted(table, context)
+    is_repeat = ~counted
     labels, present = table.label_matrix()
     labelled = present & counted[:, np.newaxis]
-    labelled_pairs = groups.count(labelled.sum(axis=1))
     columns: Columns = {
         "rankings": groups.count(counted),
-        "labelled_pairs": labelled_pairs,
-        "tie_rate": _ratio(groups.count((labelled & (labels == TIE)).sum(axis=1)), labelled_pairs),
+        "labelled_pairs": groups.count(labelled.sum(axis=1)),
+        "tie_pairs": groups.count((labelled & (labels == TIE)).sum(axis=1)),
     }
     columns.update(_gold_accuracy(table, context, counted, labels, present, groups))
     columns.update(_self_consistency(table, is_repeat, labels, present, groups))
     columns.update(_position_bias(table, context, counted, groups))
     columns.update(_straight_lining(table, context, counted, groups))
-    columns.update(_speed(table, context, counted, groups))
     columns.update(_length_bias(table, context, counted, labels, present, groups))
     return columns
+
+
+def quality_from_sums(sums: Columns, speed: Columns) -> Columns:
+    """The ``RaterQuality`` columns from ``quality_sums`` and the speed columns."""
+    eligible = sums["straight_eligible"]
+    return {
+        "rankings": sums["rankings"],
+        "gold_accuracy": _ratio(sums["gold_matched"], sums["gold_pairs"]),
+        "gold_pairs": sums["gold_pairs"],
+        "gold_rankings": sums["gold_rankings"],
+        "self_consistency": _ratio(sums["repeat_matched"], sums["repeat_pairs"]),
+        "repeat_pairs": sums["repeat_pairs"],
+        "repeat_rankings": sums["repeat_rankings"],
+        "first_shown_win_rate": _ratio(sums["position_wins"], sums["position_pairs"]),
+        "position_p_value": binomial_two_sided_p_value(
+            sums["position_wins"], sums["position_pairs"]
+        ),
+        "position_pairs": sums["position_pairs"],
+        "straight_lining_rate": _ratio(sums["straight_lined"], eligible),
+        "straight_lined": sums["straight_lined"],
+        "straight_lining_chance": _ratio(sums["straight_chance"], eligible),
+        "median_seconds": speed["median_seconds"],
+        "speed_ratio": speed["speed_ratio"],
+        "timed_rankings": speed["timed_rankings"],
+        "tie_rate": _ratio(sums["tie_pairs"], sums["labelled_pairs"]),
+        "labelled_pairs": sums["labelled_pairs"],
+        "longer_win_rate": _ratio(sums["length_wins"], sums["length_pairs"]),
+        "length_pairs": sums["length_pairs"],
+    }
+
+
+def merge_sums(parts: list[Columns]) -> Columns:
+    """Sums of disjoint sets of prompts added up, column by column."""
+    return {name: np.sum([part[name] for part in parts], axis=0) for name in parts[0]}
 
 
 def _gold_accuracy(
@@ -194,17 +249,16 @@ def _gold_accuracy(
     groups: Owners,
 ) -> Columns:
     if context.gold_ranks is None:
-        return _unknown(groups, ("gold_accuracy",), ("gold_pairs", "gold_rankings"))
+        return _none_of(groups, "gold_matched", "gold_pairs", "gold_rankings")
     gold_labels, gold_present = pair_label_matrix(context.gold_ranks)
     is_gold = gold_present.any(axis=1)
     rows = np.flatnonzero(counted & is_gold[table.prompt_index])
     prompts = table.prompt_index[rows]
     compared = present[rows] & gold_present[prompts]
     matched = compared & (labels[rows] == gold_labels[prompts])
-    gold_pairs = groups.count(compared.sum(axis=1), rows)
     return {
-        "gold_accuracy": _ratio(groups.count(matched.sum(axis=1), rows), gold_pairs),
-        "gold_pairs": gold_pairs,
+        "gold_matched": groups.count(matched.sum(axis=1), rows),
+        "gold_pairs": groups.count(compared.sum(axis=1), rows),
         "gold_rankings": groups.count(np.ones(len(rows)), rows),
     }
 
@@ -228,10 +282,9 @@ def _self_consistency(
     original_rows = originals[first[found]]
     compared = present[repeats] & present[original_rows]
     matched = compared & (labels[repeats] == labels[original_rows])
-    repeat_pairs = groups.count(compared.sum(axis=1), repeats)
     return {
-        "self_consistency": _ratio(groups.count(matched.sum(axis=1), repeats), repeat_pairs),
-        "repeat_pairs": repeat_pairs,
+        "repeat_matched": groups.count(matched.sum(axis=1), repeats),
+        "repeat_pairs": groups.count(compared.sum(axis=1), repeats),
         "repeat_rankings": groups.count(np.ones(len(repeats)), repeats),
     }
 
@@ -250,7 +303,7 @@ def _position_bias(
     table: RankingTable, context: RankingContext, counted: BoolArray, groups: Owners
 ) -> Columns:
     if context.shown_slots is None or context.shown_slots.shape[1] < 2:
-        return _unknown(groups, ("first_shown_win_rate", "position_p_value"), ("position_pairs",))
+        return _none_of(groups, "position_wins", "position_pairs")
     decided_per_row = np.zeros(table.n_rankings)
     earlier_wins_per_row = np.zeros(table.n_rankings)
     earlier = _level_shown_at(table, context.shown_slots, 0)
@@ -261,12 +314,9 @@ def _position_bias(
             decided_per_row += decided
             earlier_wins_per_row += decided & (earlier < later)
         earlier = later
-    pairs = groups.count(decided_per_row)
-    wins = groups.count(earlier_wins_per_row)
     return {
-        "first_shown_win_rate": _ratio(wins, pairs),
-        "position_p_value": binomial_two_sided_p_value(wins, pairs),
-        "position_pairs": pairs,
+        "position_wins": groups.count(earlier_wins_per_row),
+        "position_pairs": groups.count(decided_per_row),
     }
 
 
@@ -274,9 +324,10 @@ def _straight_lining(
     table: RankingTable, context: RankingContext, counted: BoolArray, groups: Owners
 ) -> Columns:
     if context.shown_slots is None:
-        return _unknown(
-            groups, ("straight_lining_rate", "straight_lining_chance"), ("straight_lined",)
-        )
+        return {
+            **_none_of(groups, "straight_lined", "straight_eligible"),
+            "straight_chance": np.zeros(groups.size),
+        }
     present_slots = (~np.isnan(table.ranks)).sum(axis=1)
     # Dense levels: a ranking is strict (no ties) exactly when its worst level is its size.
     strict = np.fmax.reduce(table.ranks, axis=1, initial=0.0) == present_slots
@@ -287,13 +338,10 @@ def _straight_lining(
         in_shown_order &= np.isnan(level) | (level == position + 1)
     eligible = counted & (present_slots >= 2)
     chance_of_size = 1.0 / np.array([math.factorial(k) for k in range(table.k_max + 1)])
-    eligible_rankings = groups.count(eligible)
     return {
-        "straight_lining_rate": _ratio(groups.count(eligible & in_shown_order), eligible_rankings),
         "straight_lined": groups.count(eligible & in_shown_order),
-        "straight_lining_chance": _ratio(
-            groups.sum(np.where(eligible, chance_of_size[present_slots], 0.0)), eligible_rankings
-        ),
+        "straight_eligible": groups.count(eligible),
+        "straight_chance": groups.sum(np.where(eligible, chance_of_size[present_slots], 0.0)),
     }
 
 
@@ -338,7 +386,7 @@ def _length_bias(
     groups: Owners,
 ) -> Columns:
     if context.response_length is None:
-        return _unknown(groups, ("longer_win_rate",), ("length_pairs",))
+        return _none_of(groups, "length_wins", "length_pairs")
     length = context.response_length
     pairs_per_row = np.zeros(table.n_rankings)
     longer_wins_per_row = np.zeros(table.n_rankings)
@@ -351,8 +399,122 @@ def _length_bias(
             compared &= ~np.isnan(first) & ~np.isnan(second)
             pairs_per_row += compared
             longer_wins_per_row += compared & ((label == FIRST_BETTER) == (first > second))
-    length_pairs = groups.count(pairs_per_row)
     return {
-        "longer_win_rate": _ratio(groups.count(longer_wins_per_row), length_pairs),
-        "length_pairs": length_pairs,
+        "length_wins": groups.count(longer_wins_per_row),
+        "length_pairs": groups.count(pairs_per_row),
     }
+
+
+# Speed, part by part -------------------------------------------------------------------------
+#
+# Medians do not add up, but counts of distinct values do: a part counts its rankings' prompt
+# lengths (the speed buckets' edges are quantiles of them), then, given the edges, its
+# (rater, bucket, seconds) triples; the medians of the merged counts are those of all the
+# rankings. Seconds are reported to a tenth, so the triples are few.
+
+
+@dataclass(frozen=True)
+class ValueCounts:
+    """Distinct rows of values (sorted) and how often each occurs; parts merge by adding."""
+
+    values: FloatArray  # (n,) or (n, columns)
+    counts: IntArray
+
+    def merge(self, other: ValueCounts) -> ValueCounts:
+        return value_counts(
+            np.concatenate([self.values, other.values]),
+            np.concatenate([self.counts, other.counts]),
+        )
+
+
+def value_counts(values: FloatArray, counts: IntArray | None = None) -> ValueCounts:
+    weights = np.ones(len(values), dtype=np.int64) if counts is None else counts
+    if len(values) == 0:
+        return ValueCounts(values=values, counts=np.zeros(0, dtype=np.int64))
+    distinct, inverse = np.unique(values, axis=0, return_inverse=True)
+    summed = np.bincount(inverse.reshape(-1), weights=weights, minlength=len(distinct))
+    return ValueCounts(values=distinct, counts=np.rint(summed).astype(np.int64))
+
+
+def _timed(table: RankingTable, context: RankingContext) -> IntArray:
+    if context.seconds is None:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(_counted(table, context) & ~np.isnan(context.seconds))
+
+
+def speed_lengths(table: RankingTable, context: RankingContext) -> ValueCounts:
+    """The prompt lengths (total characters of its responses) of the timed rankings."""
+    if context.response_length is None:
+        return value_counts(np.zeros(0))
+    prompt_length = np.nansum(context.response_length, axis=1)
+    return value_counts(prompt_length[table.prompt_index[_timed(table, context)]])
+
+
+def speed_bucket_edges(
+    lengths: ValueCounts, n_buckets: int = SPEED_LENGTH_BUCKETS
+) -> FloatArray | None:
+    """``speed_length_buckets``' edges from counted lengths: numpy's linear quantiles of the
+    lengths, each repeated its count; None without lengths (one bucket)."""
+    n = int(lengths.counts.sum())
+    if n == 0:
+        return None
+    ends = np.cumsum(lengths.counts)
+    virtual = (n - 1) * (np.arange(1, n_buckets) / n_buckets)
+    below = np.floor(virtual)
+    gamma = virtual - below
+    above = np.minimum(below + 1, n - 1)
+    a = lengths.values[np.searchsorted(ends, below, side="right")]
+    b = lengths.values[np.searchsorted(ends, above, side="right")]
+    difference = b - a
+    edges: FloatArray = np.where(gamma >= 0.5, b - difference * (1 - gamma), a + difference * gamma)
+    return edges
+
+
+def speed_counts(
+    table: RankingTable, context: RankingContext, edges: FloatArray | None, groups: Owners
+) -> ValueCounts:
+    """(group, length bucket, seconds) of the timed rankings, counted."""
+    timed = _timed(table, context)
+    if edges is None or context.response_length is None:
+        bucket = np.zeros(len(timed), dtype=np.int64)
+    else:
+        prompt_length = np.nansum(context.response_length, axis=1)
+        bucket = np.searchsorted(edges, prompt_length[table.prompt_index[timed]], side="right")
+    seconds = context.seconds[timed] if context.seconds is not None else np.zeros(0)
+    rows = np.column_stack([groups.index[timed], bucket, seconds]).astype(np.float64)
+    return value_counts(rows.reshape(-1, 3))
+
+
+def speed_from_counts(counted: ValueCounts, n_groups: int) -> Columns:
+    """The speed columns (as ``_speed``) from ``speed_counts`` of every ranking."""
+    rows = counted.values.reshape(-1, 3)
+    group, bucket, seconds = rows[:, 0].astype(np.int64), rows[:, 1].astype(np.int64), rows[:, 2]
+    weights = counted.counts
+    project_median = weighted_group_medians(bucket, seconds, weights, SPEED_LENGTH_BUCKETS)
+    ratio = _ratio(seconds, project_median[bucket])
+    return {
+        "median_seconds": weighted_group_medians(group, seconds, weights, n_groups),
+        "speed_ratio": weighted_group_medians(group, ratio, weights, n_groups),
+        "timed_rankings": np.bincount(group, weights=weights, minlength=n_groups).astype(np.int64),
+    }
+
+
+def weighted_group_medians(
+    group: IntArray, values: FloatArray, weights: IntArray, n_groups: int
+) -> FloatArray:
+    """``group_medians`` of values each repeated ``weights`` times."""
+    keep = ~np.isnan(values) & (weights > 0)
+    group, values, weights = group[keep], values[keep], weights[keep]
+    medians = np.full(n_groups, np.nan)
+    if values.size == 0:
+        return medians
+    order = np.lexsort((values, group))
+    group, values, weights = group[order], values[order], weights[order]
+    ends = np.cumsum(weights)
+    totals = np.bincount(group, weights=weights, minlength=n_groups).astype(np.int64)
+    starts = np.cumsum(totals) - totals
+    has = totals > 0
+    low = values[np.searchsorted(ends, (starts + (totals - 1) // 2)[has], side="right")]
+    high = values[np.searchsorted(ends, (starts + totals // 2)[has], side="right")]
+    medians[has] = (low + high) / 2.0
+    return medians

@@ -21,7 +21,8 @@ are in ``rankings.stats.sequential``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -266,7 +267,6 @@ def fit_reliability(
     shorter_first = float(np.count_nonzero(labels.longer < 0))
     weights = np.tile(np.asarray(START_WEIGHTS, dtype=np.float64), (labels.n_raters, 1))
     rho = 0.5
-    relation = np.array([0.0, 0.5, 1.0])
     converged = False
     iteration = 0
     for iteration in range(1, max_iterations + 1):  # noqa: B007 (the count is reported)
@@ -277,23 +277,11 @@ def fit_reliability(
         # Per pattern, the summed posterior that the label is the truth.
         summed = counts_by_pattern @ first_better
         truth_share = np.where(positive_pattern, summed, per_pattern - summed)
-        # Responsibilities summed per pattern: careful, and the factor of each spam weight.
-        careful = truth_share * (1.0 - spam / when_true)
-        spam_factor = truth_share / when_true + (per_pattern - truth_share) / spam
-        careful = careful.reshape(labels.n_raters, 3, 3, 2)
-        spam_factor = spam_factor.reshape(labels.n_raters, 3, 3, 2)
-        new = np.empty_like(weights)
-        new[:, CAREFUL] = careful.sum(axis=(1, 2, 3))
-        new[:, RANDOM] = weights[:, RANDOM] * 0.5 * spam_factor.sum(axis=(1, 2, 3))
-        new[:, FIRST_SHOWN] = weights[:, FIRST_SHOWN] * np.einsum(
-            "s,rslp->r", relation, spam_factor
-        )
-        new[:, LONGER] = weights[:, LONGER] * np.einsum("l,rslp->r", relation, spam_factor)
-        new += PRIOR_LABELS
-        new /= new.sum(axis=1, keepdims=True)
         # Summed over units of different lengths: the posterior that the longer is better.
         longer_better = float(prior_direction @ first_better) + shorter_first
-        new_rho = (longer_better + PRIOR_LABELS) / (length_units + 2 * PRIOR_LABELS)
+        new, new_rho = _maximized(
+            weights, truth_share, per_pattern, when_true, spam, longer_better, length_units
+        )
         moved = max(float(np.abs(new - weights).max(initial=0.0)), abs(new_rho - rho))
         weights, rho = new, float(new_rho)
         if moved < tolerance:
@@ -307,6 +295,129 @@ def fit_reliability(
         iterations=iteration,
         converged=converged,
     )
+
+
+def _maximized(
+    weights: FloatArray,
+    truth_share: FloatArray,
+    per_pattern: FloatArray,
+    when_true: FloatArray,
+    spam: FloatArray,
+    longer_better: float,
+    length_units: int,
+) -> tuple[FloatArray, float]:
+    """The M step: each rater's weights and ``rho`` from the responsibilities summed per
+    pattern (``truth_share``: the summed posterior that the pattern's label is the truth)."""
+    n_raters = len(weights)
+    relation = np.array([0.0, 0.5, 1.0])
+    # Responsibilities summed per pattern: careful, and the factor of each spam weight.
+    careful = (truth_share * (1.0 - spam / when_true)).reshape(n_raters, 3, 3, 2)
+    spam_factor = truth_share / when_true + (per_pattern - truth_share) / spam
+    spam_factor = spam_factor.reshape(n_raters, 3, 3, 2)
+    new = np.empty_like(weights)
+    new[:, CAREFUL] = careful.sum(axis=(1, 2, 3))
+    new[:, RANDOM] = weights[:, RANDOM] * 0.5 * spam_factor.sum(axis=(1, 2, 3))
+    new[:, FIRST_SHOWN] = weights[:, FIRST_SHOWN] * np.einsum("s,rslp->r", relation, spam_factor)
+    new[:, LONGER] = weights[:, LONGER] * np.einsum("l,rslp->r", relation, spam_factor)
+    new += PRIOR_LABELS
+    new /= new.sum(axis=1, keepdims=True)
+    new_rho = (longer_better + PRIOR_LABELS) / (length_units + 2 * PRIOR_LABELS)
+    return new, float(new_rho)
+
+
+# Fitting part by part ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LabelBlock:
+    """The labels of a block of whole prompts as the fit reads them: per label its unit
+    (numbered within the block) and pattern (``PairLabels.patterns``), per unit ``longer``.
+
+    A project too large to hold its labels at once is fitted block after block (a pass over
+    the blocks per iteration), with the same iterations as ``fit_reliability``.
+    """
+
+    unit: npt.NDArray[np.int32]
+    pattern: npt.NDArray[np.int32]
+    longer: Int8Array
+
+    @property
+    def n_units(self) -> int:
+        return len(self.longer)
+
+
+def label_block(labels: PairLabels) -> LabelBlock:
+    pattern, _ = labels.patterns()
+    return LabelBlock(
+        unit=labels.unit.astype(np.int32),
+        pattern=pattern.astype(np.int32),
+        longer=labels.longer,
+    )
+
+
+def fit_reliability_blocks(
+    blocks: Callable[[], Iterable[LabelBlock]],
+    n_raters: int,
+    *,
+    max_iterations: int = MAX_ITERATIONS,
+    tolerance: float = TOLERANCE,
+) -> ReliabilityFit:
+    """``fit_reliability`` over the blocks ``blocks()`` yields (called once per pass), with
+    memory for one block at a time. ``unit_log_odds`` is left empty: ``fit_for_block`` gives
+    a block's."""
+    n_patterns = n_raters * 18
+    per_pattern = np.zeros(n_patterns)
+    length_units, shorter_first = 0, 0.0
+    for block in blocks():
+        per_pattern += np.bincount(block.pattern, minlength=n_patterns)
+        length_units += int(np.count_nonzero(block.longer))
+        shorter_first += float(np.count_nonzero(block.longer < 0))
+    sign = np.tile([-1.0, 1.0], n_patterns // 2)
+    positive_pattern = np.tile([False, True], n_patterns // 2)
+    weights = np.tile(np.asarray(START_WEIGHTS, dtype=np.float64), (n_raters, 1))
+    rho = 0.5
+    converged = False
+    iteration = 0
+    for iteration in range(1, max_iterations + 1):  # noqa: B007 (the count is reported)
+        when_true, spam = pattern_tables(weights)
+        signed = np.log(when_true / spam) * sign
+        rho_log_odds = math.log(rho / (1.0 - rho))
+        summed = np.zeros(n_patterns)
+        longer_better = shorter_first
+        for block in blocks():
+            direction = block.longer.astype(np.float64)
+            log_odds = direction * rho_log_odds + np.bincount(
+                block.unit, weights=signed[block.pattern], minlength=block.n_units
+            )
+            first_better = 1.0 / (1.0 + np.exp(-log_odds))
+            summed += np.bincount(
+                block.pattern, weights=first_better[block.unit], minlength=n_patterns
+            )
+            longer_better += float(direction @ first_better)
+        truth_share = np.where(positive_pattern, summed, per_pattern - summed)
+        new, new_rho = _maximized(
+            weights, truth_share, per_pattern, when_true, spam, longer_better, length_units
+        )
+        moved = max(float(np.abs(new - weights).max(initial=0.0)), abs(new_rho - rho))
+        weights, rho = new, float(new_rho)
+        if moved < tolerance:
+            converged = True
+            break
+    return ReliabilityFit(
+        weights=weights,
+        rho=rho,
+        unit_log_odds=np.zeros(0),
+        iterations=iteration,
+        converged=converged,
+    )
+
+
+def fit_for_block(fit: ReliabilityFit, labels: PairLabels) -> ReliabilityFit:
+    """The fit with the unit log-odds of one block's labels (as ``fit_reliability`` gives
+    them for all units)."""
+    pattern, _ = labels.patterns()
+    when_true, spam = pattern_tables(fit.weights)
+    return replace(fit, unit_log_odds=_unit_log_odds(labels, pattern, when_true, spam, fit.rho))
 
 
 def label_truth_without_own(labels: PairLabels, fit: ReliabilityFit) -> FloatArray:

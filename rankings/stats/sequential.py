@@ -94,18 +94,63 @@ def _shortcut_probability(follows: FloatArray) -> FloatArray:
 
 def rater_reliability(labels: PairLabels, fit: ReliabilityFit) -> list[RaterReliability]:
     """Every rater's ``RaterReliability``, vectorized over all labels."""
-    n = labels.n_raters
-    per_rater = labels.per_rater()
+    typical = typical_competence(fit.competence, labels.per_rater())
+    return reliability_rows(fit, reliability_sums(labels, fit, typical), typical)
+
+
+@dataclass(frozen=True)
+class ReliabilitySums:
+    """Per rater, what the summaries add up over labels: labels and tasks, the observed
+    information about competence, and the log likelihood ratio of each alternative
+    (``ALTERNATIVE_WEIGHTS`` order). Sums over disjoint sets of prompts add up."""
+
+    labels: IntArray
+    tasks: IntArray
+    information: FloatArray
+    log_ratios: FloatArray  # (alternatives, raters)
+
+    def merge(self, other: ReliabilitySums) -> ReliabilitySums:
+        return ReliabilitySums(
+            labels=self.labels + other.labels,
+            tasks=self.tasks + other.tasks,
+            information=self.information + other.information,
+            log_ratios=self.log_ratios + other.log_ratios,
+        )
+
+
+def reliability_sums(
+    labels: PairLabels, fit: ReliabilityFit, typical: float | None
+) -> ReliabilitySums:
+    """The sums of these labels, given the project's fit (its ``unit_log_odds`` those of
+    these labels' units) and typical competence."""
     truth = label_truth_without_own(labels, fit)
     pattern, _ = labels.patterns()
-    low, high = competence_interval(labels, fit, truth)
     # How each label relates to the shown order and to length: 0 against, 1 unknown, 2 with.
-    evidence, per_task = _sequential_test(
-        labels, fit, truth, (pattern // 6) % 3, (pattern // 2) % 3
+    log_ratios = _sequential_log_ratios(
+        labels, truth, (pattern // 6) % 3, (pattern // 2) % 3, typical
     )
+    return ReliabilitySums(
+        labels=labels.per_rater(),
+        tasks=labels.tasks,
+        information=competence_information(labels, fit, truth),
+        log_ratios=log_ratios,
+    )
+
+
+def reliability_rows(
+    fit: ReliabilityFit, sums: ReliabilitySums, typical: float | None
+) -> list[RaterReliability]:
+    low, high = competence_bounds(fit, sums.information)
+    n = len(sums.labels)
+    if typical is None or sums.labels.sum() == 0:
+        evidence, per_task = np.full(n, np.nan), np.full(n, np.nan)
+    else:
+        prior = np.log(np.asarray(ALTERNATIVE_WEIGHTS))[:, np.newaxis]
+        evidence = logsumexp(sums.log_ratios + prior, axis=0)
+        per_task = sums.log_ratios.max(axis=0) / np.maximum(sums.tasks, 1)
     rows = []
     for rater in range(n):
-        has = per_rater[rater] > 0
+        has = sums.labels[rater] > 0
         weights = fit.weights[rater]
         rows.append(
             RaterReliability(
@@ -115,8 +160,8 @@ def rater_reliability(labels: PairLabels, fit: ReliabilityFit) -> list[RaterReli
                 competence_high=float_or_none(high[rater]) if has else None,
                 first_shown_share=float(weights[FIRST_SHOWN]) if has else None,
                 longer_share=float(weights[LONGER]) if has else None,
-                reliability_labels=int(per_rater[rater]),
-                reliability_tasks=int(labels.tasks[rater]),
+                reliability_labels=int(sums.labels[rater]),
+                reliability_tasks=int(sums.tasks[rater]),
                 reliability_evidence=float_or_none(evidence[rater]) if has else None,
                 evidence_per_task=float_or_none(per_task[rater]) if has else None,
             )
@@ -128,7 +173,14 @@ def competence_interval(
     labels: PairLabels, fit: ReliabilityFit, truth: FloatArray
 ) -> tuple[FloatArray, FloatArray]:
     """A 95% Wald interval on the logit of competence, from the observed information of the
-    rater's labels (their ways of erring held at the fitted proportions).
+    rater's labels (their ways of erring held at the fitted proportions)."""
+    return competence_bounds(fit, competence_information(labels, fit, truth))
+
+
+def competence_information(
+    labels: PairLabels, fit: ReliabilityFit, truth: FloatArray
+) -> FloatArray:
+    """Per rater, the observed information about competence in these labels.
 
     Per label only ``truth`` varies; the rest is looked up per pattern (rater and relations).
     """
@@ -141,34 +193,41 @@ def competence_interval(
     competence = np.repeat(fit.competence, 18)[pattern]
     probability = erring + competence * (truth - erring)
     score = (truth - erring) / np.maximum(probability, 1e-12)
-    information = np.bincount(labels.rater, weights=score * score, minlength=labels.n_raters)
+    information: FloatArray = np.bincount(
+        labels.rater, weights=score * score, minlength=labels.n_raters
+    )
+    return information
+
+
+def competence_bounds(
+    fit: ReliabilityFit, information: FloatArray
+) -> tuple[FloatArray, FloatArray]:
     c = np.clip(fit.competence, 1e-6, 1 - 1e-6)
-    with np.errstate(divide="ignore"):
+    # Without information the interval is the whole of (0, 1): an infinite spread.
+    with np.errstate(divide="ignore", over="ignore"):
         spread = Z_95 / (np.sqrt(information) * c * (1.0 - c))
-    centre = np.log(c / (1.0 - c))
-    low = 1.0 / (1.0 + np.exp(-(centre - spread)))
-    high = 1.0 / (1.0 + np.exp(-(centre + spread)))
+        centre = np.log(c / (1.0 - c))
+        low = 1.0 / (1.0 + np.exp(-(centre - spread)))
+        high = 1.0 / (1.0 + np.exp(-(centre + spread)))
     return low, high
 
 
-def _sequential_test(
+def _sequential_log_ratios(
     labels: PairLabels,
-    fit: ReliabilityFit,
     truth: FloatArray,
     shown: IntArray,
     longer: IntArray,
-) -> tuple[FloatArray, FloatArray]:
-    """Per rater: the log mixture likelihood ratio over their tasks, and its pace so far
-    (the strongest alternative's log ratio per task).
+    typical: float | None,
+) -> FloatArray:
+    """Per alternative and rater: the log likelihood ratio over their tasks (zero when the
+    project has no typical competence yet).
 
     The ratio is a product over tasks, each of mean 1 under the careful hypothesis: a task
-    is a unit of the test because shortcuts are taken a task at a time. NaN for everyone
-    when the project has no typical competence yet (too few labels).
+    is a unit of the test because shortcuts are taken a task at a time.
     """
     n = labels.n_raters
-    typical = typical_competence(fit.competence, labels.per_rater())
     if typical is None or labels.n_labels == 0:
-        return np.full(n, np.nan), np.full(n, np.nan)
+        return np.zeros((len(ALTERNATIVE_WEIGHTS), n))
     n_tasks = int(labels.task.max()) + 1
     task_rater = np.zeros(n_tasks, dtype=np.int64)
     task_rater[labels.task] = labels.rater
@@ -189,10 +248,13 @@ def _sequential_test(
                 math.log(SHORTCUT_SHARE) + shortcut - careful, math.log(1.0 - SHORTCUT_SHARE)
             )
         )
-    per_rater = np.array(
-        [np.bincount(task_rater, weights=ratio, minlength=n) for ratio in task_log_ratios]
+    # Tasks without a label of their own (numbers between blocks') add nothing: their
+    # ratios are those of no labels, log 1 for every alternative but the shortcut mixtures,
+    # whose empty product is also 1.
+    has_labels = labels_per_task > 0
+    return np.array(
+        [
+            np.bincount(task_rater[has_labels], weights=ratio[has_labels], minlength=n)
+            for ratio in task_log_ratios
+        ]
     )
-    prior = np.log(np.asarray(ALTERNATIVE_WEIGHTS))[:, np.newaxis]
-    evidence = logsumexp(per_rater + prior, axis=0)
-    pace = per_rater.max(axis=0) / np.maximum(labels.tasks, 1)
-    return evidence, pace

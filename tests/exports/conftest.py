@@ -1,4 +1,5 @@
-"""Export test fixtures: a private export folder and hand-made rankings in the database."""
+"""Export test fixtures: hand-made rankings in the database (the private export folder is
+every test's, see tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,18 +13,6 @@ from rankings.models import Ranking
 from tests.exports.rated import RECORDS
 from tests.factories import RankingFactory
 from tests.helpers import import_prompts
-
-
-@pytest.fixture(autouse=True)
-def export_folder(settings, tmp_path):
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "exports": {
-            "BACKEND": "django.core.files.storage.FileSystemStorage",
-            "OPTIONS": {"location": str(tmp_path / "exports")},
-        },
-    }
-    return tmp_path / "exports"
 
 
 @pytest.fixture

@@ -14,8 +14,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,31 +24,14 @@ from django.db import connection
 
 from config.celery import app as celery_app
 from tests.exports.broker import forget_broker_state
+from tests.faults.helpers import DIRECT, JOB_SETTINGS, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_PORTS = range(6390, 6400)
 START_SECONDS = 60.0
-DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 """Straight to the local servers, whatever proxy the environment names."""
 
 # Small lifecycle timings, for the test process and its workers alike.
-JOB_SETTINGS = {
-    "JOB_HEARTBEAT_SECONDS": 0.5,
-    "JOB_STALE_SECONDS": 3,
-    "JOB_QUEUED_SECONDS": 3,
-    "JOB_GIVE_UP_SECONDS": 60,
-    "JOB_SWEEP_SECONDS": 1.0,
-}
-
-
-def wait_until(condition: Callable[[], object], *, seconds: float, what: str) -> float:
-    """Poll until the condition holds; how long it took."""
-    started = time.monotonic()
-    while not condition():
-        if time.monotonic() - started > seconds:
-            raise AssertionError(f"{what}: not after {seconds:.0f} s")
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 class OwnRedis:

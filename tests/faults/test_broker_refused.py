@@ -12,8 +12,8 @@ from core.jobs import JobStatus
 from exports.models import ExportJob
 from rankings.models import AgreementRun
 from tests.exports.broker import broker_refusing
-from tests.faults.conftest import wait_until
 from tests.faults.data import rank_all
+from tests.faults.helpers import wait_until
 
 pytestmark = [
     pytest.mark.postgresql("a worker process shares the test database"),

@@ -19,8 +19,8 @@ from core.jobs import JobStatus, job_enqueue
 from labeling.accounts.services import api_token_create
 from rankings.models import AgreementRun
 from rankings.runs import services as run_services
-from tests.faults.conftest import DIRECT, wait_until
 from tests.faults.data import rank_all
+from tests.faults.helpers import DIRECT, wait_until
 
 pytestmark = [
     pytest.mark.postgresql("pg_terminate_backend is PostgreSQL's"),

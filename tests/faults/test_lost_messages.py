@@ -14,8 +14,8 @@ from exports import services as export_services
 from rankings.models import AgreementRun
 from rankings.runs import services as run_services
 from tests.exports.broker import forget_broker_state
-from tests.faults.conftest import JOB_SETTINGS, wait_until
 from tests.faults.data import PROMPTS, rank_all
+from tests.faults.helpers import JOB_SETTINGS, wait_until
 
 pytestmark = [
     pytest.mark.postgresql("a worker process shares the test database"),

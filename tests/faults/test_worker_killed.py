@@ -16,8 +16,8 @@ from core.jobs import JobStatus
 from exports import services as export_services
 from rankings.models import AgreementRun, RaterScore
 from rankings.runs import services as run_services
-from tests.faults.conftest import wait_until
 from tests.faults.data import PROMPTS, rank_all
+from tests.faults.helpers import wait_until
 
 pytestmark = [
     pytest.mark.postgresql("a worker process shares the test database"),

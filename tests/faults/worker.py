@@ -2,8 +2,9 @@
 mid-job: `python -m tests.faults.worker [celery worker options]`.
 
 FAULT_BATCH_DELAY (seconds) sleeps before each export batch's heartbeat, FAULT_BATCH_SIZE
-makes the batches small, FAULT_MATHS_DELAY sleeps in an agreement run's maths. Nothing else
-differs from `ranklab worker`: the same app, settings (from the environment), tasks and pool.
+makes the batches small, FAULT_MATHS_DELAY sleeps in the maths of each part of an agreement
+run. Nothing else differs from `ranklab worker`: the same app, settings (from the
+environment), tasks and pool.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 def slow_down() -> None:
     from exports import selectors as export_selectors
     from exports.services import jobs as export_jobs
-    from rankings.runs import maths
+    from rankings.runs import streamed
 
     batch_delay = float(os.environ.get("FAULT_BATCH_DELAY") or 0)
     if os.environ.get("FAULT_BATCH_SIZE"):
@@ -32,13 +33,13 @@ def slow_down() -> None:
         export_jobs._beat = slow_beat
     maths_delay = float(os.environ.get("FAULT_MATHS_DELAY") or 0)
     if maths_delay:
-        prompt_maths = maths.prompt_maths
+        first_pass = streamed.first_pass
 
-        def slow_maths(data: Any) -> Any:
+        def slow_maths(block: Any) -> Any:
             time.sleep(maths_delay)
-            return prompt_maths(data)
+            return first_pass(block)
 
-        maths.prompt_maths = slow_maths
+        streamed.first_pass = slow_maths
 
 
 def main(argv: list[str]) -> None:

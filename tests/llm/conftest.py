@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 
@@ -10,15 +9,8 @@ from labeling.models import Prompt
 from llm.models import CallStatus, JudgeVerdict
 from rankings.models import Ranking
 from tests.helpers import sample_records
-from tests.llm.fake_server import FakeServer
 from tests.llm.helpers import make_endpoint
 from tests.rankings.agreement_helpers import rank_in_turns
-
-
-@pytest.fixture
-def fake_llm() -> Iterator[FakeServer]:
-    with FakeServer() as server:
-        yield server
 
 
 @pytest.fixture(autouse=True)

@@ -24,10 +24,15 @@ FAULT_WORDS = ("FAIL500", "FAIL429", "HANG", "EMPTY")
 class ServerState:
     latency: float = 0.0
     faults: deque[str] = field(default_factory=deque)
-    """One fault per coming request, in order: "429", "500", "hang", "malformed", "empty"."""
+    """One fault per coming request, in order: "429", "500", "hang", "malformed", "empty",
+    "stream_error" (a streamed answer breaks off halfway with an error event)."""
     judge: Callable[[dict[str, Any]], str] | None = None
     """Given the request body, the judge's message content (when the request asks for JSON)."""
     hang_seconds: float = 5.0
+    stream_delay: float = 0.0
+    """Seconds between the pieces of a streamed answer (`"stream": true` requests)."""
+    streams_open: int = 0
+    max_streams_open: int = 0
     in_flight: int = 0
     max_in_flight: int = 0
     requests: int = 0
@@ -119,6 +124,9 @@ class Handler(BaseHTTPRequestHandler):
             content = state.judge(body)
         else:
             content = "" if fault == "empty" else completion_text(body)
+        if body.get("stream"):
+            self._stream(state, body, content, fault)
+            return
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         self._json(
             200,
@@ -142,6 +150,43 @@ class Handler(BaseHTTPRequestHandler):
             },
         )
 
+    def _stream(
+        self, state: ServerState, body: dict[str, Any], content: str, fault: str = ""
+    ) -> None:
+        """Server-sent events as OpenAI streams them: a chunk per word, then `[DONE]`."""
+        with state.lock:
+            state.streams_open += 1
+            state.max_streams_open = max(state.max_streams_open, state.streams_open)
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            pieces = [word + " " for word in content.split(" ")] if content else []
+            for index, piece in enumerate(pieces):
+                if fault == "stream_error" and index == max(1, len(pieces) // 2):
+                    # The model fails mid-answer: an error event, as OpenAI sends one.
+                    self._event({"error": {"message": "the model stopped mid-answer"}})
+                    return
+                last = index == len(pieces) - 1
+                self._event(_chunk(body, piece.rstrip() if last else piece, None))
+                if state.stream_delay:
+                    time.sleep(state.stream_delay)
+            self._event(_chunk(body, "", "stop"))
+            self.wfile.write(b"data: [DONE]\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client went away mid-stream
+        finally:
+            with state.lock:
+                state.streams_open -= 1
+
+    def _event(self, data: dict[str, Any]) -> None:
+        self.wfile.write(b"data: " + json.dumps(data).encode() + b"\n\n")
+        self.wfile.flush()
+
     def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
         self._raw(status, json.dumps(data).encode(), headers)
 
@@ -156,6 +201,16 @@ class Handler(BaseHTTPRequestHandler):
             self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout)
+
+
+def _chunk(body: dict[str, Any], piece: str, finish_reason: str | None) -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+        "choices": [{"index": 0, "delta": {"content": piece}, "finish_reason": finish_reason}],
+    }
 
 
 class FakeServer(ThreadingHTTPServer):

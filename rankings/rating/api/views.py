@@ -6,6 +6,9 @@ reopened by an undo comes back first here too.
 
 from __future__ import annotations
 
+from typing import Any
+
+from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
@@ -17,6 +20,8 @@ from core.auth import signed_in_user
 from labeling import selectors as labeling_selectors
 from labeling import services as labeling_services
 from labeling.api.serializers import SkipSerializer, TaskSerializer
+from labeling.models import Membership, Project
+from labeling.task_kinds import task_kind_handler
 from rankings.rating import services
 from rankings.rating.api.serializers import (
     LeaseSerializer,
@@ -38,13 +43,20 @@ class NextTaskView(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         rater = signed_in_user(request)
         membership = labeling_services.rater_membership(project_id=project_id, rater=rater)
-        tasks = services.task_for_rater(
-            project=membership.project, rater=rater, membership=membership
-        )
-        if tasks.current is None:
+        project = membership.project
+        payload = task_kind_handler(project.task_kind).next_task(project, rater, membership)
+        if payload is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        payload = labeling_selectors.task_payload(tasks.current, membership=membership)
-        return Response(TaskSerializer(payload).data)
+        return Response({"kind": project.task_kind, **payload})
+
+
+def rank_next_task(project: Project, rater: User, membership: Membership) -> dict[str, Any] | None:
+    """The `rank` kind's next-task payload: the rater's task with responses in shown order."""
+    tasks = services.task_for_rater(project=project, rater=rater, membership=membership)
+    if tasks.current is None:
+        return None
+    payload = labeling_selectors.task_payload(tasks.current, membership=membership)
+    return dict(TaskSerializer(payload).data)
 
 
 class RankingSubmitView(APIView):

@@ -15,7 +15,7 @@ from core import jobs
 from core.jobs import JobStatus
 from labeling import services as labeling_services
 from labeling.models import Project, Prompt, Response
-from rankings.models import AgreementRun, PromptAgreement, Ranking, RaterScore
+from rankings.models import AgreementRun, AgreementRunPart, PromptAgreement, Ranking, RaterScore
 from rankings.quality import findings
 from rankings.runs import data as run_data
 from rankings.runs import maths, postgresql, services, storage, tasks
@@ -216,10 +216,10 @@ def test_request_while_a_run_waits_in_the_queue_returns_that_run(project, ranked
 def test_failure_marks_the_run_failed_with_the_error(
     project, ranked, monkeypatch, django_capture_on_commit_callbacks
 ):
-    def explode(table):
+    def explode(sums):
         raise ValueError("singular matrix in test")
 
-    monkeypatch.setattr(project_stats, "project_agreement", explode)
+    monkeypatch.setattr(project_stats, "project_summary", explode)
 
     run = run_now(project, django_capture_on_commit_callbacks)
 
@@ -228,7 +228,8 @@ def test_failure_marks_the_run_failed_with_the_error(
     assert run.finished_at is not None
     assert run.metrics == {}
     assert not RaterScore.objects.filter(run=run).exists()
-    assert not PromptAgreement.objects.filter(run=run).exists()  # the COPY was rolled back
+    assert not PromptAgreement.objects.filter(run=run).exists()  # the parts stored them: cleared
+    assert not AgreementRunPart.objects.filter(run=run).exists()
     # A failed run neither blocks nor satisfies the schedule: the rankings are still unseen.
     assert agreement_run_is_stale(project=project)
 
@@ -383,7 +384,8 @@ def test_the_run_beats_between_its_phases(project, ranked, monkeypatch):
     monkeypatch.setattr(jobs, "job_heartbeat", beat)
 
     assert services.agreement_run_compute(run_id=run.pk)["status"] == JobStatus.DONE
-    assert beats == [run.pk, run.pk]
+    # After each part of each of the two passes, and between the passes.
+    assert beats == [run.pk] * 3
     run.refresh_from_db()
     assert run.started_at and run.heartbeat_at and run.finished_at
     assert run.started_at <= run.heartbeat_at <= run.finished_at
@@ -403,13 +405,13 @@ def test_agreement_runs_are_a_registered_job_kind_the_sweep_covers(project, rank
 
 def test_a_run_given_up_while_computing_stays_failed(project, ranked, monkeypatch):
     run = services.agreement_run_request(project=project, trigger="manual")
-    real = agreement_stats.chance_agreement
+    real = agreement_stats.chance_from_label_totals
 
-    def given_up_meanwhile(table):
+    def given_up_meanwhile(totals):
         AgreementRun.objects.filter(pk=run.pk).update(status=JobStatus.FAILED, error="abandoned")
-        return real(table)
+        return real(totals)
 
-    monkeypatch.setattr(agreement_stats, "chance_agreement", given_up_meanwhile)
+    monkeypatch.setattr(agreement_stats, "chance_from_label_totals", given_up_meanwhile)
 
     result = services.agreement_run_compute(run_id=run.pk)
 

@@ -1,0 +1,1 @@
+"""Red teaming: raters chat with a target model to elicit harm, then label the attempt."""
