@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -49,6 +49,8 @@ class DemoResult:
     projects: list[Project]
     built: list[bool]  # per project: built now (False: it existed already)
     invites: list[Invite]
+    other_kinds: list[Project] = field(default_factory=list)
+    """Projects of the writing task kinds (demonstrations, red teaming)."""
 
 
 def demo_build(*, password: str = DEMO_PASSWORD, seed: int = SEED) -> DemoResult:
@@ -74,14 +76,16 @@ def demo_build(*, password: str = DEMO_PASSWORD, seed: int = SEED) -> DemoResult
                         seed=f"{seed}-{file_name}",
                     )
             projects.append(project)
-        demo_demonstrations_ensure(people=people)
-        demo_red_team_ensure(people=people)
+        other_kinds = [
+            demo_demonstrations_ensure(people=people),
+            demo_red_team_ensure(people=people),
+        ]
         # The demo's export, where it is missing (a build interrupted after its commit).
         first = projects[0]
         if not ExportJob.objects.filter(project=first).exists():
             demo_export_create(project=first, lead=people["lead"])
         invites = [demo_invite_ensure(project=p, lead=people["lead"]) for p in projects]
-    return DemoResult(projects=projects, built=built, invites=invites)
+    return DemoResult(projects=projects, built=built, invites=invites, other_kinds=other_kinds)
 
 
 @contextmanager

@@ -29,6 +29,12 @@ RANDOM_CLICKER = next(p.username for p in crowd.CROWD if p.kind == crowd.RANDOM_
 ALWAYS_FIRST = next(p.username for p in crowd.CROWD if p.kind == crowd.ALWAYS_FIRST)
 
 
+@pytest.fixture(autouse=True)
+def export_folder():
+    """The demo's export folder, set for the whole module by `built`, stays in force."""
+    return None
+
+
 @pytest.fixture(scope="module")
 def built(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[dict]:
     """The demo as `manage.py demo` builds it, with its printed summary."""

@@ -13,7 +13,7 @@ from demo import services
 from demo.crowd import CROWD
 from demo.people import DEMO_PEOPLE
 from demo.selectors import ProjectReport, project_report
-from labeling.models import Role
+from labeling.models import Role, TaskKind
 
 KIND_OF = {profile.username: profile.kind for profile in CROWD}
 
@@ -43,6 +43,10 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(done))
         for project in result.projects:
             self._project(project_report(project=project), base_url)
+        for project in result.other_kinds:
+            rate = reverse("rankings:rate", kwargs={"project_id": project.pk})
+            kind = TaskKind(project.task_kind).label.lower()
+            self.stdout.write(f"\n#{project.pk} {project.name} ({kind}): {base_url}{rate}")
         self.stdout.write(f"\nLogins (password {password}):")
         for person in DEMO_PEOPLE:
             staff = " (staff)" if person.is_staff else ""
