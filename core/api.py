@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse
@@ -76,3 +77,12 @@ def _first_field_error(detail: Any, prefix: str = "") -> tuple[str, str]:
                     return _first_field_error(item, f"{prefix}[{index}]")
                 return prefix, str(item)
     return prefix, str(detail)
+
+
+_DATETIME = serializers.DateTimeField()
+
+
+def api_datetime(value: datetime | None) -> str | None:
+    """A datetime as every API answer writes it (the serializers' DateTimeField format), for
+    the hot paths that build their answer without a serializer."""
+    return None if value is None else _DATETIME.to_representation(value)

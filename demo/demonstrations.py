@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
+from authoring.demonstrations import reviews as demonstration_reviews
 from authoring.demonstrations import services as demonstration_services
 from labeling import services as labeling_services
 from labeling.models import Membership, Project, Role, TaskKind
@@ -92,7 +93,7 @@ def _build(*, lead: User, reviewer: User) -> Project:
     for _, _, _, decision, detail in WORK:
         task = demonstration_services.task_for_rater(project=project, rater=reviewer)
         assert task is not None and task.review is not None
-        demonstration_services.review_submit(
+        demonstration_reviews.review_submit(
             review_id=task.review.pk,
             reviewer=reviewer,
             decision=decision,

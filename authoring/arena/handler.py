@@ -8,9 +8,10 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from authoring.arena import selectors, services
+from authoring.arena import selectors
 from authoring.arena.api.serializers import ArenaBattleSerializer
 from authoring.arena.options import arena_options, clean_arena_options
+from authoring.arena.services.battles import battle_current
 from core.errors import Conflict, InvalidInput
 from labeling.models import MAX_RESPONSES, Membership, Project, TaskKind
 from labeling.task_kinds import TaskKindHandler
@@ -21,7 +22,7 @@ TEMPLATE = "arena/rate.html"
 
 def arena_next_task(project: Project, rater: User, membership: Membership) -> dict[str, Any] | None:
     """The rater's open battle (or a new one); None once the daily cap is reached."""
-    battle = services.battle_current(project=project, rater=rater)
+    battle = battle_current(project=project, rater=rater)
     if battle is None:
         return None
     return dict(ArenaBattleSerializer(selectors.battle_payload(battle, rater=rater)).data)
@@ -31,7 +32,7 @@ def arena_page(request: HttpRequest, project: Project, membership: Membership) -
     rater = cast(User, request.user)
     context: dict[str, Any] = {"project": project, "problem": None, "battle": None}
     try:
-        battle = services.battle_current(project=project, rater=rater)
+        battle = battle_current(project=project, rater=rater)
     except Conflict as problem:
         context["problem"] = problem.message
         battle = None

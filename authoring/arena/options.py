@@ -2,7 +2,7 @@
 
 Checked when a lead saves the project (`labeling.task_kinds.clean_task_options`); which
 endpoints belong to the project is checked when a battle starts, since a new project has
-none yet (see `services.arena_endpoints`).
+none yet (see `services.battles.arena_endpoints`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from authoring.arena.models import FINISHED_STATES, Battle, Turn
 from authoring.arena.options import arena_options
-from authoring.arena.services import votes_left
+from authoring.arena.services.battles import votes_left
 from labeling.rendering import render_markdown
 
 

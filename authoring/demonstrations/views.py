@@ -18,10 +18,10 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
-from authoring.demonstrations import selectors, services
+from authoring.demonstrations import reviews, selectors, services
 from authoring.demonstrations.models import ReviewDecision
 from authoring.demonstrations.options import DemonstrationOptions
-from authoring.demonstrations.services import MAX_TEXT_CHARS
+from authoring.demonstrations.validation import MAX_TEXT_CHARS
 from core.errors import InvalidInput, NotAllowed, RanklabError
 from labeling import services as labeling_services
 from labeling.models import Membership, Project
@@ -122,7 +122,7 @@ def submit(request: RaterRequest, assignment_id: int) -> HttpResponse:
 @require_POST
 def review(request: RaterRequest, review_id: int) -> HttpResponse:
     try:
-        found = services.review_for_rater(review_id=review_id, rater=request.user)
+        found = reviews.review_for_rater(review_id=review_id, rater=request.user)
     except RanklabError as error:
         raise Http404(error.message) from None
     project = found.project
@@ -133,7 +133,7 @@ def review(request: RaterRequest, review_id: int) -> HttpResponse:
         "text": request.POST.get("text", ""),
     }
     try:
-        services.review_submit(
+        reviews.review_submit(
             review_id=found.pk,
             reviewer=request.user,
             decision=decision,
@@ -150,14 +150,14 @@ def review(request: RaterRequest, review_id: int) -> HttpResponse:
 @require_POST
 def review_skip(request: RaterRequest, review_id: int) -> HttpResponse:
     try:
-        found = services.review_for_rater(review_id=review_id, rater=request.user)
+        found = reviews.review_for_rater(review_id=review_id, rater=request.user)
     except RanklabError as error:
         raise Http404(error.message) from None
     form = SkipForm(request.POST)
     try:
         if not form.is_valid():
             raise InvalidInput(" ".join(form_problems(form)), field="reason")
-        services.review_skip(
+        reviews.review_skip(
             review_id=found.pk, reviewer=request.user, reason=form.cleaned_data["reason"]
         )
     except RanklabError as error:

@@ -6,7 +6,9 @@ interface (`from labeling import services`):
 - `prompts`: imports and gold prompts;
 - `curation`: a lead's later changes to prompts — archive, reopen, edit responses;
 - `queue`: the lead's hand on the queue — releasing a stuck lease;
-- `leases`: the queue — leasing under the overlap rules, finishing, skipping, extra raters;
+- `leases`: the queue — leasing under the overlap rules;
+- `finishing`: finishing a lease — the submit's lock and slot, skipping, extra raters;
+- `queue_sql`: the rater loop's hot statements, written out as SQL;
 - `rater_flow`: what the rater page adds to a lease (following task, renewal, undo, progress).
 """
 
@@ -20,18 +22,20 @@ from labeling.services.curation import (
     prompts_archive,
     prompts_reopen,
 )
-from labeling.services.leases import (
-    LEASE_ATTEMPTS,
+from labeling.services.finishing import (
     assignment_claim_slot,
     assignment_for_rater,
     assignment_lock_for_finish,
     assignment_mark_submitted,
     assignment_skip,
+    prompts_request_extra_raters,
+)
+from labeling.services.leases import (
+    LEASE_ATTEMPTS,
     lease_new,
     lease_next_assignment,
     occupied_assignments,
     prompt_overlap,
-    prompts_request_extra_raters,
     rater_membership,
     require_active_rater,
 )

@@ -1,5 +1,5 @@
-"""The queue: leasing the next task under the overlap rules, finishing, skipping and
-extra raters."""
+"""The queue: leasing the next task under the overlap rules (finishing a task is
+`finishing`; the statements on the rater's hot path are written out in `queue_sql`)."""
 
 from __future__ import annotations
 
@@ -8,34 +8,15 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
-from django.db import connection, transaction
-from django.db.models import (
-    Count,
-    Exists,
-    F,
-    JSONField,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-)
-from django.db.models.functions import Coalesce, JSONObject
-from django.db.models.lookups import GreaterThanOrEqual
+from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from core import db as database
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
-from labeling.models import (
-    Assignment,
-    AssignmentStatus,
-    Membership,
-    MemberStatus,
-    Project,
-    Prompt,
-    Response,
-)
+from core.errors import NotAllowed, NotFound
+from labeling.models import Assignment, AssignmentStatus, Membership, MemberStatus, Project, Prompt
 from labeling.selectors import prompt_responses_keep, prompt_responses_load
+from labeling.services import queue_sql
 from labeling.task_kinds import min_responses
 
 LEASE_ATTEMPTS = 8
@@ -67,26 +48,12 @@ def rater_membership(*, project_id: int, rater: User) -> Membership:
     (`live_lease_id`, None when there is none) and whether a task they reopened has run out
     (`has_lapsed_reopened`), so serving a task needs no query to look for either.
     """
-    now = timezone.now()
-    theirs = Assignment.objects.filter(
-        project=OuterRef("project_id"), rater=rater, status=AssignmentStatus.LEASED
-    )
-    membership = (
-        Membership.objects.select_related("project")
-        .filter(project_id=project_id, user=rater)
-        .annotate(
-            live_lease_id=Subquery(
-                theirs.filter(expires_at__gt=now).order_by("id").values("id")[:1]
-            ),
-            has_lapsed_reopened=Exists(
-                theirs.filter(finished_at__isnull=False, expires_at__lte=now)
-            ),
-        )
-        .order_by("pk")  # not by username: no join with the user table
-        .first()
+    membership = queue_sql.membership_for_tasks(
+        project_id=project_id, rater_id=rater.pk, now=timezone.now()
     )
     if membership is None:
         raise NotFound("project not found")
+    membership.user = rater
     return membership
 
 
@@ -229,79 +196,14 @@ def _lock_next_open_prompt(
     """Lock the first open prompt with an id above `after` the rater may take, with SKIP
     LOCKED. From just behind the rater's frontier it walks a bounded stretch whatever the
     rater has done; from 0 it walks everything the rater has done that is still open."""
-    slots_taken = (
-        Assignment.objects.filter(prompt=OuterRef("pk"), is_repeat=False)
-        .filter(occupied_assignments(now=now))
-        .values("prompt")
-        .annotate(count=Count("id"))
-        .values("count")
+    return queue_sql.lock_next_open_prompt(
+        project=project,
+        rater_id=rater.pk,
+        now=now,
+        min_responses=min_responses(project),  # the others wait for generation
+        skip=list(skip),
+        after=after,
     )
-    # Scalar subqueries, not EXISTS: each candidate prompt is probed (through the prompt's
-    # own few assignments) rather than joined with the rater's whole history.
-    done_by_rater = (
-        _of_rater_on_prompt(rater).exclude(status=AssignmentStatus.LEASED).values("pk")[:1]
-    )
-    own_lease = _of_rater_on_prompt(rater).filter(status=AssignmentStatus.LEASED).values("pk")[:1]
-    prompts = Prompt.objects.all()
-    if database.is_postgresql():
-        prompts = prompts.annotate(response_rows=_response_rows())
-    if after > 0:
-        prompts = prompts.filter(pk__gt=after)
-    return (
-        prompts.filter(
-            project=project,
-            is_complete=False,
-            is_gold=False,
-            archived_at__isnull=True,
-            n_responses__gte=min_responses(project),  # the others wait for generation
-        )
-        .exclude(pk__in=list(skip))
-        .alias(
-            slots_taken=Coalesce(Subquery(slots_taken), Value(0)),
-            done_by_rater=Subquery(done_by_rater),
-        )
-        .filter(slots_taken__lt=project.overlap + F("extra_raters"), done_by_rater__isnull=True)
-        .annotate(own_lease_id=Subquery(own_lease))
-        .order_by("id")
-        # NO KEY UPDATE: foreign-key checks elsewhere (rankings, consensus rows) take KEY
-        # SHARE locks on prompts; a plain FOR UPDATE would skip those prompts as "busy".
-        .select_for_update(skip_locked=True, of=("self",), no_key=True)
-        .first()
-    )
-
-
-def _of_rater_on_prompt(rater: User) -> QuerySet[Assignment]:
-    """The rater's (non-repeat) assignment on the outer query's prompt.
-
-    The rater is compared as `rater_id + 0`, which no index covers: the lookup then goes
-    through the prompt's indexes (a prompt has a handful of assignments), never through a
-    rater's (a rater may have thousands), whatever the planner's statistics say — with
-    statistics from before a rater's history, PostgreSQL would otherwise walk it per probe.
-    """
-    return (
-        Assignment.objects.filter(prompt=OuterRef("pk"), is_repeat=False)
-        .alias(rater_key=F("rater_id") + 0)
-        .filter(rater_key=rater.pk)
-        .order_by()
-    )
-
-
-def _response_rows() -> Subquery:
-    """PostgreSQL: the prompt's responses as JSON, read by the scan that locks the prompt."""
-    from django.contrib.postgres.aggregates import JSONBAgg
-
-    rows = (
-        Response.objects.filter(prompt=OuterRef("pk"))
-        .order_by()
-        .values("prompt")
-        .annotate(
-            rows=JSONBAgg(
-                JSONObject(id="id", position="position", text="text"), order_by="position"
-            )
-        )
-        .values("rows")
-    )
-    return Subquery(rows, output_field=JSONField())
 
 
 def prompt_overlap(*, project: Project, prompt: Prompt) -> int:
@@ -309,7 +211,8 @@ def prompt_overlap(*, project: Project, prompt: Prompt) -> int:
     return project.overlap + prompt.extra_raters
 
 
-def _free_slots(*, prompt: Prompt, project: Project, rater: User, now: datetime) -> int:
+def free_slots(*, prompt: Prompt, project: Project, rater: User, now: datetime) -> int:
+    """Overlap slots of the prompt still free for the rater, counted now."""
     if prompt.is_gold:
         return 1  # every rater may rank a gold prompt once; it has no overlap cap
     taken = (
@@ -404,7 +307,7 @@ def _lease_prompt(
     stale = Assignment.objects.filter(pk=own_lease_id).first() if own_lease_id else None
     if stale is not None:
         # The rater's own expired lease on a prompt that is still free: renew it as it was.
-        if only_if_free and _free_slots(prompt=prompt, project=project, rater=rater, now=now) <= 0:
+        if only_if_free and free_slots(prompt=prompt, project=project, rater=rater, now=now) <= 0:
             return None
         stale.leased_at, stale.expires_at = now, expires_at
         stale.save(update_fields=["leased_at", "expires_at"])
@@ -431,7 +334,7 @@ def _lease_prompt(
         if from_queue:
             _frontier_advance(project=project, rater=rater, prompt_id=prompt.pk)
         return lease
-    return _insert_if_slot_free(
+    return queue_sql.insert_lease_if_slot_free(
         lease=lease, cap=prompt_overlap(project=project, prompt=prompt), advance=from_queue
     )
 
@@ -439,168 +342,4 @@ def _lease_prompt(
 def _frontier_advance(*, project: Project, rater: User, prompt_id: int) -> None:
     Membership.objects.filter(project=project, user=rater, queue_frontier__lt=prompt_id).update(
         queue_frontier=prompt_id
-    )
-
-
-def _insert_if_slot_free(*, lease: Assignment, cap: int, advance: bool) -> Assignment | None:
-    """Insert the lease in one statement that counts the prompt's taken slots first and,
-    with `advance`, moves the rater's frontier up to the prompt (PostgreSQL).
-
-    The statement starts after the prompt's row lock was taken, so its snapshot sees every
-    lease committed before; it inserts nothing when `cap` slots are taken by other raters.
-    """
-    taken = (
-        Assignment.objects.filter(prompt_id=lease.prompt_id, is_repeat=False)
-        .filter(occupied_assignments(now=lease.leased_at))
-        .exclude(rater_id=lease.rater_id)
-        .values("id")
-    )
-    taken_sql, taken_params = taken.query.sql_with_params()
-    fields = [field for field in Assignment._meta.concrete_fields if not field.primary_key]
-    quote = connection.ops.quote_name
-    columns = ", ".join(quote(str(field.column)) for field in fields)
-    values = [field.get_db_prep_save(field.pre_save(lease, True), connection) for field in fields]
-    placeholders = ", ".join(["%s"] * len(fields))
-    insert = (
-        f"INSERT INTO {quote(Assignment._meta.db_table)} ({columns}) "
-        f"SELECT {placeholders} WHERE (SELECT COUNT(*) FROM ({taken_sql}) AS taken) < %s "
-        f"RETURNING id, prompt_id"
-    )
-    frontier = (
-        f"UPDATE {quote(Membership._meta.db_table)} SET queue_frontier = lease.prompt_id "
-        "FROM lease WHERE project_id = %s AND user_id = %s "
-        "AND queue_frontier < lease.prompt_id"
-    )
-    sql = (
-        f"WITH lease AS ({insert}), frontier AS ({frontier}) SELECT id FROM lease"
-        if advance
-        else insert
-    )
-    params = [*values, *taken_params, cap]
-    if advance:
-        params += [lease.project_id, lease.rater_id]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    lease.pk = row[0]
-    lease._state.adding, lease._state.db = False, connection.alias
-    return lease
-
-
-def assignment_for_rater(*, assignment_id: int, rater: User) -> Assignment:
-    assignment = (
-        Assignment.objects.select_related("project", "prompt")
-        .filter(pk=assignment_id, rater=rater)
-        .first()
-    )
-    if assignment is None:
-        raise NotFound("assignment not found")
-    return assignment
-
-
-def assignment_lock_for_finish(*, assignment_id: int, rater: User) -> Assignment:
-    """Lock the rater's assignment for submit or skip; call inside a transaction.
-
-    One query: the rater's membership status is read with it (a paused rater can't finish).
-    """
-    rater_status = (
-        Membership.objects.filter(project=OuterRef("project_id"), user=rater)
-        .order_by()
-        .values("status")[:1]
-    )
-    assignment = (
-        Assignment.objects.select_for_update(of=("self",))
-        .select_related("project", "prompt")
-        .annotate(rater_status=Subquery(rater_status))
-        .filter(pk=assignment_id, rater=rater)
-        .first()
-    )
-    if assignment is None:
-        raise NotFound("assignment not found")
-    if getattr(assignment, "rater_status", None) == MemberStatus.PAUSED:
-        raise NotAllowed(
-            "a lead has paused your work on this project; this task was returned", code="paused"
-        )
-    return assignment
-
-
-def assignment_claim_slot(*, assignment: Assignment) -> None:
-    """Refuse (409) finishing a lease whose slot was taken over after it expired.
-
-    An expired lease is still accepted while the prompt has a free slot; once another
-    rater's lease or ranking filled it, the late submit would exceed the overlap.
-    """
-    now = timezone.now()
-    if assignment.status != AssignmentStatus.LEASED:
-        raise Conflict(f"this assignment is already {assignment.status}", code="not_leased")
-    if assignment.expires_at > now or assignment.is_repeat:
-        return
-    prompt = Prompt.objects.select_for_update(no_key=True).get(pk=assignment.prompt_id)
-    free = _free_slots(prompt=prompt, project=assignment.project, rater=assignment.rater, now=now)
-    if free <= 0:
-        raise Conflict(
-            "your lease expired and the task was given to another rater", code="lease_taken"
-        )
-
-
-def assignment_mark_submitted(*, assignment: Assignment) -> None:
-    now = timezone.now()
-    assignment.status, assignment.finished_at = AssignmentStatus.SUBMITTED, now
-    assignment.save(update_fields=["status", "finished_at"])
-    if assignment.is_repeat:
-        return
-    # One statement: the prompt is marked complete when its submitted rankings reach its
-    # overlap, counted by the database at the moment of the update.
-    submitted = (
-        Assignment.objects.filter(
-            prompt=OuterRef("pk"), is_repeat=False, status=AssignmentStatus.SUBMITTED
-        )
-        .values("prompt")
-        .annotate(count=Count("id"))
-        .values("count")
-    )
-    Prompt.objects.filter(pk=assignment.prompt_id, is_complete=False).filter(
-        GreaterThanOrEqual(
-            Coalesce(Subquery(submitted), Value(0)),
-            Value(assignment.project.overlap) + F("extra_raters"),
-        )
-    ).update(is_complete=True)
-
-
-@transaction.atomic
-def assignment_skip(*, assignment_id: int, rater: User, reason: str) -> Assignment:
-    reason = (reason or "").strip()
-    if not reason:
-        raise InvalidInput("say why you skip this task", field="reason")
-    assignment = assignment_lock_for_finish(assignment_id=assignment_id, rater=rater)
-    if assignment.status == AssignmentStatus.SKIPPED:
-        return assignment
-    if assignment.status != AssignmentStatus.LEASED:
-        raise Conflict(f"this assignment is already {assignment.status}", code="not_leased")
-    if assignment.finished_at is not None:
-        raise Conflict(
-            "you reopened this task after ranking it; submit it again instead of skipping",
-            code="reopened",
-        )
-    assignment.status, assignment.finished_at = AssignmentStatus.SKIPPED, timezone.now()
-    assignment.skip_reason = reason[:500]
-    assignment.save(update_fields=["status", "finished_at", "skip_reason"])
-    return assignment
-
-
-def prompts_request_extra_raters(
-    *, project: Project, prompt_ids: Iterable[int], reason: str
-) -> int:
-    """Adaptive overlap: put prompts back in the queue for one more rater each.
-
-    Only up to the project's `max_overlap`; returns how many prompts were reopened.
-    """
-    if not project.max_overlap or project.max_overlap <= project.overlap:
-        return 0
-    return (
-        Prompt.objects.filter(project=project, pk__in=list(prompt_ids), is_gold=False)
-        .filter(extra_raters__lt=project.max_overlap - project.overlap)
-        .update(extra_raters=F("extra_raters") + 1, is_complete=False, extra_reason=reason[:300])
     )

@@ -19,13 +19,8 @@ from labeling.models import (
     Project,
     Prompt,
 )
-from labeling.services.leases import (
-    assignment_claim_slot,
-    assignment_lock_for_finish,
-    lease_new,
-    prompt_overlap,
-    require_active_rater,
-)
+from labeling.services.finishing import assignment_claim_slot, assignment_lock_for_finish
+from labeling.services.leases import lease_new, prompt_overlap, require_active_rater
 
 # Rater page: the following task, lease renewal, reopening for undo, progress -----------------
 # The browser page keeps the task after the current one leased and rendered, so submit → next

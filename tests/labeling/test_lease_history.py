@@ -12,7 +12,7 @@ from django.utils import timezone
 from core import db as database
 from labeling import services
 from labeling.models import Assignment, AssignmentStatus, Membership, Prompt
-from labeling.services import leases
+from labeling.services import leases, queue_sql
 from tests.helpers import sample_records
 
 pytestmark = pytest.mark.django_db
@@ -147,11 +147,11 @@ def test_a_lease_is_not_written_once_the_last_slot_is_taken(queue, project, rate
         leased_at=now,
         expires_at=now + timedelta(minutes=10),
     )
-    assert leases._insert_if_slot_free(lease=lease, cap=1, advance=advance) is None
+    assert queue_sql.insert_lease_if_slot_free(lease=lease, cap=1, advance=advance) is None
     assert not Assignment.objects.filter(prompt=queue[0], rater=rater).exists()
     assert frontier(project, rater) == 0
 
-    written = leases._insert_if_slot_free(lease=lease, cap=2, advance=advance)
+    written = queue_sql.insert_lease_if_slot_free(lease=lease, cap=2, advance=advance)
     assert written is not None and written.pk is not None
     assert frontier(project, rater) == (queue[0].pk if advance else 0)
     stored = Assignment.objects.get(pk=written.pk)

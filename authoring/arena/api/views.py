@@ -7,23 +7,29 @@ which the vote finishes through the lease services like any submit.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
-from django.http import StreamingHttpResponse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from authoring.arena import selectors, services
+from authoring.api import (
+    TurnReplyStreamView,
+    request_data,
+    submission_answer,
+    turn_stream_schema,
+)
+from authoring.arena import selectors
 from authoring.arena.api.serializers import (
     ArenaBattleSerializer,
     ArenaTurnCreateSerializer,
     ArenaVoteSerializer,
 )
-from authoring.streaming import sse_response
+from authoring.arena.services import battles, turns
+from authoring.streaming import Event
 from core.api import ERROR_RESPONSES
 from core.auth import signed_in_user
 from labeling import services as labeling_services
@@ -34,12 +40,11 @@ CONFLICT = OpenApiResponse(
 )
 
 
-def _battle_answer(request: Request, battle_id: int, code: int = status.HTTP_200_OK) -> Response:
+def _battle_data(request: Request, battle_id: int) -> Any:
+    """The battle as the rater sees it now (the answer of every battle endpoint)."""
     rater = signed_in_user(request)
-    battle = services.battle_for_rater(battle_id=battle_id, rater=rater)
-    return Response(
-        ArenaBattleSerializer(selectors.battle_payload(battle, rater=rater)).data, status=code
-    )
+    battle = battles.battle_for_rater(battle_id=battle_id, rater=rater)
+    return ArenaBattleSerializer(selectors.battle_payload(battle, rater=rater)).data
 
 
 class BattleStartView(APIView):
@@ -51,14 +56,14 @@ class BattleStartView(APIView):
     def post(self, request: Request, project_id: int) -> Response:
         rater = signed_in_user(request)
         membership = labeling_services.rater_membership(project_id=project_id, rater=rater)
-        battle = services.battle_start(project=membership.project, rater=rater)
-        return _battle_answer(request, battle.pk, status.HTTP_201_CREATED)
+        battle = battles.battle_start(project=membership.project, rater=rater)
+        return Response(_battle_data(request, battle.pk), status=status.HTTP_201_CREATED)
 
 
 class BattleDetailView(APIView):
     @extend_schema(responses={200: ArenaBattleSerializer, **ERROR_RESPONSES})
     def get(self, request: Request, battle_id: int) -> Response:
-        return _battle_answer(request, battle_id)
+        return Response(_battle_data(request, battle_id))
 
 
 class TurnCreateView(APIView):
@@ -69,40 +74,24 @@ class TurnCreateView(APIView):
         responses={201: ArenaBattleSerializer, 409: CONFLICT, **ERROR_RESPONSES},
     )
     def post(self, request: Request, battle_id: int) -> Response:
-        data = ArenaTurnCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.turn_create(
-            battle_id=battle_id,
-            rater=signed_in_user(request),
-            content=data.validated_data["content"],
+        data = request_data(ArenaTurnCreateSerializer, request)
+        turns.turn_create(
+            battle_id=battle_id, rater=signed_in_user(request), content=data["content"]
         )
-        return _battle_answer(request, battle_id, status.HTTP_201_CREATED)
+        return Response(_battle_data(request, battle_id), status=status.HTTP_201_CREATED)
 
 
-class TurnStreamView(APIView):
+SIDE = OpenApiParameter("side", str, enum=["a", "b"], required=True)
+
+
+@turn_stream_schema(conflict=CONFLICT, parameters=[SIDE])
+class TurnStreamView(TurnReplyStreamView):
     """One side's reply as server-sent events (`delta` pieces, then `done` or `failed` with
     the stored reply's sanitized HTML); a finished reply answers its stored final event."""
 
-    def perform_content_negotiation(self, request: Request, force: bool = False) -> Any:
-        # EventSource asks for text/event-stream; refusals are still answered as JSON.
-        return super().perform_content_negotiation(request, force=True)
-
-    @extend_schema(
-        parameters=[OpenApiParameter("side", str, enum=["a", "b"], required=True)],
-        responses={
-            (200, "text/event-stream"): OpenApiTypes.STR,
-            409: CONFLICT,
-            **ERROR_RESPONSES,
-        },
-    )
-    def get(self, request: Request, battle_id: int, number: int) -> StreamingHttpResponse:
-        events = services.turn_reply_events(
-            battle_id=battle_id,
-            number=number,
-            side=request.query_params.get("side"),
-            rater=signed_in_user(request),
-        )
-        return sse_response(events)
+    def reply_events(self, request: Request, **url: int) -> Iterator[Event]:
+        side = request.query_params.get("side")
+        return turns.turn_reply_events(**url, side=side, rater=signed_in_user(request))
 
 
 class VoteView(APIView):
@@ -118,18 +107,15 @@ class VoteView(APIView):
         },
     )
     def post(self, request: Request, battle_id: int, number: int) -> Response:
-        data = ArenaVoteSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        _turn, created = services.turn_vote(
+        data = request_data(ArenaVoteSerializer, request)
+        _turn, created = turns.turn_vote(
             battle_id=battle_id,
             number=number,
             rater=signed_in_user(request),
-            choice=data.validated_data["choice"],
-            strength=data.validated_data.get("strength"),
+            choice=data["choice"],
+            strength=data.get("strength"),
         )
-        return _battle_answer(
-            request, battle_id, status.HTTP_201_CREATED if created else status.HTTP_200_OK
-        )
+        return submission_answer(_battle_data(request, battle_id), created=created)
 
 
 class RevealView(APIView):
@@ -139,5 +125,5 @@ class RevealView(APIView):
         request=None, responses={200: ArenaBattleSerializer, 409: CONFLICT, **ERROR_RESPONSES}
     )
     def post(self, request: Request, battle_id: int) -> Response:
-        services.battle_reveal(battle_id=battle_id, rater=signed_in_user(request))
-        return _battle_answer(request, battle_id)
+        battles.battle_reveal(battle_id=battle_id, rater=signed_in_user(request))
+        return Response(_battle_data(request, battle_id))

@@ -11,12 +11,12 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from authoring.demonstrations import selectors, services
+from authoring.api import request_data, submission_answer
+from authoring.demonstrations import reviews, selectors, services
 from authoring.demonstrations.api.serializers import (
     DemonstrationSerializer,
     DemonstrationSubmitSerializer,
@@ -52,15 +52,11 @@ class DemonstrationSubmitView(APIView):
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = DemonstrationSubmitSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = request_data(DemonstrationSubmitSerializer, request)
         demonstration, created = services.demonstration_submit(
-            assignment_id=assignment_id, rater=signed_in_user(request), **data.validated_data
+            assignment_id=assignment_id, rater=signed_in_user(request), **data
         )
-        return Response(
-            DemonstrationSerializer(demonstration).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return submission_answer(DemonstrationSerializer(demonstration).data, created=created)
 
 
 class ReviewSubmitView(APIView):
@@ -74,15 +70,11 @@ class ReviewSubmitView(APIView):
         },
     )
     def post(self, request: Request, review_id: int) -> Response:
-        data = ReviewSubmitSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        review, created = services.review_submit(
-            review_id=review_id, reviewer=signed_in_user(request), **data.validated_data
+        data = request_data(ReviewSubmitSerializer, request)
+        review, created = reviews.review_submit(
+            review_id=review_id, reviewer=signed_in_user(request), **data
         )
-        return Response(
-            ReviewSerializer(review).data,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return submission_answer(ReviewSerializer(review).data, created=created)
 
 
 class ReviewSkipView(APIView):
@@ -90,11 +82,8 @@ class ReviewSkipView(APIView):
         request=ReviewSkipSerializer, responses={200: OpenApiResponse(), **ERROR_RESPONSES}
     )
     def post(self, request: Request, review_id: int) -> Response:
-        data = ReviewSkipSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        review = services.review_skip(
-            review_id=review_id,
-            reviewer=signed_in_user(request),
-            reason=data.validated_data["reason"],
+        data = request_data(ReviewSkipSerializer, request)
+        review = reviews.review_skip(
+            review_id=review_id, reviewer=signed_in_user(request), reason=data["reason"]
         )
         return Response({"review_id": review.pk, "status": review.status})

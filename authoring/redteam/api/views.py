@@ -5,17 +5,15 @@ to ranking. Next task and skip are the shared endpoints (`/api/projects/{id}/nex
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
 
-from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.negotiation import DefaultContentNegotiation
-from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from authoring.api import TurnReplyStreamView, request_data, submission_answer, turn_stream_schema
 from authoring.redteam import ranking_loop, selectors, services
 from authoring.redteam.api.serializers import (
     LabelSerializer,
@@ -23,7 +21,7 @@ from authoring.redteam.api.serializers import (
     TurnCreateSerializer,
     TurnFlagSerializer,
 )
-from authoring.streaming import sse_response
+from authoring.streaming import Event
 from core.api import ERROR_RESPONSES
 from core.auth import signed_in_user
 from labeling.selectors import project_for_user
@@ -37,10 +35,9 @@ class TurnCreateView(APIView):
         responses={201: OpenApiResponse(description="The turn"), 409: CONFLICT, **ERROR_RESPONSES},
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = TurnCreateSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = request_data(TurnCreateSerializer, request)
         turn = services.turn_create(
-            assignment_id=assignment_id, rater=signed_in_user(request), **data.validated_data
+            assignment_id=assignment_id, rater=signed_in_user(request), **data
         )
         return Response(
             selectors.turn_payload(turn, assignment_id=assignment_id),
@@ -48,35 +45,13 @@ class TurnCreateView(APIView):
         )
 
 
-class EventStreamAccepted(DefaultContentNegotiation):
-    """An EventSource asks for `text/event-stream` only; the events are not a DRF rendering,
-    and a refusal before them is answered as the usual JSON error."""
-
-    def select_renderer(
-        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
-    ) -> tuple[BaseRenderer, str]:
-        first = next(iter(renderers))
-        return first, first.media_type
-
-
-class TurnStreamView(APIView):
+@turn_stream_schema(conflict=CONFLICT)
+class TurnStreamView(TurnReplyStreamView):
     """Server-sent events: `delta` {text} per piece, then `done` {html} or `failed`
     {detail, html}; a finished reply answers its stored version at once."""
 
-    content_negotiation_class = EventStreamAccepted
-
-    @extend_schema(
-        responses={
-            (200, "text/event-stream"): OpenApiResponse(description="The reply's events"),
-            409: CONFLICT,
-            **ERROR_RESPONSES,
-        }
-    )
-    def get(self, request: Request, assignment_id: int, index: int) -> StreamingHttpResponse:
-        events = services.turn_reply_events(
-            assignment_id=assignment_id, rater=signed_in_user(request), index=index
-        )
-        return sse_response(events)
+    def reply_events(self, request: Request, **url: int) -> Iterator[Event]:
+        return services.turn_reply_events(**url, rater=signed_in_user(request))
 
 
 class TurnFlagView(APIView):
@@ -85,13 +60,9 @@ class TurnFlagView(APIView):
         responses={200: OpenApiResponse(description="The turn"), 409: CONFLICT, **ERROR_RESPONSES},
     )
     def post(self, request: Request, assignment_id: int, index: int) -> Response:
-        data = TurnFlagSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = request_data(TurnFlagSerializer, request)
         turn = services.turn_flag(
-            assignment_id=assignment_id,
-            rater=signed_in_user(request),
-            index=index,
-            **data.validated_data,
+            assignment_id=assignment_id, rater=signed_in_user(request), index=index, **data
         )
         return Response(selectors.turn_payload(turn, assignment_id=assignment_id))
 
@@ -109,15 +80,11 @@ class AttemptSubmitView(APIView):
         },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = LabelSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = request_data(LabelSerializer, request)
         label, created = services.attempt_submit(
-            assignment_id=assignment_id, rater=signed_in_user(request), **data.validated_data
+            assignment_id=assignment_id, rater=signed_in_user(request), **data
         )
-        return Response(
-            selectors.label_payload(label),
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-        )
+        return submission_answer(selectors.label_payload(label), created=created)
 
 
 class AttemptDetailView(APIView):
@@ -144,15 +111,11 @@ class ReviewLabelView(APIView):
         },
     )
     def post(self, request: Request, attempt_id: int) -> Response:
-        data = LabelSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = request_data(LabelSerializer, request)
         label, changed = services.review_label(
-            attempt_id=attempt_id, reviewer=signed_in_user(request), **data.validated_data
+            attempt_id=attempt_id, reviewer=signed_in_user(request), **data
         )
-        return Response(
-            selectors.label_payload(label),
-            status=status.HTTP_201_CREATED if changed else status.HTTP_200_OK,
-        )
+        return submission_answer(selectors.label_payload(label), created=changed)
 
 
 class ReviewNextView(APIView):
@@ -198,7 +161,6 @@ class SendToRankingView(APIView):
     def post(self, request: Request, project_id: int) -> Response:
         user = signed_in_user(request)
         project = services.project_for_lead(user=user, project_id=project_id)
-        data = SendToRankingSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        sent = ranking_loop.send_to_ranking(project=project, by=user, **data.validated_data)
+        data = request_data(SendToRankingSerializer, request)
+        sent = ranking_loop.send_to_ranking(project=project, by=user, **data)
         return Response(sent.as_dict(), status=status.HTTP_201_CREATED)

@@ -15,13 +15,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api import ERROR_RESPONSES
+from core.api import ERROR_RESPONSES, api_datetime
 from core.auth import signed_in_user
 from labeling import selectors as labeling_selectors
 from labeling import services as labeling_services
 from labeling.api.serializers import SkipSerializer, TaskSerializer
 from labeling.models import Membership, Project
 from labeling.task_kinds import task_kind_handler
+from rankings.models import Ranking
 from rankings.rating import services
 from rankings.rating.api.serializers import (
     LeaseSerializer,
@@ -55,8 +56,27 @@ def rank_next_task(project: Project, rater: User, membership: Membership) -> dic
     tasks = services.task_for_rater(project=project, rater=rater, membership=membership)
     if tasks.current is None:
         return None
-    payload = labeling_selectors.task_payload(tasks.current, membership=membership)
-    return dict(TaskSerializer(payload).data)
+    return rank_task_json(labeling_selectors.task_payload(tasks.current, membership=membership))
+
+
+def rank_task_json(payload: dict[str, Any]) -> dict[str, Any]:
+    """A rank task as `TaskSerializer` writes it, built directly: the rater loop's hottest
+    answer (a test holds the two equal)."""
+    return {"kind": "rank", **payload, "expires_at": api_datetime(payload["expires_at"])}
+
+
+def ranking_json(ranking: Ranking) -> dict[str, Any]:
+    """A stored ranking as `RankingSerializer` writes it, built directly (a test holds the
+    two equal)."""
+    return {
+        "id": ranking.pk,
+        "assignment_id": ranking.assignment_id,
+        "ranking": ranking.groups,
+        "ratings": ranking.ratings,
+        "rationale": ranking.rationale,
+        "seconds": None if ranking.seconds is None else float(ranking.seconds),
+        "created_at": api_datetime(ranking.created_at),
+    }
 
 
 class RankingSubmitView(APIView):
@@ -76,7 +96,7 @@ class RankingSubmitView(APIView):
             assignment_id=assignment_id, rater=signed_in_user(request), **data.validated_data
         )
         return Response(
-            RankingSerializer(ranking).data,
+            ranking_json(ranking),
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
@@ -104,7 +124,7 @@ class UndoView(APIView):
         assignment = labeling_services.assignment_for_rater(
             assignment_id=assignment_id, rater=rater
         )
-        return Response(TaskSerializer(labeling_selectors.task_payload(assignment)).data)
+        return Response(rank_task_json(labeling_selectors.task_payload(assignment)))
 
 
 class RenewView(APIView):

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from authoring.arena import services
 from authoring.arena.models import Battle, Turn
+from authoring.arena.services import battles, turns
 from labeling import services as labeling_services
 from labeling.models import Assignment, AssignmentStatus, Membership, MemberStatus, Prompt
 from rankings.models import Ranking
@@ -280,17 +280,17 @@ def test_a_vote_over_the_cap_is_kept_but_not_counted(arena, arena_rater):
         arena.save(update_fields=["task_options"])
 
     def answered_turn(battle_id, content):
-        turn = services.turn_create(battle_id=battle_id, rater=arena_rater, content=content)
+        turn = turns.turn_create(battle_id=battle_id, rater=arena_rater, content=content)
         Turn.objects.filter(pk=turn.pk).update(state_a="done", state_b="done")
         return turn
 
-    battle = services.battle_current(project=arena, rater=arena_rater)
+    battle = battles.battle_current(project=arena, rater=arena_rater)
     cap(2)
     answered_turn(battle.pk, "q1")
-    services.turn_vote(battle_id=battle.pk, number=1, rater=arena_rater, choice="a")
+    turns.turn_vote(battle_id=battle.pk, number=1, rater=arena_rater, choice="a")
     second = answered_turn(battle.pk, "q2")
     cap(1)  # the lead lowers the cap while the second turn waits for its vote
-    turn, created = services.turn_vote(
+    turn, created = turns.turn_vote(
         battle_id=battle.pk, number=2, rater=arena_rater, choice="b", strength=3
     )
     assert created and not turn.counted and turn.void_reason == "daily_cap"
@@ -332,8 +332,8 @@ def test_a_paused_rater_gets_no_battle_and_cannot_write(api_for, arena, arena_ra
 def test_arena_prompts_are_never_served_by_the_lease_queue(
     arena, arena_rater, make_user, add_member
 ):
-    battle = services.battle_current(project=arena, rater=arena_rater)
-    services.turn_create(battle_id=battle.pk, rater=arena_rater, content="q")
+    battle = battles.battle_current(project=arena, rater=arena_rater)
+    turns.turn_create(battle_id=battle.pk, rater=arena_rater, content="q")
     Prompt.objects.filter(project=arena).update(is_complete=False)  # e.g. an overlap change
     other = add_member(make_user("other"), target=arena)
     assert labeling_services.lease_next_assignment(project=arena, rater=other) is None
@@ -356,7 +356,7 @@ def test_pairs_are_drawn_evenly_and_sides_at_random(arena, arena_rater, lead, fa
     make_endpoint(arena, fake_llm.base_url, name="model-2", model="fake-2")
     rng = random.Random(7)
     for _ in range(30):
-        services.battle_start(project=arena, rater=arena_rater, rng=rng)
+        battles.battle_start(project=arena, rater=arena_rater, rng=rng)
     pairs = Counter(frozenset(pair) for pair in Battle.objects.values_list("model_a", "model_b"))
     assert sorted(pairs.values()) == [10, 10, 10]
     on_a = Counter(Battle.objects.values_list("model_a", flat=True))

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from django.db import transaction
 
-from authoring.arena import outliers, services
+from authoring.arena import outliers
 from authoring.arena.models import Battle, Turn
 from authoring.arena.quality import arena_outliers_flag
+from authoring.arena.services import battles, turns
 from rankings.models import AgreementRun, Flag, FlagCode, FlagStatus
 from rankings.runs.services import agreement_run_request
 
@@ -87,10 +88,10 @@ def test_too_few_votes_never_flag():
 
 def _quick_vote(project, rater, choice_for) -> None:
     """A battle of one turn whose replies are taken as arrived (no model call), then a vote."""
-    battle = services.battle_start(project=project, rater=rater)
-    turn = services.turn_create(battle_id=battle.pk, rater=rater, content="q")
+    battle = battles.battle_start(project=project, rater=rater)
+    turn = turns.turn_create(battle_id=battle.pk, rater=rater, content="q")
     Turn.objects.filter(pk=turn.pk).update(state_a="done", state_b="done")
-    services.turn_vote(battle_id=battle.pk, number=1, rater=rater, choice=choice_for(battle))
+    turns.turn_vote(battle_id=battle.pk, number=1, rater=rater, choice=choice_for(battle))
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from authoring.arena import services
 from authoring.arena.models import Battle, Turn
+from authoring.arena.services import battles, turns
 from exports.models import ExportJob
 from rankings.leaderboard.selectors import project_leaderboard
 from tests.exports.rated import export, load
@@ -24,13 +24,13 @@ def export_folder(settings, tmp_path):
 
 
 def _played_turn(battle: Battle, rater, content: str, choice: str, strength=None) -> Turn:
-    turn = services.turn_create(battle_id=battle.pk, rater=rater, content=content)
+    turn = turns.turn_create(battle_id=battle.pk, rater=rater, content=content)
     for side in ("a", "b"):
-        events = services.turn_reply_events(
+        events = turns.turn_reply_events(
             battle_id=battle.pk, number=turn.number, side=side, rater=rater
         )
         assert list(events)[-1][0] == "done"
-    services.turn_vote(
+    turns.turn_vote(
         battle_id=battle.pk, number=turn.number, rater=rater, choice=choice, strength=strength
     )
     return Turn.objects.get(pk=turn.pk)
@@ -43,12 +43,12 @@ def _winner_side(battle: Battle, winner: str) -> str:
 def test_the_leaderboard_counts_arena_votes_and_ties(arena, arena_rater):
     wins = {"model-0": 0, "model-1": 0}
     for index in range(6):
-        battle = services.battle_start(project=arena, rater=arena_rater)
+        battle = battles.battle_start(project=arena, rater=arena_rater)
         winner = "model-0" if index < 5 else "model-1"
         choice = _winner_side(battle, winner)
         _played_turn(battle, arena_rater, f"q{index}", choice)
         wins[winner] += 1
-    battle = services.battle_start(project=arena, rater=arena_rater)
+    battle = battles.battle_start(project=arena, rater=arena_rater)
     _played_turn(battle, arena_rater, "tied", "both_bad")
     board = project_leaderboard(project=arena)
     standings = {model.name: model for model in board.models}
@@ -59,18 +59,16 @@ def test_the_leaderboard_counts_arena_votes_and_ties(arena, arena_rater):
 
 
 def test_votes_not_counted_stay_out_of_the_leaderboard(arena, arena_rater):
-    battle = services.battle_start(project=arena, rater=arena_rater)
+    battle = battles.battle_start(project=arena, rater=arena_rater)
     _played_turn(battle, arena_rater, "q1", _winner_side(battle, "model-0"))
-    services.battle_reveal(battle_id=battle.pk, rater=arena_rater)
-    battle = services.battle_start(project=arena, rater=arena_rater)
+    battles.battle_reveal(battle_id=battle.pk, rater=arena_rater)
+    battle = battles.battle_start(project=arena, rater=arena_rater)
     _played_turn(battle, arena_rater, "q2", _winner_side(battle, "model-0"))
-    turn = services.turn_create(battle_id=battle.pk, rater=arena_rater, content="q3")
-    services.battle_reveal(battle_id=battle.pk, rater=arena_rater)
+    turn = turns.turn_create(battle_id=battle.pk, rater=arena_rater, content="q3")
+    battles.battle_reveal(battle_id=battle.pk, rater=arena_rater)
     for side in ("a", "b"):
-        list(
-            services.turn_reply_events(battle_id=battle.pk, number=2, side=side, rater=arena_rater)
-        )
-    services.turn_vote(
+        list(turns.turn_reply_events(battle_id=battle.pk, number=2, side=side, rater=arena_rater))
+    turns.turn_vote(
         battle_id=battle.pk, number=turn.number, rater=arena_rater,
         choice=_winner_side(battle, "model-1"),
     )  # fmt: skip
@@ -82,7 +80,7 @@ def test_votes_not_counted_stay_out_of_the_leaderboard(arena, arena_rater):
 def test_conversational_pairs_carry_the_shared_multi_turn_context(
     arena, arena_rater, lead, export_folder, tmp_path
 ):
-    battle = services.battle_start(project=arena, rater=arena_rater)
+    battle = battles.battle_start(project=arena, rater=arena_rater)
     first = _played_turn(battle, arena_rater, "What is a tide?", "a", 3)
     second = _played_turn(battle, arena_rater, "And a spring tide?", "b", 1)
     job = export(arena, lead, format="trl-conversational", container="jsonl")
@@ -104,11 +102,11 @@ def test_conversational_pairs_carry_the_shared_multi_turn_context(
 def test_ties_and_both_bad_are_left_out_of_pairs_by_default(
     arena, arena_rater, lead, export_folder, tmp_path
 ):
-    battle = services.battle_start(project=arena, rater=arena_rater)
+    battle = battles.battle_start(project=arena, rater=arena_rater)
     _played_turn(battle, arena_rater, "q1", "tie")
-    battle = services.battle_start(project=arena, rater=arena_rater)
+    battle = battles.battle_start(project=arena, rater=arena_rater)
     _played_turn(battle, arena_rater, "q2", "both_bad")
-    battle = services.battle_start(project=arena, rater=arena_rater)
+    battle = battles.battle_start(project=arena, rater=arena_rater)
     _played_turn(battle, arena_rater, "q3", "a")
     job = export(arena, lead, format="trl-conversational", container="parquet")
     assert job.rows == 1

@@ -19,7 +19,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import pytest
 
-from authoring.demonstrations import services
+from authoring.demonstrations import reviews, services
 from authoring.demonstrations.models import Demonstration, DemonstrationStatus
 from exports.pairs import pseudonymous_rater_key
 from exports.services import export_job_create, export_job_run
@@ -68,7 +68,7 @@ def crew(lead, make_user, join):
     ]
     for decision in decisions:
         review = services.task_for_rater(project=project, rater=reviewer).review
-        services.review_submit(review_id=review.pk, reviewer=reviewer, **decision)
+        reviews.review_submit(review_id=review.pk, reviewer=reviewer, **decision)
     Demonstration.objects.filter(text="Left unreviewed").update(
         status=DemonstrationStatus.UNREVIEWED
     )

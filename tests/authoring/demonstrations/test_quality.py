@@ -10,6 +10,7 @@ import pytest
 from authoring.demonstrations import services
 from authoring.demonstrations.edits import edit_distance, edit_share, unified_diff
 from authoring.demonstrations.quality import WriterReviews, clearly_worse, rejected_finding
+from authoring.demonstrations.reviews import review_submit
 from labeling.models import Membership, MemberStatus
 from rankings.models import Flag, FlagCode, FlagStatus
 from tests.authoring.demonstrations.helpers import make_demo_project
@@ -98,7 +99,7 @@ def _write_and_review(project, writer, reviewer, decisions):
             body["reason"] = "made up facts"
         if decision == "edit":
             body["text"] = "a better reply"
-        services.review_submit(review_id=review.pk, reviewer=reviewer, **body)
+        review_submit(review_id=review.pk, reviewer=reviewer, **body)
 
 
 @pytest.mark.django_db

@@ -1,6 +1,6 @@
-"""Arena battles: start one with a fairly drawn pair, add turns, stream both replies, vote,
-reveal. Votes are stored as the turn's pairwise ranking through the lease services, so a
-vote finishes its assignment under the same rules as any submit.
+"""An arena battle's turns: the rater's message, both sides' replies streamed and stored,
+the vote. A counted vote is the turn's pairwise ranking stored through the lease services,
+so it finishes its assignment under the same rules as any submit.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import Count, Q
 from django.utils import timezone
 
 from authoring.arena.models import (
@@ -26,205 +25,25 @@ from authoring.arena.models import (
     VoidReason,
 )
 from authoring.arena.options import ArenaOptions, arena_options
+from authoring.arena.services.battles import (
+    battle_lock_for_rater,
+    counted_votes_in_window,
+    daily_cap_message,
+    row_id,
+    votes_left,
+)
 from authoring.streaming import Event, reply_events
-from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.errors import Conflict, InvalidInput, NotFound
 from labeling import services as labeling_services
-from labeling.models import Assignment, AssignmentStatus, Project, Prompt, Response, TaskKind
+from labeling.models import Assignment, Project, Prompt, Response
 from labeling.rendering import render_markdown
-from llm.models import ModelEndpoint
 from llm.services.endpoints import endpoint_config
 from rankings.models import Ranking
 from rankings.runs.services import agreement_run_request_if_due
 
 MAX_MESSAGE_CHARS = 20_000
-CAP_WINDOW = timedelta(hours=24)
 STRENGTHS = (1, 2, 3)
 """For A or B: 1 slightly, 2 better, 3 much better (the ranking's pairwise strength)."""
-NEW_BATTLE_SKIP = "the rater started a new battle before voting"
-
-
-def _row_id(value: int, what: str) -> int:
-    """An id from the URL; one no database integer can hold names nothing (404, not a 500)."""
-    if not 0 < value < 2**63:
-        raise NotFound(f"{what} not found")
-    return value
-
-
-# Endpoints and pairs ------------------------------------------------------------------------
-
-
-def arena_endpoints(*, project: Project, options: ArenaOptions) -> list[ModelEndpoint]:
-    """The endpoints that battle: the listed ones (each must be the project's), or all."""
-    endpoints = ModelEndpoint.objects.filter(project=project).order_by("id")
-    if options.endpoints is not None:
-        found = list(endpoints.filter(pk__in=options.endpoints))
-        missing = sorted(set(options.endpoints) - {endpoint.pk for endpoint in found})
-        if missing:
-            raise Conflict(
-                f"endpoint {missing[0]} is not one of this project's endpoints",
-                field="task_options.endpoints",
-                code="arena_endpoints",
-            )
-        return found
-    found = list(endpoints)
-    if len(found) < 2:
-        raise Conflict(
-            "the arena needs at least two model endpoints in the project",
-            field="task_options.endpoints",
-            code="arena_endpoints",
-        )
-    return found
-
-
-def pair_draw(
-    *, project: Project, endpoints: list[ModelEndpoint], rng: random.Random
-) -> tuple[ModelEndpoint, ModelEndpoint]:
-    """The pair that met least often in this project (ties drawn at random), sides at random.
-
-    Balanced pairs give every model comparable evidence against every other (the
-    leaderboard's intervals shrink evenly); random sides keep position bias out of it.
-    """
-    met: dict[frozenset[str], int] = {}
-    for row in (
-        Battle.objects.filter(project=project)
-        .values("model_a", "model_b")
-        .annotate(count=Count("id"))
-    ):
-        key = frozenset((row["model_a"], row["model_b"]))
-        met[key] = met.get(key, 0) + row["count"]
-    pairs = [
-        (first, second)
-        for index, first in enumerate(endpoints)
-        for second in endpoints[index + 1 :]
-    ]
-    fewest = min(met.get(frozenset((a.name, b.name)), 0) for a, b in pairs)
-    candidates = [pair for pair in pairs if met.get(frozenset(p.name for p in pair), 0) == fewest]
-    first, second = rng.choice(candidates)
-    return (first, second) if rng.random() < 0.5 else (second, first)
-
-
-# Battles --------------------------------------------------------------------------------------
-
-
-def battle_for_rater(*, battle_id: int, rater: User) -> Battle:
-    battle_id = _row_id(battle_id, "battle")
-    battle = Battle.objects.select_related("project").filter(pk=battle_id, rater=rater).first()
-    if battle is None:
-        raise NotFound("battle not found")
-    return battle
-
-
-def battle_open(*, project: Project, rater: User) -> Battle | None:
-    """The rater's open battle; one whose pending turn was skipped is closed here."""
-    battle = Battle.objects.filter(project=project, rater=rater, closed_at__isnull=True).first()
-    if battle is None:
-        return None
-    last = battle.turns.select_related("assignment").order_by("-number").first()
-    if last is not None and last.assignment.status == AssignmentStatus.SKIPPED:
-        Battle.objects.filter(pk=battle.pk).update(closed_at=timezone.now())
-        return None
-    battle.project = project
-    return battle
-
-
-def battle_current(*, project: Project, rater: User) -> Battle | None:
-    """The next-task answer: the open battle, else a new one; None when the cap is reached."""
-    labeling_services.require_active_rater(project=project, rater=rater)
-    battle = battle_open(project=project, rater=rater)
-    options = arena_options(project.task_options)
-    if votes_left(project=project, rater=rater, options=options) == 0:
-        # Capped: only a turn already waiting for its vote is left to do.
-        waiting = battle is not None and battle.turns.filter(voted_at__isnull=True).exists()
-        return battle if waiting else None
-    return battle if battle is not None else battle_start(project=project, rater=rater)
-
-
-def battle_start(*, project: Project, rater: User, rng: random.Random | None = None) -> Battle:
-    """A new battle with a fairly drawn pair; the rater's open one ends (an unvoted turn of
-    it is skipped, with the reason)."""
-    if project.task_kind != TaskKind.ARENA:
-        raise Conflict("this project is not an arena", field="task_kind", code="task_kind")
-    labeling_services.require_active_rater(project=project, rater=rater)
-    options = arena_options(project.task_options)
-    endpoints = arena_endpoints(project=project, options=options)
-    rng = rng or random.SystemRandom()
-    with transaction.atomic():
-        for open_battle in Battle.objects.select_for_update().filter(
-            project=project, rater=rater, closed_at__isnull=True
-        ):
-            _battle_close(open_battle, rater=rater)
-        if votes_left(project=project, rater=rater, options=options) == 0:
-            raise Conflict(_cap_message(options), code="daily_cap")
-        side_a, side_b = pair_draw(project=project, endpoints=endpoints, rng=rng)
-        return Battle.objects.create(
-            project=project,
-            rater=rater,
-            endpoint_a=side_a,
-            endpoint_b=side_b,
-            model_a=side_a.name,
-            model_b=side_b.name,
-        )
-
-
-def _battle_close(battle: Battle, *, rater: User) -> None:
-    pending = battle.turns.filter(voted_at__isnull=True).select_related("assignment")
-    for turn in pending:
-        if turn.assignment.status == AssignmentStatus.LEASED:
-            labeling_services.assignment_skip(
-                assignment_id=turn.assignment_id, rater=rater, reason=NEW_BATTLE_SKIP
-            )
-    battle.closed_at = timezone.now()
-    battle.save(update_fields=["closed_at"])
-
-
-def battle_reveal(*, battle_id: int, rater: User) -> Battle:
-    """Show the rater the two models; from now on the battle takes no counted vote."""
-    battle_id = _row_id(battle_id, "battle")
-    with transaction.atomic():
-        battle = (
-            Battle.objects.select_for_update(of=("self",))
-            .select_related("project")
-            .filter(pk=battle_id, rater=rater)
-            .first()
-        )
-        if battle is None:
-            raise NotFound("battle not found")
-        if not arena_options(battle.project.task_options).reveal:
-            raise NotAllowed("this project does not reveal the models", code="reveal_off")
-        if battle.revealed_at is None:
-            if not battle.turns.filter(voted_at__isnull=False).exists():
-                raise Conflict("vote on a turn before the models are revealed", code="no_vote")
-            battle.revealed_at = timezone.now()
-            battle.save(update_fields=["revealed_at"])
-    return battle
-
-
-# Daily cap ------------------------------------------------------------------------------------
-
-
-def votes_left(
-    *, project: Project, rater: User, options: ArenaOptions, now: datetime | None = None
-) -> int | None:
-    """Votes the rater may still cast in the last 24 hours: counted votes and turns waiting
-    for a vote both take from the cap. None: no cap."""
-    if options.daily_cap is None:
-        return None
-    now = now or timezone.now()
-    used = Turn.objects.filter(battle__project=project, battle__rater=rater).filter(
-        Q(counted=True, voted_at__gt=now - CAP_WINDOW)
-        | Q(voted_at__isnull=True, assignment__status=AssignmentStatus.LEASED)
-    )
-    return max(0, options.daily_cap - used.count())
-
-
-def _cap_message(options: ArenaOptions) -> str:
-    return f"you reached this project's cap of {options.daily_cap} arena votes in 24 hours"
-
-
-def _counted_in_window(*, project: Project, rater: User, now: datetime) -> int:
-    return Turn.objects.filter(
-        battle__project=project, battle__rater=rater, counted=True, voted_at__gt=now - CAP_WINDOW
-    ).count()
 
 
 # Turns ----------------------------------------------------------------------------------------
@@ -234,23 +53,15 @@ def turn_create(*, battle_id: int, rater: User, content: Any) -> Turn:
     """The rater's next message: a prompt of the project (the shared context so far and the
     message), an empty response per side to stream into, and an assignment leased to them."""
     text = _message_text(content)
-    battle_id = _row_id(battle_id, "battle")
     with transaction.atomic():
-        battle = (
-            Battle.objects.select_for_update(of=("self",))
-            .select_related("project")
-            .filter(pk=battle_id, rater=rater)
-            .first()
-        )
-        if battle is None:
-            raise NotFound("battle not found")
+        battle = battle_lock_for_rater(battle_id=battle_id, rater=rater)
         project = battle.project
         labeling_services.require_active_rater(project=project, rater=rater)
         options = arena_options(project.task_options)
         last = battle.turns.select_related("prompt", "assignment").order_by("-number").first()
         _check_can_continue(battle, last, options)
         if votes_left(project=project, rater=rater, options=options) == 0:
-            raise Conflict(_cap_message(options), code="daily_cap")
+            raise Conflict(daily_cap_message(options), code="daily_cap")
         messages = [*_context_after(last), {"role": "user", "content": text}]
         return _turn_store(
             battle=battle, number=(last.number + 1 if last else 1), messages=messages
@@ -336,7 +147,7 @@ def _turn_store(*, battle: Battle, number: int, messages: list[dict[str, str]]) 
 
 
 def turn_for_rater(*, battle_id: int, number: int, rater: User) -> Turn:
-    battle_id, number = _row_id(battle_id, "turn"), _row_id(number, "turn")
+    battle_id, number = row_id(battle_id, "turn"), row_id(number, "turn")
     turn = (
         Turn.objects.select_related("battle", "battle__project", "response_a", "response_b")
         .filter(battle_id=battle_id, number=number, battle__rater=rater)
@@ -442,7 +253,7 @@ def turn_vote(
     with the reason and no ranking is made. The same vote again answers the stored one.
     """
     choice, strength_value = vote_cleaned(choice, strength)
-    battle_id, number = _row_id(battle_id, "turn"), _row_id(number, "turn")
+    battle_id, number = row_id(battle_id, "turn"), row_id(number, "turn")
     rng = rng or random.SystemRandom()
     with transaction.atomic():
         turn = (
@@ -492,7 +303,7 @@ def _void_reason(*, turn: Turn, project: Project, rater: User, now: datetime) ->
     if turn.battle.revealed_at is not None:
         return VoidReason.REVEALED
     cap = arena_options(project.task_options).daily_cap
-    if cap is not None and _counted_in_window(project=project, rater=rater, now=now) >= cap:
+    if cap is not None and counted_votes_in_window(project=project, rater=rater, now=now) >= cap:
         return VoidReason.DAILY_CAP
     return VoidReason.COUNTED
 
