@@ -37,9 +37,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import ROOT, django_setup, machine, recreate_database
 
 DATABASE_URL = os.environ.get(
-    "BENCH_AGREEMENT_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ranklab_bench_agreement"
+    "BENCH_AGREEMENT_DATABASE_URL",
+    os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/ranklab_bench_agreement"
+    ),
 )
-BROKER_URL = os.environ.get("BENCH_AGREEMENT_BROKER_URL", "redis://127.0.0.1:6379/13")
+BROKER_URL = os.environ.get(
+    "BENCH_AGREEMENT_BROKER_URL", os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/13")
+)
 K = 4
 RATERS = 200
 GOLD_PROMPTS = 50
@@ -76,6 +81,74 @@ _STRIDE = 1_000_003  # a prime
 
 def _random(x: str, salt: int) -> str:
     return _RANDOM.format(x=x, salt=salt)
+
+
+LOADED_TABLES = ("labeling_prompt", "labeling_response", "labeling_assignment", "rankings_ranking")
+
+
+def build_projects(projects: list[tuple[str, int, str]]) -> None:
+    """Every (name, rankings, lead) project's rows, loaded the fast way: the tables' secondary
+    indexes and unique constraints dropped during the load and built once after it, foreign
+    key triggers off (the generated ids are consistent by construction), then one
+    ``VACUUM ANALYZE`` per table (hint bits and the visibility map set here, not by the
+    first measured read)."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("SET synchronous_commit TO OFF")
+        cursor.execute("SET maintenance_work_mem TO '256MB'")
+        recreate = _drop_secondary_indexes(cursor, LOADED_TABLES)
+        cursor.execute("SET session_replication_role TO replica")  # no FK triggers
+        try:
+            for name, total_rankings, lead_name in projects:
+                build_project(name, total_rankings, lead_name)
+        finally:
+            cursor.execute("SET session_replication_role TO DEFAULT")
+        indexed = time.perf_counter()
+        for statement in recreate:
+            cursor.execute(statement)
+        print(f"  indexes and constraints rebuilt in {time.perf_counter() - indexed:.1f} s")
+        analysed = time.perf_counter()
+        for table in LOADED_TABLES:
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
+        print(
+            f"  VACUUM ANALYZE in {time.perf_counter() - analysed:.1f} s; whole build "
+            f"{time.perf_counter() - started:.1f} s; load {load_average()}",
+            flush=True,
+        )
+
+
+def _drop_secondary_indexes(cursor, tables: tuple[str, ...]) -> list[str]:  # type: ignore[no-untyped-def]
+    """Drop the tables' unique constraints and non-primary-key indexes; the statements that
+    build them again (in the order that restores constraints before plain indexes)."""
+    cursor.execute(
+        """
+        SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid), c.conindid
+        FROM pg_constraint c
+        WHERE c.conrelid::regclass::text = ANY(%s) AND c.contype IN ('u', 'x')
+        """,
+        [list(tables)],
+    )
+    constraints = cursor.fetchall()
+    backing = {row[3] for row in constraints}
+    cursor.execute(
+        """
+        SELECT i.indexrelid, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid)
+        FROM pg_index i
+        WHERE i.indrelid::regclass::text = ANY(%s) AND NOT i.indisprimary
+        """,
+        [list(tables)],
+    )
+    indexes = [row for row in cursor.fetchall() if row[0] not in backing]
+    recreate = []
+    for table, name, definition, _ in constraints:
+        cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        recreate.append(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}')
+    for _, name, definition in indexes:
+        cursor.execute(f"DROP INDEX {name}")
+        recreate.append(definition)
+    return recreate
 
 
 def build_project(name: str, total_rankings: int, lead_name: str) -> None:
@@ -128,14 +201,10 @@ def build_project(name: str, total_rankings: int, lead_name: str) -> None:
         }
         for statement in _statements(**values):
             cursor.execute(statement)
-    with connection.cursor() as cursor:
-        for table in ("labeling_prompt", "labeling_response", "labeling_assignment",
-                      "rankings_ranking"):  # fmt: skip
-            cursor.execute(f"VACUUM ANALYZE {table}")
     print(
         f"built {name!r}: {n:,} rankings ({repeats:,} repeats, {GOLD_PROMPTS} gold prompts x "
         f"{RATERS} raters) over {n_prompts:,} prompts x {K} responses in "
-        f"{time.perf_counter() - started:.1f} s",
+        f"{time.perf_counter() - started:.1f} s (rows only)",
         flush=True,
     )
 
@@ -308,6 +377,9 @@ def measure(part: str) -> None:
     name = BASELINE_NAME if part.startswith("baseline") else PROJECT_NAME
     project = Project.objects.get(name=name)
     baseline = peak_rss_mb()
+    if part.endswith("profile"):
+        profile_run(project)
+        return
     if part in ("run", "baseline run"):
         run = AgreementRun.objects.create(project=project, trigger="bench")
         started = time.perf_counter()
@@ -335,6 +407,53 @@ def measure(part: str) -> None:
         f"load {load_average()}",
         flush=True,
     )
+
+
+# Where a run's time goes: (phase, the functions whose cumulative time it is).
+PHASES = (
+    ("reading (a part's rows, assembled)", "rankings/runs/parts.py", "read_block"),
+    ("pass one (sums, labels)", "rankings/runs/streamed.py", "first_pass"),
+    ("reliability fit (EM)", "rankings/stats/reliability.py", "fit_reliability_blocks"),
+    ("pass two (consensus, sums)", "rankings/runs/streamed.py", "second_pass"),
+    ("storing prompt rows", "rankings/runs/parts.py", "store_prompt_rows"),
+    ("merging and part files", "rankings/runs/parts.py", "_merged_first"),
+)
+
+
+def profile_run(project) -> None:  # type: ignore[no-untyped-def]
+    """A run end to end under cProfile with a CPU clock (every thread of the process counts
+    while the main thread is in a phase), and its CPU seconds per phase."""
+    import cProfile
+    import pstats
+
+    from rankings.models import AgreementRun
+    from rankings.runs import services
+
+    run = AgreementRun.objects.create(project=project, trigger="bench")
+    profiler = cProfile.Profile(time.process_time)
+    started, cpu = time.perf_counter(), time.process_time()
+    profiler.enable()
+    summary = services.agreement_run_compute(run_id=run.pk)
+    profiler.disable()
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert summary["status"] == "done", summary
+    stats = pstats.Stats(profiler)
+    totals = {
+        (file, function): cumulative
+        for (file, _, function), (_, _, _, cumulative, _) in stats.stats.items()  # type: ignore[attr-defined]
+    }
+    run.refresh_from_db()
+    print(
+        f"profile: {run.n_rankings:,} rankings, {elapsed:.1f} s wall, {cpu:.1f} s CPU "
+        f"({cpu / run.n_rankings * 1e6:.1f} us CPU per ranking), peak RSS {peak_rss_mb():.0f} MB; "
+        f"load {load_average()}"
+    )
+    for label, file, function in PHASES:
+        seconds = sum(value for (path, name), value in totals.items()
+                      if name == function and path.endswith(file))  # fmt: skip
+        print(f"  {label:40} {seconds:7.1f} s CPU")
+    if os.environ.get("BENCH_PROFILE_TOP"):
+        stats.sort_stats("tottime").print_stats(int(os.environ["BENCH_PROFILE_TOP"]))
 
 
 def report_run(label: str, run, elapsed: float) -> None:  # type: ignore[no-untyped-def]
@@ -447,6 +566,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--reuse", action="store_true", help="keep the data already built")
     parser.add_argument("--skip", default="", help="comma-separated: run, fan-out, baseline")
+    parser.add_argument(
+        "--profile", action="store_true", help="CPU seconds per phase of a run, then stop"
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -457,10 +579,18 @@ def main() -> None:
     if not args.reuse:
         recreate_database(DATABASE_URL)
         django_setup(DATABASE_URL)
-        build_project(PROJECT_NAME, args.rankings, "bench-agreement-lead")
-        build_project(BASELINE_NAME, args.baseline_rankings, "bench-baseline-lead")
+        build_projects(
+            [
+                (PROJECT_NAME, args.rankings, "bench-agreement-lead"),
+                (BASELINE_NAME, args.baseline_rankings, "bench-baseline-lead"),
+            ]
+        )
     else:
         django_setup(DATABASE_URL, migrate=True)
+    if args.profile:
+        for part in ("baseline profile", "profile"):
+            subprocess.run([sys.executable, __file__, "--measure", part], check=True)
+        return
     skip = set(filter(None, args.skip.split(",")))
     if "run" not in skip:
         subprocess.run([sys.executable, __file__, "--measure", "run"], check=True)

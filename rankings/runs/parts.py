@@ -11,9 +11,10 @@ it computes every part, with more each takes a share (the join of the fan-out is
 worker; a part another worker computed leaves its sums in its row). Between the passes it
 fits the reliability model over every part's labels and stores what pass two needs.
 
-Memory is a part's block, the bootstrap's prompt types and a few arrays per rater. The
-labels of the reliability fit (8 bytes each, about 20 per ranking) and the blocks for pass
-two wait in files of a temporary folder, read back a part at a time.
+Memory is a part's block, the bootstrap's prompt types, a few arrays per rater and, for the
+reliability fit between the passes, every part's labels in their compact form (about 2
+bytes per label and 2 to 3 per pair of responses: ~20 bytes a ranking at K=4). The labels
+and the blocks for pass two wait in files of a temporary folder until they are needed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from core import jobs
+from core import db, jobs
 from core.jobs import JobStatus
 from labeling.models import Project, Prompt, Response
 from rankings.models import (
@@ -50,7 +51,7 @@ from rankings.runs import payloads, storage, streamed
 from rankings.runs.data import AgreementData, agreement_data, excluded_rater_ids
 from rankings.runs.raw import PromptRange
 from rankings.runs.streamed import FirstSums, PromptResults, RunResult, RunState, SecondSums
-from rankings.stats.reliability import LabelBlock
+from rankings.stats.reliability import LabelBlock, ReliabilityFit
 from rankings.stats.tables import IntArray
 
 logger = logging.getLogger(__name__)
@@ -111,13 +112,15 @@ def prompt_ranges(*, project: Project, part_prompts: int | None = None) -> list[
 
 
 def read_block(scope: RunScope, prompts: PromptRange) -> AgreementData:
-    project = Project.objects.get(pk=scope.project_id)
-    data = agreement_data(
-        project=project,
-        up_to_id=scope.up_to_id,
-        prompts=prompts,
-        excluded=scope.excluded.tolist(),
-    )
+    """A part's rankings, from the read replica when one is configured."""
+    with db.replica_reads():
+        project = Project.objects.get(pk=scope.project_id)
+        data = agreement_data(
+            project=project,
+            up_to_id=scope.up_to_id,
+            prompts=prompts,
+            excluded=scope.excluded.tolist(),
+        )
     return streamed.in_scope(data, scope.rater_user_ids, scope.k_max)
 
 
@@ -144,9 +147,10 @@ class RunParts:
         self.run = run
         self.attempt = attempt
         self.folder = folder
-        self.scope = run_scope(project=run.project, up_to_id=up_to_id)
-        # A project without prompts still gets its (empty) run: one part of no prompts.
-        self.ranges = prompt_ranges(project=run.project) or [(0, 0)]
+        with db.replica_reads():
+            self.scope = run_scope(project=run.project, up_to_id=up_to_id)
+            # A project without prompts still gets its (empty) run: one part of no prompts.
+            self.ranges = prompt_ranges(project=run.project) or [(0, 0)]
 
     def beat(self) -> bool:
         return jobs.job_heartbeat(AgreementRun, job_id=self.run.pk, attempt=self.attempt)
@@ -162,9 +166,7 @@ class RunParts:
         first = self._merged_first()
         if first is None:
             return None
-        n_raters = len(self.scope.rater_user_ids)
-        fit = streamed.fit_blocks(self._label_blocks, n_raters)
-        state = streamed.run_state(first, fit)
+        state = streamed.run_state(first, self._fit())
         AgreementRunPart.objects.filter(run=self.run, attempt=self.attempt, phase=_SCOPE).update(
             payload=payloads.to_bytes(scope=self.scope, state=state)
         )
@@ -233,10 +235,17 @@ class RunParts:
             merged = part if merged is None else streamed.merge_first([merged, part])
         return merged
 
+    def _fit(self) -> ReliabilityFit:
+        """The reliability fit over every part's labels, read once into memory (the fit
+        passes over them once per iteration) and let go when it is done."""
+        labels = list(self._label_blocks())
+        return streamed.fit_blocks(lambda: labels, len(self.scope.rater_user_ids))
+
     def _label_blocks(self) -> Iterator[LabelBlock]:
         for index in range(len(self.ranges)):
             path = self.folder / f"labels-{index}"
             yield payloads.from_bytes(_read(path), labels=LabelBlock)["labels"]
+            path.unlink()
 
     def _merged_second(self) -> SecondSums:
         merged: SecondSums | None = None

@@ -9,6 +9,7 @@ same order (both aggregates see the same rows one after the other), parsed with 
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -18,9 +19,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
-from django.db import connection
 from django.db.models import Max, Min
 
+from core import db
 from labeling.models import Assignment, Project, Prompt
 from rankings.models import Ranking
 from rankings.runs.raw import IdLookup, PromptRange, RawRankings, stacked
@@ -93,19 +94,23 @@ def read_rankings(
     Three query streams that do not depend on each other. Outside a transaction each runs
     on its own connection in a thread (the database works on them in parallel, and numpy
     parses one while another waits); inside one (tests, callers holding a transaction)
-    other connections could not see its rows, so they run one after the other.
+    other connections could not see its rows, so they run one after the other. Every query
+    goes where the router sends reads of rankings (the read replica inside
+    ``core.db.replica_reads()``); the threads run in a copy of the caller's context, so
+    they follow the same routing.
     """
     fetches: dict[str, Callable[[], Parts]] = {
         "rankings": partial(_fetch_rankings, project.pk, up_to_id, excluded, prompts),
         "shown": partial(_fetch_shown_orders, project.pk, prompts),
         "responses": partial(_fetch_responses, project.pk, prompts),
     }
-    if connection.in_atomic_block:
+    if db.read_connection(Ranking).in_atomic_block:
         parts = {name: fetch() for name, fetch in fetches.items()}
     else:
         with ThreadPoolExecutor(max_workers=len(fetches)) as pool:
             futures = {
-                name: pool.submit(_on_own_connection, fetch) for name, fetch in fetches.items()
+                name: pool.submit(contextvars.copy_context().run, _on_own_connection, fetch)
+                for name, fetch in fetches.items()
             }
             parts = {name: future.result() for name, future in futures.items()}
     rankings, shown = parts["rankings"], parts["shown"]
@@ -126,7 +131,7 @@ def _on_own_connection(fetch: Callable[[], Parts]) -> Parts:
     try:
         return fetch()
     finally:
-        connection.close()  # this thread's own connection
+        db.read_connection(Ranking).close()  # this thread's own connection
 
 
 def _fetch_rankings(
@@ -241,11 +246,13 @@ def _query_ranges(
     """Run ``sql`` (parameters: ``before``, the range's start and stop, ``after``) per range;
     yield its binary records and the numbers of its JSON text.
 
-    A plain psycopg cursor on Django's connection (same transaction) so the results can come
-    back in binary: the bytea arrives as raw bytes, with no hex to decode.
+    A plain psycopg cursor on Django's connection for reading rankings (same transaction)
+    so the results can come back in binary: the bytea arrives as raw bytes, with no hex to
+    decode.
     """
-    connection.ensure_connection()
-    with psycopg.Cursor(connection.connection) as cursor:
+    reading = db.read_connection(Ranking)
+    reading.ensure_connection()
+    with psycopg.Cursor(reading.connection) as cursor:
         for start, stop in ranges:
             cursor.execute(sql, [*before, start, stop, *after], binary=True)
             row = cursor.fetchone()

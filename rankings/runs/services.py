@@ -94,7 +94,10 @@ def _compute_and_store(run: AgreementRun, *, attempt: int) -> tuple[dict[str, An
     that takes a part) and stored with the run finished; None when the run stopped being
     this worker's (given up, or retaken) on the way."""
     run_id = run.pk
-    last_id = selectors.latest_ranking_id(project=run.project)
+    # Read from the read replica when there is one (what it has replayed is what the run
+    # sees and records); the run's rows are written to the primary.
+    with db.replica_reads():
+        last_id = selectors.latest_ranking_id(project=run.project)
     with tempfile.TemporaryDirectory(prefix="ranklab-run-") as folder:
         computing = parts.RunParts(run, attempt=attempt, up_to_id=last_id, folder=Path(folder))
         outcome = computing.compute()

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats
 
-from rankings.stats.tables import FloatArray, IntArray, orientation_free
+from rankings.stats.tables import FloatArray, IntArray, distinct_rows, orientation_free
 from rankings.stats.units import (
     PromptUnits,
     interval_distances,
@@ -163,7 +163,8 @@ def prompt_types(units: PromptUnits, prompts: IntArray) -> PromptTypes:
     parts = [no_prompt_types(n_features_of(units.n_values))]
     for start in range(0, len(prompts), BOOTSTRAP_BLOCK):
         block = prompt_features(units, prompts[start : start + BOOTSTRAP_BLOCK])
-        rows, counts = np.unique(block, axis=0, return_counts=True)
+        rows, inverse = distinct_rows(block)
+        counts = np.bincount(inverse, minlength=len(rows))
         parts.append(_ordered(rows, counts.astype(np.int64), block.sum(axis=0)))
     return merge_prompt_types(parts)
 
@@ -175,8 +176,8 @@ def merge_prompt_types(parts: list[PromptTypes]) -> PromptTypes:
     totals = np.sum([part.totals for part in parts], axis=0)
     if len(rows) == 0:
         return PromptTypes(rows=rows, counts=counts, key=np.zeros(0), totals=totals)
-    distinct, inverse = np.unique(rows, axis=0, return_inverse=True)
-    merged = np.bincount(inverse.reshape(-1), weights=counts, minlength=len(distinct))
+    distinct, inverse = distinct_rows(rows)
+    merged = np.bincount(inverse, weights=counts, minlength=len(distinct))
     return _ordered(distinct, np.rint(merged).astype(np.int64), totals)
 
 

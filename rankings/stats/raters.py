@@ -22,6 +22,7 @@ from rankings.stats.tables import (
     LabelArray,
     RankingContext,
     RankingTable,
+    distinct_rows,
     float_or_none,
     pair_label_matrix,
     slot_pairs,
@@ -431,8 +432,8 @@ def value_counts(values: FloatArray, counts: IntArray | None = None) -> ValueCou
     weights = np.ones(len(values), dtype=np.int64) if counts is None else counts
     if len(values) == 0:
         return ValueCounts(values=values, counts=np.zeros(0, dtype=np.int64))
-    distinct, inverse = np.unique(values, axis=0, return_inverse=True)
-    summed = np.bincount(inverse.reshape(-1), weights=weights, minlength=len(distinct))
+    distinct, inverse = distinct_rows(values)
+    summed = np.bincount(inverse, weights=weights, minlength=len(distinct))
     return ValueCounts(values=distinct, counts=np.rint(summed).astype(np.int64))
 
 

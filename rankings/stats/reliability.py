@@ -330,29 +330,67 @@ def _maximized(
 
 @dataclass(frozen=True)
 class LabelBlock:
-    """The labels of a block of whole prompts as the fit reads them: per label its unit
-    (numbered within the block) and pattern (``PairLabels.patterns``), per unit ``longer``.
+    """The labels of a block of whole prompts as the fit reads them, compactly: the labels
+    sorted by unit, each as its pattern (``PairLabels.patterns``) in the smallest unsigned
+    type that holds the patterns; per unit with labels, how many it has and ``longer``;
+    the units without labels only counted by ``longer`` (-1, 0, +1), since all they add to
+    an iteration is their prior.
 
-    A project too large to hold its labels at once is fitted block after block (a pass over
-    the blocks per iteration), with the same iterations as ``fit_reliability``.
+    A project too large to hold its labels as ``PairLabels`` is fitted block after block,
+    with the same iterations as ``fit_reliability``: about 2 bytes per label and 2 to 3 per
+    unit, so a run keeps every block's labels in memory and passes over them per iteration.
     """
 
-    unit: npt.NDArray[np.int32]
-    pattern: npt.NDArray[np.int32]
-    longer: Int8Array
+    pattern: npt.NDArray[np.unsignedinteger[Any]]
+    unit_labels: npt.NDArray[np.unsignedinteger[Any]]  # per labelled unit: its labels
+    longer: Int8Array  # per labelled unit
+    unlabelled_longer: IntArray  # units without labels whose ``longer`` is -1, 0, +1
 
     @property
-    def n_units(self) -> int:
-        return len(self.longer)
+    def n_labels(self) -> int:
+        return len(self.pattern)
 
 
 def label_block(labels: PairLabels) -> LabelBlock:
-    pattern, _ = labels.patterns()
+    pattern, n_patterns = labels.patterns()
+    order = np.argsort(labels.unit, kind="stable")
+    per_unit = np.bincount(labels.unit, minlength=labels.n_units)
+    labelled = per_unit > 0
     return LabelBlock(
-        unit=labels.unit.astype(np.int32),
-        pattern=pattern.astype(np.int32),
-        longer=labels.longer,
+        pattern=pattern[order].astype(_smallest_unsigned(n_patterns - 1)),
+        unit_labels=per_unit[labelled].astype(_smallest_unsigned(int(per_unit.max(initial=0)))),
+        longer=labels.longer[labelled],
+        unlabelled_longer=np.bincount(labels.longer[~labelled] + 1, minlength=3).astype(np.int64),
     )
+
+
+def _smallest_unsigned(largest: int) -> np.dtype[Any]:
+    for kind in (np.uint8, np.uint16, np.uint32):
+        if largest <= np.iinfo(kind).max:
+            return np.dtype(kind)
+    return np.dtype(np.uint64)
+
+
+def _first_better(log_odds: FloatArray) -> FloatArray:
+    return 1.0 / (1.0 + np.exp(-log_odds))
+
+
+def _block_e_step(
+    block: LabelBlock, signed: FloatArray, rho_log_odds: float, n_patterns: int
+) -> tuple[FloatArray, float]:
+    """One block's share of an E step: per pattern the summed posterior that the unit's
+    first slot is better, and the labelled units' share of ``longer_better``."""
+    if block.n_labels == 0:
+        return np.zeros(n_patterns), 0.0
+    direction = block.longer.astype(np.float64)
+    starts = np.zeros(len(block.unit_labels), dtype=np.int64)
+    np.cumsum(block.unit_labels[:-1], out=starts[1:])
+    evidence = np.add.reduceat(signed[block.pattern], starts)
+    first_better = _first_better(direction * rho_log_odds + evidence)
+    summed = np.bincount(
+        block.pattern, weights=np.repeat(first_better, block.unit_labels), minlength=n_patterns
+    )
+    return summed, float(direction @ first_better)
 
 
 def fit_reliability_blocks(
@@ -362,16 +400,19 @@ def fit_reliability_blocks(
     max_iterations: int = MAX_ITERATIONS,
     tolerance: float = TOLERANCE,
 ) -> ReliabilityFit:
-    """``fit_reliability`` over the blocks ``blocks()`` yields (called once per pass), with
-    memory for one block at a time. ``unit_log_odds`` is left empty: ``fit_for_block`` gives
-    a block's."""
+    """``fit_reliability`` over the blocks ``blocks()`` yields (called once per pass).
+    ``unit_log_odds`` is left empty: ``fit_for_block`` gives a block's."""
     n_patterns = n_raters * 18
     per_pattern = np.zeros(n_patterns)
     length_units, shorter_first = 0, 0.0
+    unlabelled = np.zeros(3, dtype=np.int64)  # units without labels, by ``longer``
     for block in blocks():
         per_pattern += np.bincount(block.pattern, minlength=n_patterns)
         length_units += int(np.count_nonzero(block.longer))
         shorter_first += float(np.count_nonzero(block.longer < 0))
+        unlabelled += block.unlabelled_longer
+    length_units += int(unlabelled[0] + unlabelled[2])
+    shorter_first += float(unlabelled[0])
     sign = np.tile([-1.0, 1.0], n_patterns // 2)
     positive_pattern = np.tile([False, True], n_patterns // 2)
     weights = np.tile(np.asarray(START_WEIGHTS, dtype=np.float64), (n_raters, 1))
@@ -383,17 +424,16 @@ def fit_reliability_blocks(
         signed = np.log(when_true / spam) * sign
         rho_log_odds = math.log(rho / (1.0 - rho))
         summed = np.zeros(n_patterns)
-        longer_better = shorter_first
+        # Units without labels: only their prior, the same for every unit of a direction.
+        longer_better = (
+            shorter_first
+            + unlabelled[2] * float(_first_better(np.array(rho_log_odds)))
+            - unlabelled[0] * float(_first_better(np.array(-rho_log_odds)))
+        )
         for block in blocks():
-            direction = block.longer.astype(np.float64)
-            log_odds = direction * rho_log_odds + np.bincount(
-                block.unit, weights=signed[block.pattern], minlength=block.n_units
-            )
-            first_better = 1.0 / (1.0 + np.exp(-log_odds))
-            summed += np.bincount(
-                block.pattern, weights=first_better[block.unit], minlength=n_patterns
-            )
-            longer_better += float(direction @ first_better)
+            block_summed, block_longer = _block_e_step(block, signed, rho_log_odds, n_patterns)
+            summed += block_summed
+            longer_better += block_longer
         truth_share = np.where(positive_pattern, summed, per_pattern - summed)
         new, new_rho = _maximized(
             weights, truth_share, per_pattern, when_true, spam, longer_better, length_units

@@ -326,9 +326,8 @@ def test_create_accepts_every_filter(api_for, engineer, ranked, django_capture_o
 
 
 def test_schema_documents_every_endpoint_with_an_example_per_format(client):
-    import yaml
-
-    schema = yaml.safe_load(client.get("/api/schema/").content)
+    # JSON: the same document as the default YAML, without seconds of pure-Python parsing.
+    schema = client.get("/api/schema/", {"format": "json"}).json()
     paths = schema["paths"]
     for path in (
         "/api/projects/{project_id}/exports/",

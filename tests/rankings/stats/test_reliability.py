@@ -206,3 +206,37 @@ def test_a_rater_alone_on_a_prompt_is_still_judged_by_position_and_length() -> N
     fit = fit_reliability(labels)
     assert fit.weights[10, FIRST_SHOWN] > 0.8
     assert reliability.label_truth_without_own(labels, fit).shape == (labels.n_labels,)
+
+
+@pytest.mark.parametrize(
+    ("n_units", "n_raters", "per_unit"),
+    [(40, 320, 300), (300, 4000, 3)],  # > 255 labels a unit; > 65,535 patterns
+)
+def test_the_compact_label_block_fits_as_the_labels_do(
+    n_units: int, n_raters: int, per_unit: int
+) -> None:
+    rng = np.random.default_rng(n_units)
+    labels = random_labels(rng, n_units, n_raters, per_unit)
+    # Labels in no particular order, and some units without any label.
+    keep = rng.permutation(np.flatnonzero(labels.unit % 7 != 3))
+    labels = PairLabels(
+        unit=labels.unit[keep],
+        rater=labels.rater[keep],
+        task=labels.task[keep],
+        label=labels.label[keep],
+        first_shown=labels.first_shown[keep],
+        longer=labels.longer,
+        n_raters=n_raters,
+        tasks=labels.tasks,
+    )
+    block = reliability.label_block(labels)
+    assert block.n_labels == labels.n_labels
+    assert block.pattern.itemsize == (2 if n_raters * 18 <= 2**16 else 4)
+    assert block.unit_labels.itemsize == (1 if per_unit < 256 else 2)
+
+    blocks = reliability.fit_reliability_blocks(lambda: [block], n_raters)
+    whole = reliability.fit_reliability(labels)
+
+    assert blocks.iterations == whole.iterations
+    np.testing.assert_allclose(blocks.weights, whole.weights, rtol=1e-9)
+    assert blocks.rho == pytest.approx(whole.rho, rel=1e-9)
