@@ -8,11 +8,20 @@
    process: wall time, prompts/s and the process's peak RSS (flat memory: the 1M file
    should peak where the 100k one does).
 
+The prompt browser's search index is built after an import commits, by a job: with
+CELERY_BROKER_URL set, a Celery worker is started beside gunicorn and each import prints
+how long after its answer every prompt was indexed (searchable through the index; the
+search finds them the slow way before). CPU seconds are read from /proc for the client,
+the web workers, the Celery worker and the database's backends, per phase (import; index),
+so the figures mean something on a shared machine. Without a broker the job runs
+in-process at commit, inside the import's request.
+
 Text is drawn from a seeded vocabulary (~40-word prompts, ~120-word responses), so every
 row has its own words, as the prompt browser's trigram index sees real data.
 
-    .venv/bin/python bench/import_prompts.py [--prompts 10000] [--repeat 3]
-        [--command-sizes 100000,1000000] [--skip-http] [--keep-database]
+    CELERY_BROKER_URL=redis://127.0.0.1:6379/N .venv/bin/python bench/import_prompts.py
+        [--prompts 10000] [--repeat 3] [--command-sizes 100000,1000000] [--skip-http]
+        [--keep-database]
 """
 
 from __future__ import annotations
@@ -86,6 +95,121 @@ def records(count: int, prefix: str = "p", text: str = "varied") -> Iterator[byt
         )
 
 
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds a process has used so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def child_pids(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as handle:
+            return [int(child) for child in handle.read().split()]
+    except OSError:
+        return []
+
+
+def database_backends() -> list[int]:
+    """The PostgreSQL backends connected to the bench database (this process's too)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return [row[0] for row in cursor.fetchall()]
+
+
+class CpuMeter:
+    """CPU seconds per group of processes between two readings: the client (this process),
+    the web server's workers, the Celery worker's, and the database backends."""
+
+    def __init__(self, server: int | None = None, worker: int | None = None) -> None:
+        self.server, self.worker = server, worker
+        self.last = self.reading()
+
+    def groups(self) -> dict[str, list[int]]:
+        return {
+            "client": [os.getpid()],
+            "web": child_pids(self.server) if self.server else [],
+            "worker": [self.worker, *child_pids(self.worker)] if self.worker else [],
+            "database": database_backends(),
+        }
+
+    def reading(self) -> dict[str, dict[int, float]]:
+        return {
+            name: {pid: process_cpu(pid) for pid in pids} for name, pids in self.groups().items()
+        }
+
+    def lap(self) -> dict[str, float]:
+        """CPU seconds of each group since the last lap (a new process counts from 0)."""
+        now = self.reading()
+        used = {
+            name: sum(cpu - self.last[name].get(pid, 0.0) for pid, cpu in pids.items())
+            for name, pids in now.items()
+        }
+        self.last = now
+        return used
+
+
+def cpu_text(used: dict[str, float]) -> str:
+    return ", ".join(f"{name} {seconds:.2f}" for name, seconds in used.items() if seconds)
+
+
+def broker_url() -> str:
+    return os.environ.get("CELERY_BROKER_URL", "")
+
+
+def wait_until_searchable(project_id: int, timeout: float = 600.0) -> float:
+    """Seconds until no prompt of the project waits for the search index."""
+    from labeling.models import PromptSearchText
+
+    unindexed = PromptSearchText.objects.filter(project_id=project_id, indexed=False)
+    started = time.perf_counter()
+    while unindexed.exists():
+        if time.perf_counter() - started > timeout:
+            raise RuntimeError(f"project {project_id} still not indexed after {timeout} s")
+        time.sleep(0.02)
+    return time.perf_counter() - started
+
+
+def search_job_text(project_id: int) -> str:
+    from labeling.models import PromptSearchJob
+
+    job = PromptSearchJob.objects.filter(project_id=project_id).order_by("-pk").first()
+    if job is None or job.started_at is None or job.finished_at is None:
+        return "no finished job"
+    seconds = (job.finished_at - job.started_at).total_seconds()
+    return f"job {job.status}, {job.prompts_indexed} prompts in {seconds:.2f} s"
+
+
+def start_worker() -> subprocess.Popen | None:
+    """A Celery worker for the search jobs (one process), if a broker is configured."""
+    if not broker_url():
+        return None
+    from config.celery import app
+
+    app.control.purge()
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "config", "worker", "--concurrency", "1",
+         "--loglevel", "warning", "--without-gossip", "--without-mingle"],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_CONN_MAX_AGE": "600"},
+    )  # fmt: skip
+    for _ in range(300):
+        if app.control.ping(timeout=0.5):
+            return worker
+        if worker.poll() is not None:
+            break
+    worker.kill()
+    raise RuntimeError("the Celery worker did not start")
+
+
 def timed_service_import(lead: User, body: bytes, name: str) -> tuple[float, float, int]:
     """The API's service in-process: (parse + validate seconds, total seconds, queries)."""
     from django.db import connection
@@ -104,6 +228,7 @@ def timed_service_import(lead: User, body: bytes, name: str) -> tuple[float, flo
         started = time.perf_counter()
         services.prompts_import(project=project, raw=body)
         total = time.perf_counter() - started
+    wait_until_searchable(project.pk)  # the worker's job must not run into the next import
     return validated, total, len(queries)
 
 
@@ -136,7 +261,7 @@ def start_server(workers: int) -> subprocess.Popen:
             **os.environ,
             "ALLOWED_HOSTS": "127.0.0.1",
             "DATABASE_CONN_MAX_AGE": "600",
-            "CELERY_BROKER_URL": "",
+            "CELERY_BROKER_URL": broker_url(),
         },
     )  # fmt: skip
     for _ in range(200):
@@ -161,7 +286,9 @@ def http_import(project_id: int, token: str, body: bytes) -> tuple[float, int, b
     return time.perf_counter() - started, response.status, answer
 
 
-def bench_http(lead: User, body: bytes, count: int, repeat: int, workers: int) -> None:
+def bench_http(
+    lead: User, body: bytes, count: int, repeat: int, workers: int, worker: int | None
+) -> None:
     from labeling import services
     from labeling.accounts.services import api_token_create
     from labeling.models import Prompt
@@ -177,13 +304,22 @@ def bench_http(lead: User, body: bytes, count: int, repeat: int, workers: int) -
         timings = []
         for attempt in range(repeat):
             project = services.project_create(creator=lead, name=f"http {attempt}")
+            wait_until_searchable(project.pk)
+            meter = CpuMeter(server=server.pid, worker=worker)
             seconds, status, answer = http_import(project.pk, token, body)
+            import_cpu = meter.lap()
             if status != 201:
                 raise RuntimeError(f"import answered {status}: {answer[:300]!r}")
+            searchable = wait_until_searchable(project.pk)
+            index_cpu = meter.lap()
             assert orjson.loads(answer)["created"] == count
             assert Prompt.objects.filter(project=project).count() == count
             timings.append(seconds)
-            print(f"  HTTP run {attempt + 1}: {seconds:.2f} s ({load()})")
+            print(
+                f"  HTTP run {attempt + 1}: {seconds:.2f} s, CPU s: {cpu_text(import_cpu)}; "
+                f"all indexed {searchable:.2f} s after the answer ({search_job_text(project.pk)}"
+                f"; CPU s: {cpu_text(index_cpu)}) ({load()})"
+            )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -195,7 +331,9 @@ def bench_http(lead: User, body: bytes, count: int, repeat: int, workers: int) -
     )
 
 
-def bench_command(lead: User, size: int, directory: Path, batch_size: int, text: str) -> None:
+def bench_command(
+    lead: User, size: int, directory: Path, batch_size: int, text: str, worker: int | None
+) -> None:
     from labeling import services
     from labeling.models import Prompt
 
@@ -209,19 +347,27 @@ def bench_command(lead: User, size: int, directory: Path, batch_size: int, text:
         sys.executable, "manage.py", "import_prompts", str(project.pk), str(path),
         "--no-progress", "--batch-size", str(batch_size),
     ]  # fmt: skip
+    meter = CpuMeter(worker=worker)
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=ROOT, env=os.environ, stdout=subprocess.PIPE)
     _, status, usage = os.wait4(process.pid, 0)
     seconds = time.perf_counter() - started
+    meter.lap()
     output = process.stdout.read().decode() if process.stdout else ""
     path.unlink()
     if status != 0:
         raise RuntimeError(f"the command failed ({status}): {output}")
+    searchable = wait_until_searchable(project.pk, timeout=3600)
+    index_cpu = meter.lap()
     assert Prompt.objects.filter(project=project).count() == size
+    # The command's database backend ends with it: only the command's own CPU is read here.
+    command_cpu = usage.ru_utime + usage.ru_stime
     print(
         f"command import {size:,} prompts ({megabytes:,.0f} MB, batches of {batch_size}): "
         f"{seconds:.1f} s, {size / seconds:,.0f} prompts/s, "
-        f"peak RSS {usage.ru_maxrss / 1024:.0f} MB ({load()})"
+        f"peak RSS {usage.ru_maxrss / 1024:.0f} MB, CPU s: command {command_cpu:.2f}; "
+        f"all indexed {searchable:.1f} s after it "
+        f"({search_job_text(project.pk)}; CPU s: {cpu_text(index_cpu)}) ({load()})"
     )
 
 
@@ -268,6 +414,13 @@ def main() -> None:
         f"{args.text} text"
     )
     lead = User.objects.create_user("bench-import-lead")
+    worker_process = start_worker()
+    worker = worker_process.pid if worker_process else None
+    print(
+        "search index: built by a Celery worker after each import"
+        if worker
+        else "search index: no broker, so built in-process at each import's commit"
+    )
     try:
         runs = [timed_service_import(lead, body, f"service {i}") for i in range(args.repeat)]
         best = min(runs, key=lambda run: run[1])
@@ -278,13 +431,16 @@ def main() -> None:
         baseline = min(timed_orm_baseline(lead, body, f"orm {i}") for i in range(args.repeat))
         print(f"baseline, ORM bulk_create on PostgreSQL: best {baseline:.2f} s")
         if not args.skip_http:
-            bench_http(lead, body, args.prompts, args.repeat, args.workers)
+            bench_http(lead, body, args.prompts, args.repeat, args.workers, worker)
         sizes = [int(size) for size in args.command_sizes.split(",") if size.strip()]
         with tempfile.TemporaryDirectory(prefix="ranklab-import-bench-") as directory:
             for size in sizes:
-                bench_command(lead, size, Path(directory), args.batch_size, args.text)
+                bench_command(lead, size, Path(directory), args.batch_size, args.text, worker)
         print(f"done; {load()}")
     finally:
+        if worker_process is not None:
+            worker_process.terminate()
+            worker_process.wait(timeout=60)
         if not args.keep_database:
             drop_database()
 

@@ -10,6 +10,10 @@ lead: middleware, auth, validation, queries and JSON — everything but the netw
 query repeated, and prints p50/p95 per query.
 
     .venv/bin/python bench/prompt_browser.py [--prompts 1000000] [--reuse] [--repeat 40]
+        [--pending 10000]
+
+The search is timed twice: every prompt indexed, then with ``--pending`` new prompts
+not indexed yet, as right after an import whose search job has not run.
 
 ``--reuse`` skips the build when the bench database already holds the data.
 """
@@ -96,7 +100,7 @@ def build(n_prompts: int, seed: int = 7) -> None:
 
     with connection.cursor() as cursor:
         # Built after the load: maintaining a trigram index row by row is the slow way.
-        cursor.execute("DROP INDEX IF EXISTS prompt_text_trigram")
+        cursor.execute("DROP INDEX IF EXISTS prompt_search_trigram")
     with transaction.atomic():
         db.copy_rows(
             Prompt,
@@ -189,18 +193,60 @@ def build(n_prompts: int, seed: int = 7) -> None:
             for index in range(FLAGGED_RATERS)
         )
     with connection.cursor() as cursor:
+        # What the search jobs would have done, in bulk: the loaded prompts' text (written
+        # by the prompt table's trigger) marked indexed, then the index built once.
         cursor.execute(
-            "CREATE INDEX prompt_text_trigram ON labeling_prompt "
-            "USING gin (labeling_prompt_text(messages) gin_trgm_ops)"
+            "UPDATE labeling_promptsearchtext SET indexed = true WHERE project_id = %s",
+            [project.pk],
+        )
+        cursor.execute("VACUUM labeling_promptsearchtext")
+        cursor.execute(
+            "CREATE INDEX prompt_search_trigram ON labeling_promptsearchtext "
+            "USING gin (text gin_trgm_ops) WHERE indexed"
         )
         for table in ("labeling_prompt", "labeling_response", "labeling_assignment",
-                      "rankings_ranking", "rankings_promptagreement"):  # fmt: skip
+                      "rankings_ranking", "rankings_promptagreement",
+                      "labeling_promptsearchtext"):  # fmt: skip
             cursor.execute(f"VACUUM ANALYZE {table}")
     print(
         f"built {n_prompts:,} prompts x {K} responses, {n_rankings:,} rankings, "
         f"{len(skipped_rows):,} skips, {len(complete_rows):,} agreement rows in "
         f"{time.perf_counter() - started:.1f} s"
     )
+
+
+def add_pending_prompts(count: int, seed: int = 8) -> None:
+    """`count` new prompts written as an import leaves them before its search job ran:
+    their text in the search table (by the prompt table's trigger), not indexed."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from core import db
+    from labeling.models import Project, Prompt
+
+    project = Project.objects.get(name=PROJECT_NAME)
+    Prompt.objects.filter(project=project, external_id__startswith="pending-").delete()
+    rng = np.random.default_rng(seed)
+    topic = rng.integers(0, len(TOPICS), count)
+    rare_word = rng.random(count) < 0.001
+    now = timezone.now()
+    with transaction.atomic():
+        db.copy_rows(
+            Prompt,
+            ["id", "project", "external_id", "messages", "metadata", "is_gold", "is_complete",
+             "extra_raters", "extra_reason", "created_at", "n_responses"],
+            (
+                (
+                    prompt_id, project.pk, f"pending-{row}",
+                    [{"role": "user", "content": (
+                        f"Fresh question {row} about {TOPICS[topic[row]]}?"
+                        + (f" Sent from {RARE_WORD}." if rare_word[row] else "")
+                    )}],
+                    {}, False, False, 0, "", now, 0,
+                )
+                for row, prompt_id in enumerate(db.reserve_ids(Prompt, count))
+            ),
+        )  # fmt: skip
 
 
 def queries(project_id: int) -> list[tuple[str, dict[str, str]]]:
@@ -276,7 +322,9 @@ def cpu_ms(pid: int) -> float:
         return int(handle.read().split()[0]) / 1e6
 
 
-def measure(repeat: int) -> list[tuple[str, float, float, float, float, float, int]]:
+def measure(
+    repeat: int, search_only: bool = False
+) -> list[tuple[str, float, float, float, float, float, int]]:
     from django.contrib.auth.models import User
     from django.db import connection
     from django.test import Client
@@ -291,6 +339,8 @@ def measure(repeat: int) -> list[tuple[str, float, float, float, float, float, i
         backend = cursor.fetchone()[0]
     results = []
     for name, params in queries(project.pk):
+        if search_only and "q" not in params:
+            continue
         url = f"/api/projects/{project.pk}/prompts/?{urlencode(params)}"
         response = client.get(url)
         assert response.status_code == 200, (name, response.content[:300])
@@ -324,6 +374,12 @@ def main() -> None:
     parser.add_argument("--prompts", type=int, default=1_000_000)
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument(
+        "--pending",
+        type=int,
+        default=10_000,
+        help="then search again with this many new prompts not indexed yet (0: skip)",
+    )
     args = parser.parse_args()
     if not args.reuse:
         recreate_database(DATABASE_URL)
@@ -337,6 +393,19 @@ def main() -> None:
     print("wall: request time; db: of it, in the database driver; cpu: CPU time the")
     print("request took in this process and its PostgreSQL backend (what a quiet machine")
     print("would take: it does not grow with the load average)")
+    report(results)
+    if args.pending:
+        # Right after an import, before its search job ran: those prompts are read the
+        # slow way beside the index.
+        add_pending_prompts(args.pending)
+        load_before = os.getloadavg()[0]
+        results = measure(args.repeat, search_only=True)
+        print(f"\nsearch with {args.pending:,} new prompts not indexed yet (before their job)")
+        print(f"load average (1 min): {load_before:.1f} before, {os.getloadavg()[0]:.1f} after")
+        report(results)
+
+
+def report(results: list[tuple[str, float, float, float, float, float, int]]) -> None:
     header = ("query", "wall p50", "wall p95", "db p95", "cpu p50", "cpu p95", "rows")
     print(f"{header[0]:<40}" + "".join(f"{h:>9}" for h in header[1:]))
     for name, p50, p95, db_p95, cpu_p50, cpu_p95, rows in results:

@@ -15,7 +15,10 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Now
 from django.utils import timezone
+
+from core.jobs import Job
 
 MIN_RESPONSES = 2
 MAX_RESPONSES = 9
@@ -302,6 +305,68 @@ class Response(models.Model):
 
     def __str__(self) -> str:
         return self.external_id or f"response {self.pk}"
+
+
+class PromptSearchText(models.Model):
+    """A prompt's text as the prompt browser searches it (PostgreSQL), one row per prompt.
+
+    Triggers on the prompt table (labeling migration 0010) write the row with the prompt,
+    rewrite it when the prompt's messages change and delete it with the prompt, so the text
+    is always current, whatever wrote the prompt. The trigram index covers only rows
+    `indexed`: a new or changed prompt's row is left out of it, so an import never waits on
+    the index; a `PromptSearchJob` marks the rows indexed after the import commits, a batch
+    at a time, and the search reads rows not yet indexed the slow way meanwhile.
+
+    No database constraints: checking one per imported row would cost the import what the
+    index did; the triggers keep the rows in step with the prompts instead."""
+
+    prompt = models.OneToOneField(
+        Prompt,
+        primary_key=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        related_name="+",
+    )
+    project = models.ForeignKey(
+        Project, on_delete=models.DO_NOTHING, db_constraint=False, related_name="+"
+    )
+    text = models.TextField(help_text="labeling_prompt_text(messages), kept by the triggers.")
+    indexed = models.BooleanField(
+        default=False, db_default=False, help_text="In the trigram index (set by the job)."
+    )
+    changed_at = models.DateTimeField(
+        default=timezone.now, db_default=Now(), help_text="When the text was last written."
+    )
+
+    class Meta:
+        indexes = [
+            # The rows the jobs and the search's slow way read: few, recent.
+            models.Index(
+                fields=["project", "prompt"],
+                condition=Q(indexed=False),
+                name="prompt_search_pending",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"search text of prompt {self.prompt_id}"
+
+
+class PromptSearchJob(Job):
+    """Indexes a project's prompts not yet in the search index, in batches
+    (`labeling.services.search_index`); queued by each import, and by the sweep for prompts
+    left behind."""
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="prompt_search_jobs"
+    )
+    prompts_indexed = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "status"], name="prompt_search_job_project")]
+
+    def __str__(self) -> str:
+        return f"search index of project {self.project_id} ({self.status})"
 
 
 class AssignmentStatus(models.TextChoices):

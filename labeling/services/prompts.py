@@ -3,7 +3,8 @@
 An import is validated batch by batch in a reader thread (no database there) while the
 previous batch is written, all inside one transaction. Nothing looks up external ids
 before writing: the unique constraint refuses a repeat, and only then is the refused
-record found and named.
+record found and named. The prompt browser's search index is filled after the commit by a
+job (labeling.services.search_index), not by the import.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from labeling.models import (
     Response,
 )
 from labeling.services.audit import audit_record
+from labeling.services.search_index import prompt_search_job_queue
 
 IMPORT_BATCH_SIZE = 2000
 ANALYZE_AFTER_ROWS = 1000
@@ -231,6 +233,10 @@ def _write_batches(
         prompts += len(ids)
         first_id = ids[0] if first_id is None else first_id
         on_batch(batch, ids)
+    if prompts:
+        # The search index is built after the commit, off the import's path; the prompts
+        # are found the slow way until then (labeling.services.search_index).
+        prompt_search_job_queue(project_id=project.pk)
     return prompts, first_id
 
 
@@ -282,8 +288,8 @@ def collector_paused() -> Iterator[None]:
 def _analyze_after_import(count: int) -> None:
     if count >= ANALYZE_AFTER_ROWS and db.is_postgresql():
         # Fresh statistics keep the queue scan on its index right after a big import. Only
-        # the plain columns the queue and the browser filter on: the JSON documents and the
-        # search index's expression would cost a second of sampling for nothing they need.
+        # the plain columns the queue and the browser filter on: the JSON documents would
+        # cost sampling for nothing they need.
         db.analyze_columns(Prompt, PROMPT_PLANNER_FIELDS)
 
 

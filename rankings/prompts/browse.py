@@ -116,7 +116,8 @@ def prompt_conditions(
     conditions: list[Any] = [Q(**{f"{prefix}project": project})]
     conditions += _state_conditions(query.state, prefix=prefix, ref=ref)
     if query.q:
-        conditions.append(PromptTextContains(F(f"{prefix}messages"), query.q))
+        prompt_id = F(f"{prefix.removesuffix('__')}_id" if prefix else "pk")
+        conditions.append(PromptTextContains(prompt_id, query.q, project_id=project.pk))
     if query.model:
         conditions.append(Exists(Response.objects.filter(prompt_id=ref, model_name=query.model)))
     if query.flagged is not None and flagged:

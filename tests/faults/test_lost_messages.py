@@ -47,11 +47,11 @@ def test_an_export_whose_message_was_lost_is_sent_again_by_the_sweep(
     job = export_services.export_job_create(project=ranked, created_by=lead)
     lose_every_message(broker, queue)
 
-    started = time.monotonic()
     start_worker("-B", "--schedule", str(tmp_path / "beat-schedule"))  # beat sweeps every 1 s
+    # A bound on "never stuck", not a speed claim: generous, as the suite may share the cores.
     took = wait_until(
         lambda: reload(job).status in (JobStatus.DONE, JobStatus.FAILED),
-        seconds=30,
+        seconds=90,
         what="lost export finished",
     )
 
@@ -60,7 +60,6 @@ def test_an_export_whose_message_was_lost_is_sent_again_by_the_sweep(
     assert done.sent_at is not None and done.attempts == 1
     assert done.rows == PROMPTS * 2 * 3
     print(f"\nlost export message: sent again and done {took:.1f} s after the worker started")
-    assert time.monotonic() - started < 30
 
 
 def test_run_now_sends_a_lost_agreement_run_again_instead_of_answering_it_stale(

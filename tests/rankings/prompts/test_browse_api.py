@@ -259,21 +259,26 @@ def test_the_list_costs_the_same_queries_whatever_the_page_size(
         api.get(url(browse, page_size=1))
 
 
-@pytest.mark.postgresql("the trigram index and the function it is built on")
+@pytest.mark.postgresql("the trigram index and the search table it is built on")
 def test_search_is_served_by_the_trigram_index(browse):
-    """The search's SQL is the indexed expression: with full scans off, the planner answers
-    it from the trigram index (a tiny table would otherwise just be scanned)."""
+    """Once the prompts are indexed, the search's SQL reads their text through the trigram
+    index: with full scans off, the planner answers it from that index (a tiny table would
+    otherwise just be scanned)."""
     from django.db import connection
     from django.db.models import F
 
+    from labeling.services.search_index import prompt_search_index_pending
     from rankings.prompts.search import PromptTextContains
 
-    prompts = Prompt.objects.filter(PromptTextContains(F("messages"), "sourdough"))
+    assert prompt_search_index_pending(project_id=browse.project.pk) == len(browse.prompts)
+    words = PromptTextContains(F("pk"), "sourdough", project_id=browse.project.pk)
+    prompts = Prompt.objects.filter(words)
     sql, params = prompts.values("pk").query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute("SET LOCAL enable_indexscan = off")  # nor a walk of another index
+        cursor.execute("SET LOCAL enable_nestloop = off")  # nor a probe per prompt
         cursor.execute("EXPLAIN " + sql, params)
         plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert "prompt_text_trigram" in plan
+    assert "prompt_search_trigram" in plan
     assert sorted(prompts.values_list("pk", flat=True)) == browse.ids(0, 5)
