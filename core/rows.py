@@ -9,6 +9,7 @@ SQLite's booleans and datetimes parsed), so code downstream can't tell the diffe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -73,7 +74,5 @@ def db_datetime(value: datetime, connection: BaseDatabaseWrapper) -> Any:
 def db_json(value: Any) -> Any:
     """A JSON column read by hand: decoded text (PostgreSQL's jsonb arrives as text)."""
     if isinstance(value, str | bytes | bytearray):
-        import json
-
         return json.loads(value)
     return value

@@ -201,7 +201,7 @@ def _lock_next_open_prompt(
         rater_id=rater.pk,
         now=now,
         min_responses=min_responses(project),  # the others wait for generation
-        skip=list(skip),
+        skip=tuple(skip),
         after=after,
     )
 

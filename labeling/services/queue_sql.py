@@ -37,10 +37,6 @@ PROMPT = Columns(Prompt, "q")
 ASSIGNMENT = Columns(Assignment, "a")
 
 
-def _postgresql() -> bool:
-    return connection.vendor == "postgresql"
-
-
 # Next task -----------------------------------------------------------------------------------
 
 
