@@ -60,3 +60,50 @@ def percentile(values: list[float], share: float) -> float:
         return float("nan")
     index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
     return ordered[index]
+
+
+def cpu_seconds_by_role(server_pid: int | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by this machine's processes, by role: the web
+    server (`server_pid` and its children), PostgreSQL, Redis, this process, everything else.
+    Two readings around a run say where its CPU went (Linux /proc; empty elsewhere)."""
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    totals: dict[str, float] = {}
+    try:
+        entries = [entry for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return totals
+    for entry in entries:
+        try:
+            with open(f"/proc/{entry}/stat") as handle:
+                stat = handle.read()
+        except OSError:
+            continue  # ended meanwhile
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        parent, used = int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks
+        pid = int(entry)
+        if pid == os.getpid():
+            role = "load generator"
+        elif server_pid is not None and server_pid in (pid, parent):
+            role = "web server"
+        elif name.startswith("postgres"):
+            role = "PostgreSQL"
+        elif name.startswith("redis"):
+            role = "Redis"
+        else:
+            role = "other"
+        totals[role] = totals.get(role, 0.0) + used
+    return totals
+
+
+def cpu_share_line(before: dict[str, float], after: dict[str, float], per: int, unit: str) -> str:
+    """'web server 6.1 ms, PostgreSQL 3.9 ms, …' of CPU per `unit` between two readings."""
+    if not per:
+        return ""
+    used = {role: after.get(role, 0.0) - before.get(role, 0.0) for role in after}
+    parts = [
+        f"{role} {seconds * 1000 / per:.1f} ms"
+        for role, seconds in sorted(used.items(), key=lambda item: -item[1])
+        if seconds > 0
+    ]
+    return f"CPU a {unit}: " + ", ".join(parts)

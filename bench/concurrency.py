@@ -40,7 +40,14 @@ os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/
 os.environ.setdefault("BENCH_BROKER_URL", "redis://127.0.0.1:6379/2")
 os.environ.setdefault("BENCH_PORT", "8797")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import django_setup, machine, percentile, recreate_database
+from _setup import (
+    cpu_seconds_by_role,
+    cpu_share_line,
+    django_setup,
+    machine,
+    percentile,
+    recreate_database,
+)
 from rater_loop import (
     PORT,
     Rater,
@@ -241,6 +248,7 @@ def run(scenario: Scenario, overlap: int) -> None:
     tally = Tally()
     try:
         load_before = os.getloadavg()[0]
+        cpu_before = cpu_seconds_by_role(server.pid)
         started = time.perf_counter()
         deadline = started + scenario.seconds
         threads = [
@@ -255,6 +263,7 @@ def run(scenario: Scenario, overlap: int) -> None:
         for thread in threads:
             thread.join()
         elapsed = time.perf_counter() - started
+        cpu_after = cpu_seconds_by_role(server.pid)
         load_after = os.getloadavg()[0]
     finally:
         stop_server(server)
@@ -271,6 +280,7 @@ def run(scenario: Scenario, overlap: int) -> None:
         f"submit p50 {percentile(tally.submit_ms, 0.5):.1f} ms, "
         f"p95 {percentile(tally.submit_ms, 0.95):.1f} ms"
     )
+    print("  " + cpu_share_line(cpu_before, cpu_after, submits, "submit (next-task + submit)"))
     if scenario.doubled_share or scenario.timed_out_share:
         print(f"  doubled submits {tally.doubled}, timed out and retried {tally.retried}")
     print("  statuses:", dict(sorted(tally.statuses.items())))
