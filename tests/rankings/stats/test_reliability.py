@@ -87,7 +87,7 @@ def test_em_never_lowers_the_objective_and_ends_at_its_maximum(seed: int) -> Non
     labels = random_labels(rng, n_units=7, n_raters=3, per_unit=3)
     values = []
     for iterations in range(1, 30):
-        fit = fit_reliability(labels, max_iterations=iterations, tolerance=0.0)
+        fit = fit_reliability(labels, max_iterations=iterations, tolerance=0.0, accelerate=False)
         values.append(objective(labels, fit.weights, fit.rho))
     assert all(later >= earlier - 1e-10 for earlier, later in itertools.pairwise(values))
 
@@ -240,3 +240,117 @@ def test_the_compact_label_block_fits_as_the_labels_do(
     assert blocks.iterations == whole.iterations
     np.testing.assert_allclose(blocks.weights, whole.weights, rtol=1e-9)
     assert blocks.rho == pytest.approx(whole.rho, rel=1e-9)
+    plain_blocks = reliability.fit_reliability_blocks(lambda: [block], n_raters, accelerate=False)
+    plain_whole = reliability.fit_reliability(labels, accelerate=False)
+    assert plain_blocks.iterations == plain_whole.iterations
+    np.testing.assert_allclose(plain_blocks.weights, plain_whole.weights, rtol=1e-9)
+
+
+def crowd_weights(rng: np.random.Generator, n_raters: int) -> np.ndarray:
+    """Weights of a crowd: mostly careful raters of varied competence, some taking a
+    shortcut (random, first shown or longer) for most of their labels."""
+    weights = np.zeros((n_raters, 4))
+    competence = rng.uniform(0.5, 0.95, size=n_raters)
+    kinds = rng.choice(4, size=n_raters, p=[0.8, 0.1, 0.05, 0.05])
+    for rater, kind in enumerate(kinds.tolist()):
+        weights[rater, CAREFUL] = competence[rater] if kind == CAREFUL else 0.3
+        weights[rater, RANDOM if kind == CAREFUL else kind] += 1 - weights[rater, CAREFUL]
+    return weights
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_accelerated_fit_is_the_fixed_point_of_plain_em_in_far_fewer_passes(
+    seed: int,
+) -> None:
+    rng = np.random.default_rng(200 + seed)
+    n_raters = int(rng.integers(15, 60))
+    labels, _ = model_labels(
+        rng, crowd_weights(rng, n_raters), n_units=int(rng.integers(800, 2500)), per_unit=3
+    )
+    converged_em = fit_reliability(labels, max_iterations=2000, tolerance=1e-10, accelerate=False)
+    plain = fit_reliability(labels, accelerate=False)  # at most MAX_ITERATIONS passes
+    plain_to_tolerance = fit_reliability(labels, max_iterations=2000, accelerate=False)
+    accelerated = fit_reliability(labels)
+
+    assert converged_em.converged and plain_to_tolerance.converged and accelerated.converged
+    np.testing.assert_allclose(accelerated.weights, converged_em.weights, rtol=0, atol=1e-3)
+    assert accelerated.rho == pytest.approx(converged_em.rho, abs=1e-3)
+    # Plain EM given the accelerated fit's passes ends farther from the answer.
+    same_passes = fit_reliability(
+        labels, max_iterations=accelerated.iterations, tolerance=0.0, accelerate=False
+    )
+    assert (
+        np.abs(same_passes.weights - converged_em.weights).max()
+        > np.abs(accelerated.weights - converged_em.weights).max()
+    )
+    np.testing.assert_allclose(accelerated.unit_log_odds, converged_em.unit_log_odds, atol=1e-2)
+    # The same stopping rule costs plain EM several times the passes over the labels.
+    assert accelerated.iterations <= reliability.MAX_ITERATIONS
+    assert 3 * accelerated.iterations < plain_to_tolerance.iterations
+    assert objective(labels, accelerated.weights, accelerated.rho) >= objective(
+        labels, plain.weights, plain.rho
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_accelerated_cycles_never_lower_the_objective(seed: int) -> None:
+    rng = np.random.default_rng(300 + seed)
+    labels, _ = model_labels(rng, crowd_weights(rng, 12), n_units=300, per_unit=3)
+    values = []
+    for passes in range(3, 60, 3):  # a cycle is three passes: each fit ends one
+        fit = fit_reliability(labels, max_iterations=passes, tolerance=0.0)
+        assert fit.iterations == passes
+        values.append(objective(labels, fit.weights, fit.rho))
+    assert all(later >= earlier - 1e-9 for earlier, later in itertools.pairwise(values))
+    assert values[-1] > values[0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_objective_an_em_update_computes_is_the_objective(seed: int) -> None:
+    rng = np.random.default_rng(400 + seed)
+    labels = random_labels(rng, n_units=60, n_raters=5, per_unit=3)
+    keep = np.flatnonzero(labels.unit % 5 != 2)  # some units without labels
+    labels = PairLabels(
+        unit=labels.unit[keep],
+        rater=labels.rater[keep],
+        task=labels.task[keep],
+        label=labels.label[keep],
+        first_shown=labels.first_shown[keep],
+        longer=labels.longer,
+        n_raters=labels.n_raters,
+        tasks=labels.tasks,
+    )
+    weights = rng.dirichlet(np.ones(4), size=5)
+    rho = float(rng.uniform(0.1, 0.9))
+    expected = objective(labels, weights, rho)
+
+    e_step, totals = reliability._in_memory_e_step(labels)
+    em = reliability._EMMap(e_step, totals)
+    params = reliability.Parameters(weights=weights, rho=rho)
+    _, scored = em.em_update_scored(params)
+    assert scored == pytest.approx(expected, rel=1e-12)
+    assert em.passes == 1
+
+    # The same labels cut into blocks of whole units (units without labels included).
+    cuts = [0, 17, 18, 41, 60]
+    blocks = []
+    for start, stop in itertools.pairwise(cuts):
+        inside = (labels.unit >= start) & (labels.unit < stop)
+        part = PairLabels(
+            unit=labels.unit[inside] - start,
+            rater=labels.rater[inside],
+            task=labels.task[inside],
+            label=labels.label[inside],
+            first_shown=labels.first_shown[inside],
+            longer=labels.longer[start:stop],
+            n_raters=labels.n_raters,
+            tasks=labels.tasks,
+        )
+        blocks.append(reliability.label_block(part))
+    by_blocks = reliability._block_objective(lambda: blocks, labels.n_raters, weights, rho)
+    assert by_blocks == pytest.approx(expected, rel=1e-12)
+    # The update itself is the plain EM update, whichever way the labels are read.
+    blocks_em = reliability._EMMap(*reliability._blocks_e_step(lambda: blocks, labels.n_raters))
+    whole, parts = em.em_update(params), blocks_em.em_update(params)
+    np.testing.assert_allclose(parts.weights, whole.weights, rtol=1e-12)
+    assert parts.rho == pytest.approx(whole.rho, rel=1e-12)
