@@ -232,7 +232,10 @@ def test_the_compact_label_block_fits_as_the_labels_do(
     block = reliability.label_block(labels)
     assert block.n_labels == labels.n_labels
     assert block.pattern.itemsize == (2 if n_raters * 18 <= 2**16 else 4)
-    assert block.unit_labels.itemsize == (1 if per_unit < 256 else 2)
+    labelled_units = np.unique(labels.unit)
+    assert block.units_by_count.sum() == len(labelled_units) == len(block.longer)
+    assert block.units_by_count @ np.arange(len(block.units_by_count)) == labels.n_labels
+    assert block.unlabelled_longer.sum() == labels.n_units - len(labelled_units)
 
     blocks = reliability.fit_reliability_blocks(lambda: [block], n_raters)
     whole = reliability.fit_reliability(labels)
@@ -324,8 +327,8 @@ def test_the_objective_an_em_update_computes_is_the_objective(seed: int) -> None
     rho = float(rng.uniform(0.1, 0.9))
     expected = objective(labels, weights, rho)
 
-    e_step, totals = reliability._in_memory_e_step(labels)
-    em = reliability._EMMap(e_step, totals)
+    whole_block = reliability.label_block(labels)
+    em = reliability._EMMap(*reliability._blocks_e_step(lambda: [whole_block], labels.n_raters))
     params = reliability.Parameters(weights=weights, rho=rho)
     _, scored = em.em_update_scored(params)
     assert scored == pytest.approx(expected, rel=1e-12)
