@@ -31,6 +31,17 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use true/false)")
 
 
+def postgresql_options(*, prepared: bool) -> dict[str, object]:
+    """psycopg options. ``prepared``: parameters bound on the server and a statement run
+    twice on a connection prepared there, so PostgreSQL stops parsing and planning the rater
+    loop's statements on every call (about half its CPU per submit, docs/benchmarks.md).
+    Off by default: a pooler in transaction mode must support protocol-level prepared
+    statements (PgBouncer 1.21+ with ``max_prepared_statements``), docs/deploy.md."""
+    if not prepared:
+        return {}
+    return {"server_side_binding": True, "prepare_threshold": 2}
+
+
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -155,6 +166,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=False)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Merged into what DATABASE_URL's query string sets (sslmode and the like).
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        postgresql_options(prepared=DATABASE_PREPARED_STATEMENTS)
+    )
 # Behind PgBouncer in transaction mode a server-side cursor (Django's `.iterator()` on
 # PostgreSQL) may be fetched on another server connection than the one that declared it:
 # switch them off there (docs/deploy.md lists every place that iterates).
@@ -177,6 +194,10 @@ if DATABASE_REPLICA_URL:
     DATABASES["replica"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASES["default"][
         "DISABLE_SERVER_SIDE_CURSORS"
     ]
+    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["replica"].setdefault("OPTIONS", {}).update(
+            postgresql_options(prepared=DATABASE_PREPARED_STATEMENTS)
+        )
     DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
     DATABASE_ROUTERS = ["config.routers.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
