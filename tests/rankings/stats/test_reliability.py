@@ -208,6 +208,20 @@ def test_a_rater_alone_on_a_prompt_is_still_judged_by_position_and_length() -> N
     assert reliability.label_truth_without_own(labels, fit).shape == (labels.n_labels,)
 
 
+def only_labels(labels: PairLabels, keep: np.ndarray) -> PairLabels:
+    """The labels ``keep`` selects (indices or a mask), every unit still counted."""
+    return PairLabels(
+        unit=labels.unit[keep],
+        rater=labels.rater[keep],
+        task=labels.task[keep],
+        label=labels.label[keep],
+        first_shown=labels.first_shown[keep],
+        longer=labels.longer,
+        n_raters=labels.n_raters,
+        tasks=labels.tasks,
+    )
+
+
 @pytest.mark.parametrize(
     ("n_units", "n_raters", "per_unit"),
     [(40, 320, 300), (300, 4000, 3)],  # > 255 labels a unit; > 65,535 patterns
@@ -219,16 +233,7 @@ def test_the_compact_label_block_fits_as_the_labels_do(
     labels = random_labels(rng, n_units, n_raters, per_unit)
     # Labels in no particular order, and some units without any label.
     keep = rng.permutation(np.flatnonzero(labels.unit % 7 != 3))
-    labels = PairLabels(
-        unit=labels.unit[keep],
-        rater=labels.rater[keep],
-        task=labels.task[keep],
-        label=labels.label[keep],
-        first_shown=labels.first_shown[keep],
-        longer=labels.longer,
-        n_raters=n_raters,
-        tasks=labels.tasks,
-    )
+    labels = only_labels(labels, keep)
     block = reliability.label_block(labels)
     assert block.n_labels == labels.n_labels
     assert block.pattern.itemsize == (2 if n_raters * 18 <= 2**16 else 4)
@@ -313,16 +318,7 @@ def test_the_objective_an_em_update_computes_is_the_objective(seed: int) -> None
     rng = np.random.default_rng(400 + seed)
     labels = random_labels(rng, n_units=60, n_raters=5, per_unit=3)
     keep = np.flatnonzero(labels.unit % 5 != 2)  # some units without labels
-    labels = PairLabels(
-        unit=labels.unit[keep],
-        rater=labels.rater[keep],
-        task=labels.task[keep],
-        label=labels.label[keep],
-        first_shown=labels.first_shown[keep],
-        longer=labels.longer,
-        n_raters=labels.n_raters,
-        tasks=labels.tasks,
-    )
+    labels = only_labels(labels, keep)
     weights = rng.dirichlet(np.ones(4), size=5)
     rho = float(rng.uniform(0.1, 0.9))
     expected = objective(labels, weights, rho)
