@@ -538,7 +538,11 @@ def fan_out(workers: int) -> None:
         for process in processes:
             process.terminate()
         for process in processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a warm shutdown still finishing a task
+                process.kill()
+                process.wait()
 
 
 def peak_of_children(pid: int) -> float:
