@@ -364,6 +364,24 @@ def load_average() -> str:
     return " ".join(f"{value:.1f}" for value in os.getloadavg())
 
 
+def run_seconds(run) -> float:  # type: ignore[no-untyped-def]
+    """From the run's claim to its finish, as its row records them."""
+    assert run.started_at is not None and run.finished_at is not None
+    return float((run.finished_at - run.started_at).total_seconds())
+
+
+def vacuum_earlier_runs() -> None:
+    """What autovacuum does between runs in production (this machine's PostgreSQL runs with
+    it off): a run deletes the per-prompt rows of the runs before the newest two, millions
+    of dead rows at 10M, which would otherwise slow every later run of the bench."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM (ANALYZE) rankings_promptagreement")
+    print(f"  (earlier runs' rows vacuumed in {time.perf_counter() - started:.1f} s)", flush=True)
+
+
 def measure(part: str) -> None:
     """One measurement in this (fresh) process, so its peak RSS is the measured work's own."""
     from django.db import connection
@@ -381,6 +399,7 @@ def measure(part: str) -> None:
         profile_run(project)
         return
     if part in ("run", "baseline run"):
+        vacuum_earlier_runs()
         run = AgreementRun.objects.create(project=project, trigger="bench")
         started = time.perf_counter()
         with CaptureQueriesContext(connection) as queries:
@@ -389,6 +408,12 @@ def measure(part: str) -> None:
         assert summary["status"] == "done", summary
         run.refresh_from_db()
         report_run(f"{part}, 1 process", run, elapsed)
+        print(
+            f"  claimed to done {run_seconds(run):.1f} s; "
+            f"then {summary['pruned_prompt_rows']:,} per-prompt rows of the run before "
+            f"the newest two deleted (the rest of the {elapsed:.1f} s)",
+            flush=True,
+        )
         print(
             f"  peak RSS {peak_rss_mb():.0f} MB (Django loaded: {baseline:.0f} MB); "
             f"{len(queries)} queries on the run's connection (readers use their own); "
