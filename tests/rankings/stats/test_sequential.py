@@ -4,6 +4,7 @@ promised rate (Ville's inequality), and the alternatives are found."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -16,6 +17,7 @@ from rankings.stats.sequential import (
     rater_reliability,
     typical_competence,
 )
+from tests.rankings.stats.test_reliability import only_labels
 
 PAIRS = 6  # K = 4
 FALSE_FLAG_RATE = 0.01
@@ -69,16 +71,8 @@ def model_tasks(
 
 def until(labels: PairLabels, last_task: int) -> PairLabels:
     keep = labels.task < last_task
-    return PairLabels(
-        unit=labels.unit[keep],
-        rater=labels.rater[keep],
-        task=labels.task[keep],
-        label=labels.label[keep],
-        first_shown=labels.first_shown[keep],
-        longer=labels.longer,
-        n_raters=labels.n_raters,
-        tasks=np.bincount(labels.rater[keep][::PAIRS], minlength=labels.n_raters),
-    )
+    tasks = np.bincount(labels.rater[keep][::PAIRS], minlength=labels.n_raters)
+    return dataclasses.replace(only_labels(labels, keep), tasks=tasks)
 
 
 def test_raters_at_the_edge_of_careful_are_ever_flagged_at_most_one_in_a_hundred() -> None:
