@@ -34,7 +34,7 @@ def env_bool(name: str, default: bool) -> bool:
 def postgresql_options(*, prepared: bool) -> dict[str, object]:
     """psycopg options. ``prepared``: parameters bound on the server and a statement run
     twice on a connection prepared there, so PostgreSQL stops parsing and planning the rater
-    loop's statements on every call (about half its CPU per submit, docs/benchmarks.md).
+    loop's statements on every call (about 40% less of its CPU a submit, docs/benchmarks.md).
     Off by default: a pooler in transaction mode must support protocol-level prepared
     statements (PgBouncer 1.21+ with ``max_prepared_statements``), docs/deploy.md."""
     if not prepared:

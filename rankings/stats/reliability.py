@@ -719,16 +719,6 @@ def fit_reliability_blocks(
     )
 
 
-def _block_objective(
-    blocks: Callable[[], Iterable[LabelBlock]], n_raters: int, weights: FloatArray, rho: float
-) -> float:
-    """``objective`` of the labels of ``blocks()``, summed block by block as the block fit
-    sums it (two passes: the totals, then an E step)."""
-    e_step, totals = _blocks_e_step(blocks, n_raters)
-    _, value = _EMMap(e_step, totals).em_update_scored(Parameters(weights=weights, rho=rho))
-    return value
-
-
 def fit_for_block(fit: ReliabilityFit, labels: PairLabels) -> ReliabilityFit:
     """The fit with the unit log-odds of one block's labels (as ``fit_reliability`` gives
     them for all units)."""

@@ -346,10 +346,10 @@ def test_the_objective_an_em_update_computes_is_the_objective(seed: int) -> None
             tasks=labels.tasks,
         )
         blocks.append(reliability.label_block(part))
-    by_blocks = reliability._block_objective(lambda: blocks, labels.n_raters, weights, rho)
+    blocks_em = reliability._EMMap(*reliability._blocks_e_step(lambda: blocks, labels.n_raters))
+    _, by_blocks = blocks_em.em_update_scored(params)
     assert by_blocks == pytest.approx(expected, rel=1e-12)
     # The update itself is the plain EM update, whichever way the labels are read.
-    blocks_em = reliability._EMMap(*reliability._blocks_e_step(lambda: blocks, labels.n_raters))
     whole, parts = em.em_update(params), blocks_em.em_update(params)
     np.testing.assert_allclose(parts.weights, whole.weights, rtol=1e-12)
     assert parts.rho == pytest.approx(whole.rho, rel=1e-12)
