@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import ROOT, django_setup, machine, recreate_database
@@ -398,6 +399,9 @@ def measure(part: str) -> None:
     if part.endswith("profile"):
         profile_run(project)
         return
+    if part.endswith("timeline"):
+        timeline_run(project)
+        return
     if part in ("run", "baseline run"):
         vacuum_earlier_runs()
         run = AgreementRun.objects.create(project=project, trigger="bench")
@@ -479,6 +483,81 @@ def profile_run(project) -> None:  # type: ignore[no-untyped-def]
         print(f"  {label:40} {seconds:7.1f} s CPU")
     if os.environ.get("BENCH_PROFILE_TOP"):
         stats.sort_stats("tottime").print_stats(int(os.environ["BENCH_PROFILE_TOP"]))
+
+
+# Where a run's wall time goes: (phase, module, attribute) wrapped with a wall clock.
+TIMED = (
+    ("reading (a part's rows, assembled)", "rankings.runs.parts", "read_block"),
+    ("pass one (sums, labels)", "rankings.runs.streamed", "first_pass"),
+    ("reliability fit (EM, labels read)", "rankings.runs.parts", "RunParts._fit"),
+    ("pass two (consensus, sums)", "rankings.runs.streamed", "second_pass"),
+    ("storing prompt rows", "rankings.runs.parts", "store_prompt_rows"),
+    ("merging pass one", "rankings.runs.parts", "RunParts._merged_first"),
+    ("merging pass two", "rankings.runs.parts", "RunParts._merged_second"),
+    ("part files written", "rankings.runs.parts", "_write"),
+    ("part files read", "rankings.runs.parts", "_read"),
+    ("both passes, end to end", "rankings.runs.parts", "RunParts._pass"),
+    ("the run's scope (raters, responses)", "rankings.runs.parts", "run_scope"),
+    ("clearing earlier attempts", "rankings.runs.parts", "clear_parts"),
+    ("extension metrics", "rankings.runs.extensions", "extension_metrics"),
+    ("forgetting part sums", "rankings.runs.parts", "forget_parts"),
+)
+
+
+def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
+    """A run end to end with each phase's wall time and the CPU the process spent in it
+    (every thread): where a run waits, and where it is bound by its own CPU."""
+    import functools
+    import importlib
+
+    from rankings.models import AgreementRun
+    from rankings.runs import services, streamed
+
+    spent: dict[str, list[float]] = {label: [0.0, 0.0, 0] for label in (t[0] for t in TIMED)}
+
+    def timed(label: str, function: Any) -> Any:
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            wall, cpu = time.perf_counter(), time.process_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[label][0] += time.perf_counter() - wall
+                spent[label][1] += time.process_time() - cpu
+                spent[label][2] += 1
+
+        return wrapper
+
+    for label, module_name, attribute in TIMED:
+        owner = importlib.import_module(module_name)
+        *path, name = attribute.split(".")
+        for step in path:
+            owner = getattr(owner, step)
+        setattr(owner, name, timed(label, getattr(owner, name)))
+    fits = []
+    fit_blocks = streamed.fit_blocks
+
+    def fit_kept(*args, **kwargs):  # type: ignore[no-untyped-def]
+        fits.append(fit_blocks(*args, **kwargs))
+        return fits[-1]
+
+    streamed.fit_blocks = fit_kept
+    vacuum_earlier_runs()
+    run = AgreementRun.objects.create(project=project, trigger="bench")
+    started, cpu = time.perf_counter(), time.process_time()
+    summary = services.agreement_run_compute(run_id=run.pk)
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    assert summary["status"] == "done", summary
+    run.refresh_from_db()
+    print(
+        f"timeline: {run.n_rankings:,} rankings, {elapsed:.1f} s wall "
+        f"(claimed to done {run_seconds(run):.1f} s), {cpu:.1f} s CPU of this process, "
+        f"peak RSS {peak_rss_mb():.0f} MB; load {load_average()}"
+    )
+    print(f"  reliability fit: {fits[0].iterations} passes, converged {fits[0].converged}")
+    print(f"  {'phase':40} {'wall':>8} {'CPU':>8} {'calls':>6}")
+    for label, (wall, used, calls) in spent.items():
+        print(f"  {label:40} {wall:7.1f}s {used:7.1f}s {calls:6}")
 
 
 def report_run(label: str, run, elapsed: float) -> None:  # type: ignore[no-untyped-def]
@@ -598,6 +677,9 @@ def main() -> None:
     parser.add_argument(
         "--profile", action="store_true", help="CPU seconds per phase of a run, then stop"
     )
+    parser.add_argument(
+        "--timeline", action="store_true", help="wall and CPU seconds per phase of a run, then stop"
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -618,6 +700,10 @@ def main() -> None:
         django_setup(DATABASE_URL, migrate=True)
     if args.profile:
         for part in ("baseline profile", "profile"):
+            subprocess.run([sys.executable, __file__, "--measure", part], check=True)
+        return
+    if args.timeline:
+        for part in ("baseline timeline", "timeline"):
             subprocess.run([sys.executable, __file__, "--measure", part], check=True)
         return
     skip = set(filter(None, args.skip.split(",")))

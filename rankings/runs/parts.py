@@ -25,15 +25,17 @@ import math
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from celery import current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
@@ -147,6 +149,7 @@ class RunParts:
         self.run = run
         self.attempt = attempt
         self.folder = folder
+        self.side: SideThread | None = None
         with db.replica_reads():
             self.scope = run_scope(project=run.project, up_to_id=up_to_id)
             # A project without prompts still gets its (empty) run: one part of no prompts.
@@ -156,6 +159,14 @@ class RunParts:
         return jobs.job_heartbeat(AgreementRun, job_id=self.run.pk, attempt=self.attempt)
 
     def compute(self) -> PartsOutcome | None:
+        self.side = SideThread.when_safe(self.scope, self.ranges)
+        try:
+            return self._compute()
+        finally:
+            if self.side is not None:
+                self.side.close()
+
+    def _compute(self) -> PartsOutcome | None:
         clear_parts(run_id=self.run.pk)
         AgreementRunPart.objects.create(
             run=self.run, attempt=self.attempt, phase=_SCOPE, index=0, prompt_low=0,
@@ -199,10 +210,12 @@ class RunParts:
             if part_id is not None:
                 if jobs.job_claim(AgreementRunPart, job_id=part_id):
                     part = AgreementRunPart.objects.get(pk=part_id)
-                    compute_part(part, self.scope, state, folder=self.folder, own=True)
+                    self._compute_own(part, state)
                 if not self.beat():
                     return False
                 continue
+            if self.side is not None:
+                self.side.drain()  # this worker's last part is finished before it looks
             statuses = dict(
                 AgreementRunPart.objects.filter(run=self.run, attempt=self.attempt, phase=phase)
                 .values_list("status", "error")
@@ -215,6 +228,28 @@ class RunParts:
             if not self.beat():
                 return False
             time.sleep(POLL_SECONDS)
+
+    def _compute_own(self, part: AgreementRunPart, state: RunState | None) -> None:
+        """A part this worker claimed, its database work on the side thread when there is
+        one: pass one's block read there while the part before it is computed (and the next
+        part's read started), pass two's prompt rows stored there while the next is."""
+        side = self.side
+        if side is None:
+            compute_part(part, self.scope, state, folder=self.folder, own=True)
+            return
+        attempt = part.attempts
+        if part.phase == FIRST:
+            reading = side.read(part.index)
+            side.prefetch(part.index + 1)
+            with jobs.job_beating(AgreementRunPart, job_id=part.pk, attempt=attempt):
+                block_path = self.folder / f"block-{part.index}"
+                _first(part, reading.result(), attempt, self.folder, block_path)
+            return
+        assert state is not None
+        with jobs.job_beating(AgreementRunPart, job_id=part.pk, attempt=attempt):
+            block = _own_block(part, self.scope, self.folder)
+            second, rows = streamed.second_pass(block, state)
+        side.store(partial(_stored_second, part, block, second, rows, attempt, self.folder))
 
     def _others(self, phase: int) -> Iterator[tuple[int, bytes]]:
         """(index, payload) of the pass's parts another worker computed."""
@@ -239,7 +274,7 @@ class RunParts:
         """The reliability fit over every part's labels, read once into memory (the fit
         passes over them once per iteration) and let go when it is done."""
         labels = list(self._label_blocks())
-        return streamed.fit_blocks(lambda: labels, len(self.scope.rater_user_ids))
+        return streamed.fit_blocks(labels, len(self.scope.rater_user_ids))
 
     def _label_blocks(self) -> Iterator[LabelBlock]:
         for index in range(len(self.ranges)):
@@ -257,6 +292,62 @@ class RunParts:
             merged = part if merged is None else streamed.merge_second([merged, part])
         assert merged is not None
         return merged
+
+
+class SideThread:
+    """The run's database work beside its computing, on a thread of its own with its own
+    connection: in pass one the next part's block is read while this one is computed, in
+    pass two a part's prompt rows are COPYed while the next part is computed (the
+    database's CPU and the run's overlap). One write waits at a time, so a run holds at
+    most one more block or one more part's rows than without it.
+
+    Only on PostgreSQL outside a transaction (``when_safe``): other connections cannot see
+    a transaction's rows, and SQLite takes one writer at a time.
+    """
+
+    def __init__(self, scope: RunScope, ranges: list[PromptRange]) -> None:
+        self.scope = scope
+        self.ranges = ranges
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agreement-side")
+        self.reads: dict[int, Future[AgreementData]] = {}
+        self.write: Future[int] | None = None
+
+    @classmethod
+    def when_safe(cls, scope: RunScope, ranges: list[PromptRange]) -> SideThread | None:
+        if not db.is_postgresql() or connection.in_atomic_block or len(ranges) < 2:
+            return None
+        return cls(scope, ranges)
+
+    def read(self, index: int) -> Future[AgreementData]:
+        """The part's block: read ahead already, or read now."""
+        self.prefetch(index)
+        return self.reads.pop(index)
+
+    def prefetch(self, index: int) -> None:
+        """Start reading the part's block (a part another worker then claims is read for
+        nothing: reads change nothing)."""
+        if index < len(self.ranges) and index not in self.reads:
+            self.reads[index] = self.pool.submit(read_block, self.scope, self.ranges[index])
+
+    def store(self, write: Callable[[], int]) -> None:
+        """Run ``write`` once the write before it is done (its error raised here)."""
+        self.drain()
+        self.write = self.pool.submit(write)
+
+    def drain(self) -> None:
+        write, self.write = self.write, None
+        if write is not None:
+            write.result()
+
+    def close(self) -> None:
+        """Wait for what is under way (its errors were raised by ``drain`` or do not
+        matter: the run is failing), then close the thread's connections."""
+        under_way: list[Future[Any]] = [*self.reads.values()]
+        if self.write is not None:
+            under_way.append(self.write)
+        wait(under_way)
+        self.pool.submit(connections.close_all).result()
+        self.pool.shutdown()
 
 
 def claimable_part(*, run_id: int, attempt: int, phase: int) -> int | None:
@@ -292,8 +383,8 @@ def compute_part(
     attempt = part.attempts
     with jobs.job_beating(AgreementRunPart, job_id=part.pk, attempt=attempt):
         block_path = folder / f"block-{part.index}" if folder is not None else None
-        if part.phase == SECOND and block_path is not None and block_path.exists():
-            block = payloads.from_bytes(_read(block_path), block=AgreementData)["block"]
+        if part.phase == SECOND and folder is not None:
+            block = _own_block(part, scope, folder)
         else:
             block = read_block(scope, prompts)
         if part.phase == FIRST:
@@ -322,6 +413,16 @@ def _first(
     return 0
 
 
+def _own_block(part: AgreementRunPart, scope: RunScope, folder: Path) -> AgreementData:
+    """A pass-two part's block: as this worker read it in pass one, else from the database
+    (a part another worker computed in pass one)."""
+    block_path = folder / f"block-{part.index}"
+    if block_path.exists():
+        block: AgreementData = payloads.from_bytes(_read(block_path), block=AgreementData)["block"]
+        return block
+    return read_block(scope, (part.prompt_low, part.prompt_high))
+
+
 def _second(
     part: AgreementRunPart,
     block: AgreementData,
@@ -330,6 +431,18 @@ def _second(
     folder: Path | None,
 ) -> int:
     second, rows = streamed.second_pass(block, state)
+    return _stored_second(part, block, second, rows, attempt, folder)
+
+
+def _stored_second(
+    part: AgreementRunPart,
+    block: AgreementData,
+    second: SecondSums,
+    rows: PromptResults,
+    attempt: int,
+    folder: Path | None,
+) -> int:
+    """Store a pass-two part's prompt rows and finish it, in one transaction."""
     payload = payloads.to_bytes(second=second)
     with transaction.atomic():
         stored = store_prompt_rows(run_id=part.run_id, block=block, rows=rows)

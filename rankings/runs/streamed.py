@@ -21,7 +21,7 @@ few arrays per rater, whatever the project's size.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -137,7 +137,7 @@ def _merged_counts(parts: list[ValueCounts]) -> ValueCounts:
     )
 
 
-def fit_blocks(blocks: Callable[[], Iterable[LabelBlock]], n_raters: int) -> ReliabilityFit:
+def fit_blocks(blocks: Sequence[LabelBlock], n_raters: int) -> ReliabilityFit:
     """The reliability fit over every block's labels (a pass over them per iteration)."""
     return reliability_stats.fit_reliability_blocks(blocks, n_raters)
 
@@ -219,7 +219,7 @@ def streamed_maths(blocks: list[AgreementData]) -> tuple[RunResult, list[PromptR
     """Both passes over blocks held in memory (the tests' and the bench's way in)."""
     firsts, labels = zip(*(first_pass(block) for block in blocks), strict=True)
     first = merge_first(list(firsts))
-    state = run_state(first, fit_blocks(lambda: labels, len(first.labels_per_rater)))
+    state = run_state(first, fit_blocks(labels, len(first.labels_per_rater)))
     seconds, rows = zip(*(second_pass(block, state) for block in blocks), strict=True)
     return finish(first, merge_second(list(seconds)), state), list(rows)
 

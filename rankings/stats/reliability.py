@@ -24,7 +24,10 @@ are in ``rankings.stats.sequential``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+import os
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -54,6 +57,11 @@ answer EM moves ever less each update, so its distance to the answer is many tim
 last move: this small, the accelerated fit ends within a few 1e-4 of it (competence is
 shown to two decimals; 1e-6 costs half as many passes again, for 1e-6), where plain EM
 stopped at 1e-3 ended up to 0.03 short of it (``bench/reliability.py``)."""
+
+FIT_THREADS = min(4, os.cpu_count() or 1)
+"""Threads an EM pass is spread over (``fit_reliability_blocks``)."""
+CHUNK_UNITS = 1 << 18
+"""Units per piece of an E step's work (``_chunks``): a few MB of temporaries each."""
 
 #: SQUAREM (``_squarem``) takes a step closer than this to plain EM's as plain EM's.
 SHORTEST_STEP = 0.01
@@ -478,17 +486,18 @@ def fit_reliability(
     max_iterations: int = MAX_ITERATIONS,
     tolerance: float = TOLERANCE,
     accelerate: bool = True,
+    threads: int | None = None,
 ) -> ReliabilityFit:
     """Maximum a posteriori weights and ``rho`` by EM accelerated by SQUAREM (``_squarem``:
     ``objective`` never decreases from one cycle to the next); plain EM with
     ``accelerate=False``. ``max_iterations`` caps the passes over the labels."""
-    block = label_block(labels)
     fit = fit_reliability_blocks(
-        lambda: [block],
+        [label_block(labels)],
         labels.n_raters,
         max_iterations=max_iterations,
         tolerance=tolerance,
         accelerate=accelerate,
+        threads=threads,
     )
     return fit_for_block(fit, labels)
 
@@ -622,49 +631,70 @@ def _softplus_sum(values: FloatArray, first_better: FloatArray) -> float:
     return float(np.maximum(values, 0.0).sum() - np.log(larger).sum())
 
 
-def _block_e_step(
-    block: LabelBlock,
+@dataclass(frozen=True)
+class _Chunk:
+    """A slice of one group's units (``LabelBlock.groups``): its patterns as (labels a
+    unit, units) and its units' ``longer``. An E step's unit of work."""
+
+    columns: npt.NDArray[np.unsignedinteger[Any]]
+    longer: Int8Array
+
+
+def _chunks(blocks: Sequence[LabelBlock], units: int) -> list[_Chunk]:
+    """Every group of every block cut into slices of at most ``units`` units, in block,
+    group and unit order: the E step sums them in this order, so its result depends on
+    neither the number of threads nor which finishes first."""
+    chunks = []
+    for block in blocks:
+        for columns, longer in block.groups():
+            for start in range(0, len(longer), units):
+                chunks.append(
+                    _Chunk(columns[:, start : start + units], longer[start : start + units])
+                )
+    return chunks
+
+
+def _chunk_e_step(
+    chunk: _Chunk,
     signed: FloatArray,
     rho_log_odds: float,
     n_patterns: int,
     with_objective: bool,
 ) -> _Expectations:
-    """One block's share of an E step (``_Expectations``) over its labelled units, group by
-    group (``LabelBlock.groups``)."""
+    """One chunk's share of an E step (``_Expectations``)."""
+    direction = chunk.longer.astype(np.float64)
+    log_odds = direction * rho_log_odds
+    for column in chunk.columns:
+        log_odds += signed.take(column)
+    first_better = _first_better(log_odds)
     first_better_sum = np.zeros(n_patterns)
-    toward_longer = softplus = 0.0
-    for columns, longer in block.groups():
-        direction = longer.astype(np.float64)
-        log_odds = direction * rho_log_odds
-        for column in columns:
-            log_odds += signed.take(column)
-        first_better = _first_better(log_odds)
-        for column in columns:
-            first_better_sum += np.bincount(column, weights=first_better, minlength=n_patterns)
-        toward_longer += float(direction @ first_better)
-        if with_objective:
-            softplus += _softplus_sum(log_odds, first_better)
+    for column in chunk.columns:
+        first_better_sum += np.bincount(column, weights=first_better, minlength=n_patterns)
     return _Expectations(
         first_better=first_better_sum,
-        toward_longer=toward_longer,
-        softplus=softplus if with_objective else math.nan,
+        # einsum, not ``@``: BLAS would spread a dot over threads of its own, and those
+        # spin beside the pool's.
+        toward_longer=float(np.einsum("i,i->", direction, first_better)),
+        softplus=_softplus_sum(log_odds, first_better) if with_objective else math.nan,
     )
 
 
 def _blocks_e_step(
-    blocks: Callable[[], Iterable[LabelBlock]], n_raters: int
+    blocks: Sequence[LabelBlock], n_raters: int, pool: ThreadPoolExecutor | None
 ) -> tuple[EStep, _LabelTotals]:
-    """The E step over the blocks ``blocks()`` yields (a pass over them each), and the
-    totals, counted in a first pass."""
+    """The E step over the blocks' labels (a pass over them each, its chunks spread over
+    ``pool``'s threads: numpy's gathers, bincounts and arithmetic release the GIL), and
+    the totals, counted once."""
     n_patterns = n_raters * 18
     per_pattern = np.zeros(n_patterns)
     units_by_longer = np.zeros(3, dtype=np.int64)
     unlabelled = np.zeros(3, dtype=np.int64)  # units without labels, by ``longer``
-    for block in blocks():
+    for block in blocks:
         per_pattern += np.bincount(block.pattern, minlength=n_patterns)
         units_by_longer += np.bincount(block.longer.astype(np.int64) + 1, minlength=3)
         unlabelled += block.unlabelled_longer
     units_by_longer += unlabelled
+    chunks = _chunks(blocks, CHUNK_UNITS)
 
     def e_step(signed: FloatArray, rho_log_odds: float, with_objective: bool) -> _Expectations:
         # Units without labels: only their prior, the same for every unit of a direction.
@@ -677,9 +707,12 @@ def _blocks_e_step(
             if with_objective
             else math.nan
         )
+
+        def one(chunk: _Chunk) -> _Expectations:
+            return _chunk_e_step(chunk, signed, rho_log_odds, n_patterns, with_objective)
+
         first_better = np.zeros(n_patterns)
-        for block in blocks():
-            sums = _block_e_step(block, signed, rho_log_odds, n_patterns, with_objective)
+        for sums in pool.map(one, chunks) if pool is not None else map(one, chunks):
             first_better += sums.first_better
             toward_longer += sums.toward_longer
             softplus += sums.softplus
@@ -691,25 +724,28 @@ def _blocks_e_step(
 
 
 def fit_reliability_blocks(
-    blocks: Callable[[], Iterable[LabelBlock]],
+    blocks: Sequence[LabelBlock],
     n_raters: int,
     *,
     max_iterations: int = MAX_ITERATIONS,
     tolerance: float = TOLERANCE,
     accelerate: bool = True,
+    threads: int | None = None,
 ) -> ReliabilityFit:
-    """``fit_reliability`` over the blocks ``blocks()`` yields (called once per pass, and
-    once before them to count the labels). ``unit_log_odds`` is left empty:
-    ``fit_for_block`` gives a block's."""
-    e_step, totals = _blocks_e_step(blocks, n_raters)
-    em = _EMMap(e_step, totals)
-    params, converged = _fit_em(
-        em,
-        _start(n_raters),
-        max_iterations=max_iterations,
-        tolerance=tolerance,
-        accelerate=accelerate,
-    )
+    """``fit_reliability`` over the labels of every block, each pass spread over
+    ``threads`` threads (``FIT_THREADS`` by default; the result is the same for any
+    number). ``unit_log_odds`` is left empty: ``fit_for_block`` gives a block's."""
+    threads = FIT_THREADS if threads is None else threads
+    with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext() as pool:
+        e_step, totals = _blocks_e_step(blocks, n_raters, pool)
+        em = _EMMap(e_step, totals)
+        params, converged = _fit_em(
+            em,
+            _start(n_raters),
+            max_iterations=max_iterations,
+            tolerance=tolerance,
+            accelerate=accelerate,
+        )
     return ReliabilityFit(
         weights=params.weights,
         rho=params.rho,

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 
 import numpy as np
 import pytest
@@ -248,7 +249,7 @@ def test_a_retaken_run_starts_over_without_the_rows_of_the_lost_attempt(
 def test_a_runs_shared_numbers_survive_their_trip_through_a_row(project, ranked):
     data, _ = in_memory(project)
     first, labels = streamed.first_pass(data)
-    state = streamed.run_state(first, streamed.fit_blocks(lambda: [labels], data.table.n_raters))
+    state = streamed.run_state(first, streamed.fit_blocks([labels], data.table.n_raters))
     stored = payloads.to_bytes(first=first, state=state)
 
     back = payloads.from_bytes(stored, first=FirstSums, state=RunState)
@@ -258,3 +259,56 @@ def test_a_runs_shared_numbers_survive_their_trip_through_a_row(project, ranked)
     assert back["first"].quality.keys() == first.quality.keys()
     assert back["state"].typical == state.typical
     assert back["state"].fit.iterations == state.fit.iterations
+
+
+def record_threads(monkeypatch, module, name: str, threads: list[str]) -> None:
+    real = getattr(module, name)
+
+    def recorded(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(module, name, recorded)
+
+
+@pytest.mark.postgresql("the side thread reads and writes on its own connection")
+@pytest.mark.django_db(transaction=True)
+def test_outside_a_transaction_the_database_work_runs_beside_the_computing(
+    project, ranked, small_parts, monkeypatch, django_capture_on_commit_callbacks
+):
+    reads: list[str] = []
+    stores: list[str] = []
+    record_threads(monkeypatch, parts, "read_block", reads)
+    record_threads(monkeypatch, parts, "store_prompt_rows", stores)
+
+    run = run_now(project, django_capture_on_commit_callbacks)
+
+    assert_same_as_in_memory(run)
+    # Every part's block was read, and its prompt rows stored, on the side thread.
+    assert len(reads) == len(stores) == 5
+    assert all(name.startswith("agreement-side") for name in reads + stores), reads + stores
+
+
+@pytest.mark.postgresql("the side thread reads and writes on its own connection")
+@pytest.mark.django_db(transaction=True)
+def test_a_store_failing_on_the_side_thread_fails_the_run_and_leaves_none_of_its_rows(
+    project, ranked, small_parts, monkeypatch, django_capture_on_commit_callbacks
+):
+    real = parts.store_prompt_rows
+    calls = []
+
+    def fail_the_third(**kwargs):
+        calls.append(threading.current_thread().name)
+        if len(calls) == 3:
+            raise ValueError("the disk is full")
+        return real(**kwargs)
+
+    monkeypatch.setattr(parts, "store_prompt_rows", fail_the_third)
+
+    run = run_now(project, django_capture_on_commit_callbacks)
+
+    assert run.status == JobStatus.FAILED
+    assert run.error == "ValueError: the disk is full"
+    assert calls[2].startswith("agreement-side")
+    assert not PromptAgreement.objects.filter(run=run).exists()
+    assert not AgreementRunPart.objects.filter(run=run).exists()

@@ -157,7 +157,7 @@ def test_the_fit_over_blocks_is_the_fit_over_all_labels():
         reliability.label_block(reliability.pair_labels(block.table, block.context))
         for block in blocks_of(data, [0, 30, 31, 90])
     ]
-    parts = reliability.fit_reliability_blocks(lambda: blocks, data.table.n_raters)
+    parts = reliability.fit_reliability_blocks(blocks, data.table.n_raters)
     assert parts.iterations == whole.iterations
     np.testing.assert_allclose(parts.weights, whole.weights, rtol=1e-9)
     assert parts.rho == pytest.approx(whole.rho, rel=1e-9)

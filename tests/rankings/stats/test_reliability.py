@@ -242,16 +242,37 @@ def test_the_compact_label_block_fits_as_the_labels_do(
     assert block.units_by_count @ np.arange(len(block.units_by_count)) == labels.n_labels
     assert block.unlabelled_longer.sum() == labels.n_units - len(labelled_units)
 
-    blocks = reliability.fit_reliability_blocks(lambda: [block], n_raters)
+    blocks = reliability.fit_reliability_blocks([block], n_raters)
     whole = reliability.fit_reliability(labels)
 
     assert blocks.iterations == whole.iterations
     np.testing.assert_allclose(blocks.weights, whole.weights, rtol=1e-9)
     assert blocks.rho == pytest.approx(whole.rho, rel=1e-9)
-    plain_blocks = reliability.fit_reliability_blocks(lambda: [block], n_raters, accelerate=False)
+    plain_blocks = reliability.fit_reliability_blocks([block], n_raters, accelerate=False)
     plain_whole = reliability.fit_reliability(labels, accelerate=False)
     assert plain_blocks.iterations == plain_whole.iterations
     np.testing.assert_allclose(plain_blocks.weights, plain_whole.weights, rtol=1e-9)
+
+
+def test_threads_and_chunks_do_not_change_the_fit(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = np.random.default_rng(11)
+    labels, _ = model_labels(rng, crowd_weights(rng, 12), n_units=400, per_unit=3)
+    labels = only_labels(labels, np.flatnonzero(labels.unit % 9 != 4))
+    whole = reliability.fit_reliability(labels, threads=1)  # one chunk
+
+    monkeypatch.setattr(reliability, "CHUNK_UNITS", 7)  # dozens of chunks
+    assert len(reliability._chunks([reliability.label_block(labels)], 7)) > 40
+    alone = reliability.fit_reliability(labels, threads=1)
+    spread = reliability.fit_reliability(labels, threads=3)
+
+    # The chunks' sums are added in the chunks' order whichever thread finishes first.
+    np.testing.assert_array_equal(spread.weights, alone.weights)
+    assert spread.rho == alone.rho
+    assert spread.iterations == alone.iterations
+    # Cut finer, the sums differ from one chunk's by rounding only.
+    assert alone.iterations == whole.iterations
+    np.testing.assert_allclose(alone.weights, whole.weights, rtol=1e-9)
+    np.testing.assert_allclose(alone.unit_log_odds, whole.unit_log_odds, rtol=1e-9, atol=1e-12)
 
 
 def crowd_weights(rng: np.random.Generator, n_raters: int) -> np.ndarray:
@@ -324,7 +345,7 @@ def test_the_objective_an_em_update_computes_is_the_objective(seed: int) -> None
     expected = objective(labels, weights, rho)
 
     whole_block = reliability.label_block(labels)
-    em = reliability._EMMap(*reliability._blocks_e_step(lambda: [whole_block], labels.n_raters))
+    em = reliability._EMMap(*reliability._blocks_e_step([whole_block], labels.n_raters, None))
     params = reliability.Parameters(weights=weights, rho=rho)
     _, scored = em.em_update_scored(params)
     assert scored == pytest.approx(expected, rel=1e-12)
@@ -346,7 +367,7 @@ def test_the_objective_an_em_update_computes_is_the_objective(seed: int) -> None
             tasks=labels.tasks,
         )
         blocks.append(reliability.label_block(part))
-    blocks_em = reliability._EMMap(*reliability._blocks_e_step(lambda: blocks, labels.n_raters))
+    blocks_em = reliability._EMMap(*reliability._blocks_e_step(blocks, labels.n_raters, None))
     _, by_blocks = blocks_em.em_update_scored(params)
     assert by_blocks == pytest.approx(expected, rel=1e-12)
     # The update itself is the plain EM update, whichever way the labels are read.
