@@ -110,9 +110,12 @@ def prompt_agreements_prune(*, project_id: int, keep: int = PROMPT_ROW_RUNS_KEPT
     )
     if len(kept) < keep:
         return 0
-    deleted, _ = PromptAgreement.objects.filter(
-        run__project_id=project_id, run_id__lt=min(kept)
-    ).delete()
+    # By run ids, not through a join to the runs: Django deletes through a join as
+    # ``id IN (subquery)``, which took 150 s for the 3.26M rows of a 10M-ranking run where
+    # the plain ``run_id IN (...)`` takes 8 s.
+    older = AgreementRun.objects.filter(project_id=project_id, id__lt=min(kept)).order_by()
+    older_ids = list(older.values_list("id", flat=True))
+    deleted, _ = PromptAgreement.objects.filter(run_id__in=older_ids).delete()
     return deleted
 
 

@@ -726,10 +726,17 @@ def test_json_numbers_keep_line_position_and_group():
 @pytest.mark.django_db
 def test_prompt_rows_are_kept_for_the_two_newest_runs_only(lead):
     project = labeling_services.project_create(creator=lead, name="Prune")
-    runs = [AgreementRun.objects.create(project=project, status="done") for _ in range(3)]
+    other = labeling_services.project_create(creator=lead, name="Another project")
+    # Another project's oldest run comes first: its rows are not this project's to drop.
+    others_run = AgreementRun.objects.create(project=other, status="done")
+    runs = [AgreementRun.objects.create(project=project, status="done") for _ in range(4)]
     prompt = Prompt.objects.create(project=project, messages=[{"role": "user", "content": "x"}])
+    messages = [{"role": "user", "content": "y"}]
+    others_prompt = Prompt.objects.create(project=other, messages=messages)
+    PromptAgreement.objects.create(run=others_run, prompt=others_prompt)
     for run in runs:
         PromptAgreement.objects.create(run=run, prompt=prompt)
-    assert storage.prompt_agreements_prune(project_id=project.pk) == 1
+    assert storage.prompt_agreements_prune(project_id=project.pk) == 2
     kept = set(PromptAgreement.objects.values_list("run_id", flat=True))
-    assert kept == {runs[1].pk, runs[2].pk}
+    assert kept == {others_run.pk, runs[2].pk, runs[3].pk}
+    assert storage.prompt_agreements_prune(project_id=project.pk) == 0
