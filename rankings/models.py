@@ -51,7 +51,11 @@ class Ranking(models.Model):
                 name="ranking_strength_range",
             ),
         ]
-        indexes = [models.Index(fields=["project", "id"], name="ranking_project_id")]
+        indexes = [
+            models.Index(fields=["project", "id"], name="ranking_project_id"),
+            # A run's raters in one index probe each (``postgresql.counted_rater_ids``).
+            models.Index(fields=["project", "rater", "id"], name="ranking_project_rater"),
+        ]
 
     def __str__(self) -> str:
         return f"ranking {self.pk} by {self.rater_id}"

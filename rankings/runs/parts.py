@@ -50,6 +50,7 @@ from rankings.models import (
     RaterScore,
 )
 from rankings.runs import payloads, storage, streamed
+from rankings.runs import postgresql as postgresql_reader
 from rankings.runs.data import AgreementData, agreement_data, excluded_rater_ids
 from rankings.runs.raw import PromptRange
 from rankings.runs.streamed import FirstSums, PromptResults, RunResult, RunState, SecondSums
@@ -84,6 +85,24 @@ def run_scope(*, project: Project, up_to_id: int) -> RunScope:
     """The raters with a counted ranking up to ``up_to_id`` and the most responses a prompt
     of the project has (two aggregates over the project)."""
     excluded = excluded_rater_ids(project=project)
+    raters = counted_rater_ids(project=project, up_to_id=up_to_id, excluded=excluded)
+    top = Response.objects.filter(prompt__project=project).aggregate(top=Max("position"))["top"]
+    return RunScope(
+        project_id=project.pk,
+        up_to_id=up_to_id,
+        excluded=np.array(excluded, dtype=np.int64),
+        rater_user_ids=np.array(raters, dtype=np.int64),
+        k_max=0 if top is None else int(top) + 1,
+    )
+
+
+def counted_rater_ids(*, project: Project, up_to_id: int, excluded: list[int]) -> list[int]:
+    """The raters with a ranking of the project up to ``up_to_id``, sorted, less the
+    excluded: one index probe per rater on PostgreSQL, a DISTINCT elsewhere."""
+    if db.is_postgresql():
+        return postgresql_reader.counted_rater_ids(
+            project_id=project.pk, up_to_id=up_to_id, excluded=excluded
+        )
     raters = (
         Ranking.objects.filter(project=project, id__lte=up_to_id)
         .exclude(rater_id__in=excluded)
@@ -91,14 +110,7 @@ def run_scope(*, project: Project, up_to_id: int) -> RunScope:
         .values_list("rater_id", flat=True)
         .distinct()
     )
-    top = Response.objects.filter(prompt__project=project).aggregate(top=Max("position"))["top"]
-    return RunScope(
-        project_id=project.pk,
-        up_to_id=up_to_id,
-        excluded=np.array(excluded, dtype=np.int64),
-        rater_user_ids=np.array(list(raters), dtype=np.int64),
-        k_max=0 if top is None else int(top) + 1,
-    )
+    return list(raters)
 
 
 def prompt_ranges(*, project: Project, part_prompts: int | None = None) -> list[PromptRange]:

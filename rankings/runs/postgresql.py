@@ -134,6 +134,31 @@ def _on_own_connection(fetch: Callable[[], Parts]) -> Parts:
         db.read_connection(Ranking).close()  # this thread's own connection
 
 
+# The distinct raters of a project's rankings up to an id, one probe of the (project, rater,
+# id) index per rater (a loose index scan): a run's scope, where DISTINCT over every ranking
+# read 10M rows (4.7 s).
+_RATERS_SQL = """
+WITH RECURSIVE raters(rater_id) AS (
+    SELECT min(rater_id) FROM rankings_ranking WHERE project_id = %(project)s AND id <= %(up_to)s
+  UNION ALL
+    SELECT (SELECT min(r.rater_id) FROM rankings_ranking r
+            WHERE r.project_id = %(project)s AND r.id <= %(up_to)s
+              AND r.rater_id > raters.rater_id)
+    FROM raters WHERE raters.rater_id IS NOT NULL
+)
+SELECT rater_id FROM raters WHERE rater_id IS NOT NULL ORDER BY rater_id
+"""
+
+
+def counted_rater_ids(*, project_id: int, up_to_id: int, excluded: list[int]) -> list[int]:
+    """The raters with a ranking of the project up to ``up_to_id``, sorted, less the
+    excluded (where the router sends reads of rankings)."""
+    with db.read_connection(Ranking).cursor() as cursor:
+        cursor.execute(_RATERS_SQL, {"project": project_id, "up_to": up_to_id})
+        left_out = set(excluded)
+        return [rater for (rater,) in cursor.fetchall() if rater not in left_out]
+
+
 def _fetch_rankings(
     project_id: int, up_to_id: int | None, excluded: list[int], prompts: PromptRange | None
 ) -> Parts:

@@ -312,3 +312,32 @@ def test_a_store_failing_on_the_side_thread_fails_the_run_and_leaves_none_of_its
     assert calls[2].startswith("agreement-side")
     assert not PromptAgreement.objects.filter(run=run).exists()
     assert not AgreementRunPart.objects.filter(run=run).exists()
+
+
+def test_a_runs_raters_are_those_with_a_ranking_up_to_its_last_id(
+    project, ranked, crowd, lead, add_member
+):
+    # Another project the same raters rank, its rankings' ids after this project's.
+    other = labeling_services.project_create(creator=lead, name="Another")
+    for rater in crowd:
+        add_member(rater, target=other)
+    labeling_services.prompts_import(project=other, raw=json.dumps(sample_records(3)))
+    rank_in_turns(other, crowd[2:], seed=3)
+    rankings = list(Ranking.objects.filter(project=project).order_by("id"))
+    raters = sorted({ranking.rater_id for ranking in rankings})
+    excluded = [raters[1]]
+    sizes = set()
+    for ranking in rankings:
+        expected = sorted(
+            {r.rater_id for r in rankings if r.id <= ranking.id and r.rater_id not in excluded}
+        )
+        got = parts.counted_rater_ids(project=project, up_to_id=ranking.id, excluded=excluded)
+        assert got == expected, ranking.id
+        sizes.add(len(got))
+    # Scopes of one rater up to all but the excluded one.
+    assert sizes >= {1, len(raters) - 1}
+    last = Ranking.objects.order_by("-id").values_list("id", flat=True)[0]
+    assert parts.counted_rater_ids(project=other, up_to_id=last, excluded=[]) == sorted(
+        rater.pk for rater in crowd[2:]
+    )
+    assert parts.counted_rater_ids(project=other, up_to_id=rankings[-1].id, excluded=[]) == []
