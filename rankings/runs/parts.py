@@ -28,7 +28,6 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -216,13 +215,17 @@ class RunParts:
     def _work_through(self, phase: int, state: RunState | None) -> bool:
         """Claim and compute this pass's parts until every one is done; False when the run
         stopped being this worker's. A part another worker claimed and then went silent on
-        is claimed again here once its heartbeat is stale."""
+        is claimed again here once its heartbeat is stale.
+
+        With a side thread, pass one claims the part after the one it computes (its block is
+        read meanwhile), so no read ahead is for a part another worker takes."""
+        ahead: AgreementRunPart | None = None
         while True:
-            part_id = claimable_part(run_id=self.run.pk, attempt=self.attempt, phase=phase)
-            if part_id is not None:
-                if jobs.job_claim(AgreementRunPart, job_id=part_id):
-                    part = AgreementRunPart.objects.get(pk=part_id)
-                    self._compute_own(part, state)
+            part, ahead = ahead or self._claim_next(phase), None
+            if part is not None:
+                if phase == FIRST and self.side is not None:
+                    ahead = self._claim_next(phase)
+                self._compute_own(part, state, ahead)
                 if not self.beat():
                     return False
                 continue
@@ -241,10 +244,22 @@ class RunParts:
                 return False
             time.sleep(POLL_SECONDS)
 
-    def _compute_own(self, part: AgreementRunPart, state: RunState | None) -> None:
+    def _claim_next(self, phase: int) -> AgreementRunPart | None:
+        """A part of the pass claimed by this worker; None when none is left to claim."""
+        while True:
+            part_id = claimable_part(run_id=self.run.pk, attempt=self.attempt, phase=phase)
+            if part_id is None:
+                return None
+            if jobs.job_claim(AgreementRunPart, job_id=part_id):
+                return AgreementRunPart.objects.get(pk=part_id)
+
+    def _compute_own(
+        self, part: AgreementRunPart, state: RunState | None, ahead: AgreementRunPart | None
+    ) -> None:
         """A part this worker claimed, its database work on the side thread when there is
-        one: pass one's block read there while the part before it is computed (and the next
-        part's read started), pass two's prompt rows stored there while the next is."""
+        one: pass one's block read there while the part before it is computed (and the read
+        of ``ahead``, the next part claimed, started), pass two's prompt rows stored there
+        while the next part is computed."""
         side = self.side
         if side is None:
             compute_part(part, self.scope, state, folder=self.folder, own=True)
@@ -252,7 +267,8 @@ class RunParts:
         attempt = part.attempts
         if part.phase == FIRST:
             reading = side.read(part.index)
-            side.prefetch(part.index + 1)
+            if ahead is not None:
+                side.prefetch(ahead.index)
             with jobs.job_beating(AgreementRunPart, job_id=part.pk, attempt=attempt):
                 block_path = self.folder / f"block-{part.index}"
                 _first(part, reading.result(), attempt, self.folder, block_path)
@@ -261,7 +277,12 @@ class RunParts:
         with jobs.job_beating(AgreementRunPart, job_id=part.pk, attempt=attempt):
             block = _own_block(part, self.scope, self.folder)
             second, rows = streamed.second_pass(block, state)
-        side.store(partial(_stored_second, part, block, second, rows, attempt, self.folder))
+
+        def store() -> int:
+            with jobs.job_beating(AgreementRunPart, job_id=part.pk, attempt=attempt):
+                return _stored_second(part, block, second, rows, attempt, self.folder)
+
+        side.store(store)
 
     def _others(self, phase: int) -> Iterator[tuple[int, bytes]]:
         """(index, payload) of the pass's parts another worker computed."""
@@ -336,9 +357,8 @@ class SideThread:
         return self.reads.pop(index)
 
     def prefetch(self, index: int) -> None:
-        """Start reading the part's block (a part another worker then claims is read for
-        nothing: reads change nothing)."""
-        if index < len(self.ranges) and index not in self.reads:
+        """Start reading the part's block."""
+        if index not in self.reads:
             self.reads[index] = self.pool.submit(read_block, self.scope, self.ranges[index])
 
     def store(self, write: Callable[[], int]) -> None:
