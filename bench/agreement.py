@@ -438,14 +438,23 @@ def measure(part: str) -> None:
     )
 
 
-# Where a run's time goes: (phase, the functions whose cumulative time it is).
+# Where a run's time goes: (phase, module, function or Class.method). `--profile` sums each
+# function's cumulative CPU under cProfile, `--timeline` wraps it with a wall clock.
 PHASES = (
-    ("reading (a part's rows, assembled)", "rankings/runs/parts.py", "read_block"),
-    ("pass one (sums, labels)", "rankings/runs/streamed.py", "first_pass"),
-    ("reliability fit (EM)", "rankings/stats/reliability.py", "fit_reliability_blocks"),
-    ("pass two (consensus, sums)", "rankings/runs/streamed.py", "second_pass"),
-    ("storing prompt rows", "rankings/runs/parts.py", "store_prompt_rows"),
-    ("merging and part files", "rankings/runs/parts.py", "_merged_first"),
+    ("reading (a part's rows, assembled)", "rankings.runs.parts", "read_block"),
+    ("pass one (sums, labels)", "rankings.runs.streamed", "first_pass"),
+    ("reliability fit (EM, labels read)", "rankings.runs.parts", "RunParts._fit"),
+    ("pass two (consensus, sums)", "rankings.runs.streamed", "second_pass"),
+    ("storing prompt rows", "rankings.runs.parts", "store_prompt_rows"),
+    ("merging pass one", "rankings.runs.parts", "RunParts._merged_first"),
+    ("merging pass two", "rankings.runs.parts", "RunParts._merged_second"),
+    ("part files written", "rankings.runs.parts", "_write"),
+    ("part files read", "rankings.runs.parts", "_read"),
+    ("both passes, end to end", "rankings.runs.parts", "RunParts._pass"),
+    ("the run's scope (raters, responses)", "rankings.runs.parts", "run_scope"),
+    ("clearing earlier attempts", "rankings.runs.parts", "clear_parts"),
+    ("extension metrics", "rankings.runs.extensions", "extension_metrics"),
+    ("forgetting part sums", "rankings.runs.parts", "forget_parts"),
 )
 
 
@@ -477,31 +486,13 @@ def profile_run(project) -> None:  # type: ignore[no-untyped-def]
         f"({cpu / run.n_rankings * 1e6:.1f} us CPU per ranking), peak RSS {peak_rss_mb():.0f} MB; "
         f"load {load_average()}"
     )
-    for label, file, function in PHASES:
+    for label, module_name, attribute in PHASES:
+        file, function = module_name.replace(".", "/") + ".py", attribute.rsplit(".", 1)[-1]
         seconds = sum(value for (path, name), value in totals.items()
                       if name == function and path.endswith(file))  # fmt: skip
         print(f"  {label:40} {seconds:7.1f} s CPU")
     if os.environ.get("BENCH_PROFILE_TOP"):
         stats.sort_stats("tottime").print_stats(int(os.environ["BENCH_PROFILE_TOP"]))
-
-
-# Where a run's wall time goes: (phase, module, attribute) wrapped with a wall clock.
-TIMED = (
-    ("reading (a part's rows, assembled)", "rankings.runs.parts", "read_block"),
-    ("pass one (sums, labels)", "rankings.runs.streamed", "first_pass"),
-    ("reliability fit (EM, labels read)", "rankings.runs.parts", "RunParts._fit"),
-    ("pass two (consensus, sums)", "rankings.runs.streamed", "second_pass"),
-    ("storing prompt rows", "rankings.runs.parts", "store_prompt_rows"),
-    ("merging pass one", "rankings.runs.parts", "RunParts._merged_first"),
-    ("merging pass two", "rankings.runs.parts", "RunParts._merged_second"),
-    ("part files written", "rankings.runs.parts", "_write"),
-    ("part files read", "rankings.runs.parts", "_read"),
-    ("both passes, end to end", "rankings.runs.parts", "RunParts._pass"),
-    ("the run's scope (raters, responses)", "rankings.runs.parts", "run_scope"),
-    ("clearing earlier attempts", "rankings.runs.parts", "clear_parts"),
-    ("extension metrics", "rankings.runs.extensions", "extension_metrics"),
-    ("forgetting part sums", "rankings.runs.parts", "forget_parts"),
-)
 
 
 def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
@@ -513,7 +504,7 @@ def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
     from rankings.models import AgreementRun
     from rankings.runs import services, streamed
 
-    spent: dict[str, list[float]] = {label: [0.0, 0.0, 0] for label in (t[0] for t in TIMED)}
+    spent: dict[str, list[float]] = {label: [0.0, 0.0, 0] for label in (t[0] for t in PHASES)}
 
     def timed(label: str, function: Any) -> Any:
         @functools.wraps(function)
@@ -528,7 +519,7 @@ def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
 
         return wrapper
 
-    for label, module_name, attribute in TIMED:
+    for label, module_name, attribute in PHASES:
         owner = importlib.import_module(module_name)
         *path, name = attribute.split(".")
         for step in path:
