@@ -13,7 +13,7 @@ truth, vectorized over all labels. Labels from one rater with the same relation 
 shown order and to length share every per-label number, so each update is a gather and a
 bincount per label (``LabelBlock``: labels grouped by how many their unit has) plus
 arithmetic on small tables. One fit serves all labels in memory (one block) and a project
-read block by block: one EM update and one SQUAREM loop (``_squarem``), which reaches the
+read block by block: one EM update and one SQUAREM loop (``squarem``), which reaches the
 same maximum as plain EM in several times fewer passes.
 The objective is the marginal likelihood (truth summed out) times a Dirichlet prior on each
 rater's weights and a Beta prior on ``rho``; ``objective`` computes it directly, so the tests
@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rankings.stats import squarem
 from rankings.stats.tables import (
     FloatArray,
     IntArray,
@@ -63,11 +64,6 @@ FIT_THREADS = min(4, os.cpu_count() or 1)
 CHUNK_UNITS = 1 << 18
 """Units per piece of an E step's work (``_chunks``): a few MB of temporaries each."""
 
-#: SQUAREM (``_squarem``) takes a step closer than this to plain EM's as plain EM's.
-SHORTEST_STEP = 0.01
-#: Relative slack when comparing objectives: sums over millions of labels differ by about
-#: this much with the order of summation, and the block fit must decide as the in-memory one.
-ROUNDING = 1e-12
 Int8Array = npt.NDArray[np.int8]
 
 
@@ -407,79 +403,6 @@ def _start(n_raters: int) -> Parameters:
     return Parameters(weights=weights, rho=0.5)
 
 
-def _fit_em(
-    em: _EMMap, start: Parameters, *, max_iterations: int, tolerance: float, accelerate: bool
-) -> tuple[Parameters, bool]:
-    """EM from ``start`` until an update moves no weight nor ``rho`` by ``tolerance`` or
-    more (converged) or ``max_iterations`` passes over the labels are spent; accelerated by
-    SQUAREM unless ``accelerate`` is false (plain EM: one update per pass)."""
-    if accelerate:
-        return _squarem(em, start, max_iterations=max_iterations, tolerance=tolerance)
-    params = start
-    while em.passes < max_iterations:
-        new = em.em_update(params)
-        moved = new.moved(params)
-        params = new
-        if moved < tolerance:
-            return params, True
-    return params, False
-
-
-def _squarem(
-    em: _EMMap, params: Parameters, *, max_iterations: int, tolerance: float
-) -> tuple[Parameters, bool]:
-    """SQUAREM (Varadhan & Roland 2008, scheme S3) on the log weights and the logit of
-    ``rho`` (``Parameters.as_vector``), three passes a cycle: from x, two EM updates F(x)
-    and F(F(x)); with r = F(x) - x and v = F(F(x)) - 2 F(x) + x, the step
-    alpha = -|r| / |v| (at most -1), x' = x - 2 alpha r + alpha^2 v, then one stabilising
-    update F(x'). A step whose point overflows is halved toward -1 (alpha = -1 gives
-    x' = F(F(x))) until x' is inside. Where x' has a lower objective than x (beyond
-    rounding), the cycle ends at F(F(x)), the plain EM point, instead: the objective never
-    decreases from one cycle to the next (EM's own guarantee carries it from x' to F(x')).
-    The objective at x and at x' comes with the update from them, so the check costs no
-    extra pass. (Halving a rejected step and trying again, at a pass each, cost more passes
-    than it saved on test data.)"""
-    while em.passes < max_iterations:
-        first, value = em.em_update_scored(params)
-        if first.moved(params) < tolerance:
-            return first, True
-        if em.passes >= max_iterations:
-            return first, False
-        second = em.em_update(first)
-        if second.moved(first) < tolerance:
-            return second, True
-        start, middle = params.as_vector(), first.as_vector()
-        change = middle - start
-        curvature = second.as_vector() - 2.0 * middle + start
-        curvature_norm = float(np.linalg.norm(curvature))
-        alpha = -float(np.linalg.norm(change)) / curvature_norm if curvature_norm > 0 else -1.0
-        jumped = _step_inside(start, change, curvature, alpha)
-        params = second
-        if jumped is None or em.passes >= max_iterations:
-            continue  # x' is F(F(x)): the next cycle starts there
-        stabilised, jumped_value = em.em_update_scored(jumped)
-        if jumped_value >= value - ROUNDING * abs(value):
-            params = stabilised
-            if stabilised.moved(jumped) < tolerance:
-                return params, True
-    return params, False
-
-
-def _step_inside(
-    start: FloatArray, change: FloatArray, curvature: FloatArray, alpha: float
-) -> Parameters | None:
-    """The SQUAREM point of step ``alpha`` (at most -1), the step halved toward -1 until the
-    point is inside the simplex (only an overflow leaves it); None once the step is within
-    ``SHORTEST_STEP`` of -1 (the point is then F(F(x)) itself)."""
-    alpha = min(alpha, -1.0)
-    while alpha < -1.0 - SHORTEST_STEP:
-        jumped = Parameters.from_vector(start - 2.0 * alpha * change + alpha**2 * curvature)
-        if jumped.is_inside():
-            return jumped
-        alpha = (alpha - 1.0) / 2.0
-    return None
-
-
 def fit_reliability(
     labels: PairLabels,
     *,
@@ -488,7 +411,7 @@ def fit_reliability(
     accelerate: bool = True,
     threads: int | None = None,
 ) -> ReliabilityFit:
-    """Maximum a posteriori weights and ``rho`` by EM accelerated by SQUAREM (``_squarem``:
+    """Maximum a posteriori weights and ``rho`` by EM accelerated by SQUAREM (``squarem``:
     ``objective`` never decreases from one cycle to the next); plain EM with
     ``accelerate=False``. ``max_iterations`` caps the passes over the labels."""
     fit = fit_reliability_blocks(
@@ -739,9 +662,10 @@ def fit_reliability_blocks(
     with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext() as pool:
         e_step, totals = _blocks_e_step(blocks, n_raters, pool)
         em = _EMMap(e_step, totals)
-        params, converged = _fit_em(
+        params, converged = squarem.fit_em(
             em,
             _start(n_raters),
+            Parameters.from_vector,
             max_iterations=max_iterations,
             tolerance=tolerance,
             accelerate=accelerate,
