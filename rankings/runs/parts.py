@@ -14,7 +14,9 @@ fits the reliability model over every part's labels and stores what pass two nee
 Memory is a part's block, the bootstrap's prompt types, a few arrays per rater and, for the
 reliability fit between the passes, every part's labels in their compact form (about 2
 bytes per label and 2 to 3 per pair of responses: ~20 bytes a ranking at K=4). The labels
-and the blocks for pass two wait in files of a temporary folder until they are needed.
+and the blocks for pass two wait in files of a temporary folder until they are needed. On
+PostgreSQL the run's worker reads and stores parts on a side thread (``side``) while it
+computes.
 """
 
 from __future__ import annotations
@@ -25,16 +27,16 @@ import math
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from celery import current_app
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
@@ -52,6 +54,7 @@ from rankings.runs import payloads, storage, streamed
 from rankings.runs import postgresql as postgresql_reader
 from rankings.runs.data import AgreementData, agreement_data, excluded_rater_ids
 from rankings.runs.raw import PromptRange
+from rankings.runs.side import SideThread
 from rankings.runs.streamed import FirstSums, PromptResults, RunResult, RunState, SecondSums
 from rankings.stats.reliability import LabelBlock, ReliabilityFit
 from rankings.stats.tables import IntArray
@@ -81,8 +84,8 @@ class RunScope:
 
 
 def run_scope(*, project: Project, up_to_id: int) -> RunScope:
-    """The raters with a counted ranking up to ``up_to_id`` and the most responses a prompt
-    of the project has (two aggregates over the project)."""
+    """The raters with a counted ranking up to ``up_to_id`` (``counted_rater_ids``) and the
+    most responses a prompt of the project has."""
     excluded = excluded_rater_ids(project=project)
     raters = counted_rater_ids(project=project, up_to_id=up_to_id, excluded=excluded)
     top = Response.objects.filter(prompt__project=project).aggregate(top=Max("position"))["top"]
@@ -160,7 +163,7 @@ class RunParts:
         self.run = run
         self.attempt = attempt
         self.folder = folder
-        self.side: SideThread | None = None
+        self.side: SideThread[AgreementData] | None = None
         with db.replica_reads():
             self.scope = run_scope(project=run.project, up_to_id=up_to_id)
             # A project without prompts still gets its (empty) run: one part of no prompts.
@@ -170,7 +173,7 @@ class RunParts:
         return jobs.job_heartbeat(AgreementRun, job_id=self.run.pk, attempt=self.attempt)
 
     def compute(self) -> PartsOutcome | None:
-        self.side = SideThread.when_safe(self.scope, self.ranges)
+        self.side = SideThread.when_safe(partial(read_block, self.scope), self.ranges)
         try:
             return self._compute()
         finally:
@@ -325,61 +328,6 @@ class RunParts:
             merged = part if merged is None else streamed.merge_second([merged, part])
         assert merged is not None
         return merged
-
-
-class SideThread:
-    """The run's database work beside its computing, on a thread of its own with its own
-    connection: in pass one the next part's block is read while this one is computed, in
-    pass two a part's prompt rows are COPYed while the next part is computed (the
-    database's CPU and the run's overlap). One write waits at a time, so a run holds at
-    most one more block or one more part's rows than without it.
-
-    Only on PostgreSQL outside a transaction (``when_safe``): other connections cannot see
-    a transaction's rows, and SQLite takes one writer at a time.
-    """
-
-    def __init__(self, scope: RunScope, ranges: list[PromptRange]) -> None:
-        self.scope = scope
-        self.ranges = ranges
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agreement-side")
-        self.reads: dict[int, Future[AgreementData]] = {}
-        self.write: Future[int] | None = None
-
-    @classmethod
-    def when_safe(cls, scope: RunScope, ranges: list[PromptRange]) -> SideThread | None:
-        if not db.is_postgresql() or connection.in_atomic_block or len(ranges) < 2:
-            return None
-        return cls(scope, ranges)
-
-    def read(self, index: int) -> Future[AgreementData]:
-        """The part's block: read ahead already, or read now."""
-        self.prefetch(index)
-        return self.reads.pop(index)
-
-    def prefetch(self, index: int) -> None:
-        """Start reading the part's block."""
-        if index not in self.reads:
-            self.reads[index] = self.pool.submit(read_block, self.scope, self.ranges[index])
-
-    def store(self, write: Callable[[], int]) -> None:
-        """Run ``write`` once the write before it is done (its error raised here)."""
-        self.drain()
-        self.write = self.pool.submit(write)
-
-    def drain(self) -> None:
-        write, self.write = self.write, None
-        if write is not None:
-            write.result()
-
-    def close(self) -> None:
-        """Wait for what is under way (its errors were raised by ``drain`` or do not
-        matter: the run is failing), then close the thread's connections."""
-        under_way: list[Future[Any]] = [*self.reads.values()]
-        if self.write is not None:
-            under_way.append(self.write)
-        wait(under_way)
-        self.pool.submit(connections.close_all).result()
-        self.pool.shutdown()
 
 
 def claimable_part(*, run_id: int, attempt: int, phase: int) -> int | None:
