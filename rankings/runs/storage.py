@@ -125,14 +125,16 @@ def prompt_agreement_rows(
     """(run, prompt, n_rankings, agreement, consensus, scores, method) per prompt.
 
     ``result`` is the consensus of every prompt. Consensus groups best first, responses
-    within a group strongest first; scores are the fitted log-strengths, rounded to 4
-    decimals.
+    within a group strongest first by their scores, then by import position; scores are the
+    fitted log-strengths, rounded to 4 decimals. (Ordered by the rounded scores, so
+    strengths equal but for rounding, which the order of summation moves, keep one order.)
     """
     levels = np.where(np.isnan(result.levels), np.inf, result.levels)
-    order = np.lexsort((-np.nan_to_num(result.strength, nan=-np.inf), levels), axis=1)
+    scores_by_slot = np.round(result.strength, 4)
+    order = np.lexsort((-np.nan_to_num(scores_by_slot, nan=-np.inf), levels), axis=1)
     ordered_levels = np.take_along_axis(levels, order, axis=1).tolist()
     ordered_ids = np.take_along_axis(data.response_ids, order, axis=1).tolist()
-    ordered_scores = np.round(np.take_along_axis(result.strength, order, axis=1), 4).tolist()
+    ordered_scores = np.take_along_axis(scores_by_slot, order, axis=1).tolist()
     agreement = prompts.agreement.tolist()
     n_rankings = prompts.n_rankings.tolist()
     for prompt, prompt_id in enumerate(data.prompt_ids.tolist()):
