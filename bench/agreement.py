@@ -496,26 +496,28 @@ def profile_run(project) -> None:  # type: ignore[no-untyped-def]
 
 
 def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
-    """A run end to end with each phase's wall time and the CPU the process spent in it
-    (every thread): where a run waits, and where it is bound by its own CPU."""
+    """A run end to end with each phase's wall time, the CPU the process spent in it (every
+    thread, so phases that overlap on the side thread count each other's) and the CPU of the
+    phase's own thread: where a run waits, and where it is bound by its own CPU."""
     import functools
     import importlib
 
     from rankings.models import AgreementRun
     from rankings.runs import services, streamed
 
-    spent: dict[str, list[float]] = {label: [0.0, 0.0, 0] for label in (t[0] for t in PHASES)}
+    spent: dict[str, list[float]] = {label: [0.0, 0.0, 0.0, 0] for label in (t[0] for t in PHASES)}
 
     def timed(label: str, function: Any) -> Any:
         @functools.wraps(function)
         def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
-            wall, cpu = time.perf_counter(), time.process_time()
+            wall, cpu, own = time.perf_counter(), time.process_time(), time.thread_time()
             try:
                 return function(*args, **kwargs)
             finally:
                 spent[label][0] += time.perf_counter() - wall
                 spent[label][1] += time.process_time() - cpu
-                spent[label][2] += 1
+                spent[label][2] += time.thread_time() - own
+                spent[label][3] += 1
 
         return wrapper
 
@@ -546,9 +548,9 @@ def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
         f"peak RSS {peak_rss_mb():.0f} MB; load {load_average()}"
     )
     print(f"  reliability fit: {fits[0].iterations} passes, converged {fits[0].converged}")
-    print(f"  {'phase':40} {'wall':>8} {'CPU':>8} {'calls':>6}")
-    for label, (wall, used, calls) in spent.items():
-        print(f"  {label:40} {wall:7.1f}s {used:7.1f}s {calls:6}")
+    print(f"  {'phase':40} {'wall':>8} {'CPU':>8} {'thread':>8} {'calls':>6}")
+    for label, (wall, used, own, calls) in spent.items():
+        print(f"  {label:40} {wall:7.1f}s {used:7.1f}s {own:7.1f}s {calls:6}")
 
 
 def report_run(label: str, run, elapsed: float) -> None:  # type: ignore[no-untyped-def]

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import psycopg
+from django.db import transaction
 from django.db.models import Max, Min
 
 from core import db
@@ -128,10 +129,16 @@ def read_rankings(
 
 
 def _on_own_connection(fetch: Callable[[], Parts]) -> Parts:
+    connection = db.read_connection(Ranking)  # this thread's own, closed when it is done
     try:
-        return fetch()
+        with transaction.atomic(using=connection.alias), connection.cursor() as cursor:
+            # These scans are costed above the JIT threshold, but compiling them takes longer
+            # than it saves (10-50% of each query's time on PostgreSQL 15). SET LOCAL: the
+            # setting ends with the transaction, so a pooled server connection keeps none.
+            cursor.execute("SET LOCAL jit = off")
+            return fetch()
     finally:
-        db.read_connection(Ranking).close()  # this thread's own connection
+        connection.close()
 
 
 # The distinct raters of a project's rankings up to an id, one probe of the (project, rater,

@@ -341,3 +341,27 @@ def test_a_runs_raters_are_those_with_a_ranking_up_to_its_last_id(
         rater.pk for rater in crowd[2:]
     )
     assert parts.counted_rater_ids(project=other, up_to_id=rankings[-1].id, excluded=[]) == []
+
+
+@pytest.mark.postgresql("the reader's threads read on connections of their own")
+@pytest.mark.django_db(transaction=True)
+def test_the_readers_connections_compile_no_jit_and_are_closed_after():
+    from django.db import connection
+
+    from rankings.runs import postgresql as reader
+
+    def show_jit() -> dict[str, np.ndarray]:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW jit")
+            return {"jit": np.array(cursor.fetchone()[0])}
+
+    before = str(show_jit()["jit"])
+    seen = reader._on_own_connection(show_jit)
+
+    assert str(seen["jit"]) == "off"
+    # The thread's connection is closed after the read; a new one has the server's setting.
+    assert connection.connection is None
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone()[0] == before
+    connection.close()
