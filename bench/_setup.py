@@ -6,6 +6,7 @@ import os
 import platform
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +53,23 @@ def machine() -> str:
     except OSError:
         pass
     return f"{platform.machine()}, {cores} cores{memory}, Python {platform.python_version()}"
+
+
+def calibration() -> str:
+    """This machine's speed today on two fixed loads (one core each), to compare runs made on
+    different days: the host's speed varies."""
+    import numpy as np
+
+    started = time.perf_counter()
+    total = 0
+    for value in range(10_000_000):
+        total += value
+    python = time.perf_counter() - started
+    values = np.random.default_rng(0).random(20_000_000)
+    started = time.perf_counter()
+    np.sort(values)
+    numpy = time.perf_counter() - started
+    return f"calibration: 10M Python additions {python:.2f} s, numpy sort of 20M {numpy:.2f} s"
 
 
 def percentile(values: list[float], share: float) -> float:

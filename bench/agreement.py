@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import ROOT, django_setup, machine, recreate_database
+from _setup import ROOT, calibration, django_setup, machine, recreate_database
 
 DATABASE_URL = os.environ.get(
     "BENCH_AGREEMENT_DATABASE_URL",
@@ -150,6 +150,19 @@ def _drop_secondary_indexes(cursor, tables: tuple[str, ...]) -> list[str]:  # ty
         cursor.execute(f"DROP INDEX {name}")
         recreate.append(definition)
     return recreate
+
+
+def vacuum_loaded_tables() -> None:
+    """``VACUUM ANALYZE`` the loaded tables: after a migration rewrote one, its visibility
+    map is empty and index-only scans would read the table; quick when there is nothing to
+    do."""
+    from django.db import connection
+
+    started = time.perf_counter()
+    with connection.cursor() as cursor:
+        for table in LOADED_TABLES:
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
+    print(f"  VACUUM ANALYZE in {time.perf_counter() - started:.1f} s", flush=True)
 
 
 def build_project(name: str, total_rankings: int, lead_name: str) -> None:
@@ -679,7 +692,7 @@ def main() -> None:
         django_setup(DATABASE_URL, migrate=False)
         measure(args.measure)
         return
-    print(f"machine: {machine()}; load {load_average()}", flush=True)
+    print(f"machine: {machine()}; {calibration()}; load {load_average()}", flush=True)
     if not args.reuse:
         recreate_database(DATABASE_URL)
         django_setup(DATABASE_URL)
@@ -691,6 +704,7 @@ def main() -> None:
         )
     else:
         django_setup(DATABASE_URL, migrate=True)
+        vacuum_loaded_tables()  # a migration may have rewritten one
     if args.profile:
         for part in ("baseline profile", "profile"):
             subprocess.run([sys.executable, __file__, "--measure", part], check=True)

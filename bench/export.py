@@ -165,8 +165,9 @@ def build_project(name: str, pairs: int, lead: Any, raters: list[Any]) -> int:
 
 
 def columns(model: Any, rows: list[dict[str, Any]]) -> tuple[list[str], list[list[Any]]]:
-    """Every concrete column, from the row or the field's default (robust to new fields)."""
-    fields = [field for field in model._meta.concrete_fields]
+    """Every stored column, from the row or the field's default (robust to new fields);
+    generated columns are left to the database."""
+    fields = [field for field in model._meta.concrete_fields if not field.generated]
     names = [field.name for field in fields]
     defaults = {
         field.name: None if field.null and not field.has_default() else field.get_default()

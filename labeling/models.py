@@ -15,7 +15,7 @@ from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Now
+from django.db.models.functions import Length, Now
 from django.utils import timezone
 
 from core.jobs import Job
@@ -287,15 +287,30 @@ class Prompt(models.Model):
 
 
 class Response(models.Model):
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    # No index of its own: the unique (prompt, position) index answers every prompt lookup.
+    prompt = models.ForeignKey(
+        Prompt, on_delete=models.CASCADE, related_name="responses", db_index=False
+    )
     external_id = models.CharField(max_length=200, blank=True, default="")
     position = models.PositiveSmallIntegerField(help_text="Order in the imported data.")
     text = models.TextField()
+    # Kept by the database from the text, whatever writes it: the agreement run's length
+    # bias reads every response's length, and with this column and the index below it does
+    # so from the index alone, never reading the texts.
+    text_length = models.GeneratedField(
+        expression=Length("text"), output_field=models.PositiveIntegerField(), db_persist=True
+    )
     model_name = models.CharField(max_length=200, blank=True, default="")
     metadata = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["prompt_id", "position"]
+        indexes = [
+            # Covers what the agreement reader asks of a prompt range's responses.
+            models.Index(
+                fields=["prompt", "position", "id", "text_length"], name="response_lengths"
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["prompt", "position"], name="response_unique_position"),
             models.CheckConstraint(

@@ -7,7 +7,6 @@ from array import array
 
 import numpy as np
 from django.db.models import QuerySet
-from django.db.models.functions import Length
 
 from labeling.models import Project, Response
 from rankings.models import Ranking
@@ -74,10 +73,8 @@ def read_rankings(
     responses_of = Response.objects.filter(prompt__project=project)
     if prompts is not None:
         responses_of = responses_of.filter(prompt_id__gt=prompts[0], prompt_id__lte=prompts[1])
-    rows = (
-        responses_of.annotate(length=Length("text"))
-        .values_list("id", "prompt_id", "position", "length")
-        .iterator(chunk_size=BATCH_SIZE)
+    rows = responses_of.values_list("id", "prompt_id", "position", "text_length").iterator(
+        chunk_size=BATCH_SIZE
     )
     for response_id, prompt_id, position, length in rows:
         responses["response_ids"].append(response_id)

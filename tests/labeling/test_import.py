@@ -147,7 +147,8 @@ def imported_content(project: Project) -> list[tuple]:
             (
                 prompt.external_id, prompt.messages, prompt.metadata, gold, prompt.is_gold,
                 prompt.is_complete, prompt.extra_raters, prompt.extra_reason,
-                [(r.position, r.external_id, r.text, r.model_name, r.metadata) for r in responses],
+                [(r.position, r.external_id, r.text, r.text_length, r.model_name, r.metadata)
+                 for r in responses],
             )
         )  # fmt: skip
     return content
@@ -171,3 +172,27 @@ def test_copy_and_the_portable_bulk_create_import_the_same_rows(lead):
     assert imported_content(copied) == imported_content(inserted)
     assert len(copied_ids) == len(inserted_ids) == 7
     assert [p.pk for p in Prompt.objects.filter(project=copied).order_by("id")] == copied_ids
+
+
+def test_a_responses_stored_length_follows_its_text(api_for, lead, project):
+    records = sample_records(2, responses=3)
+    records[0]["responses"][1] = {"text": 'tab\t "quote" \n 😀 ünïcode'}
+    records[1]["responses"][2] = {"text": "é"}
+    assert post_import(api_for(lead), project, json.dumps(records)).status_code == 201
+    responses = Response.objects.filter(prompt__project=project)
+
+    assert sorted(responses.values_list("text_length", flat=True)) == sorted(
+        len(text) for text in responses.values_list("text", flat=True)
+    )
+    assert 1 in responses.values_list("text_length", flat=True)
+    edited = responses.get(text__contains="quote")
+    Response.objects.filter(pk=edited.pk).update(text="😀 two")
+    edited.refresh_from_db()
+    assert edited.text_length == 5
+    edited.text = "three"
+    edited.save()
+    edited.refresh_from_db()
+    assert edited.text_length == 5
+    edited.text = "four!!"
+    edited.save()
+    assert Response.objects.get(pk=edited.pk).text_length == 6

@@ -365,3 +365,21 @@ def test_the_readers_connections_compile_no_jit_and_are_closed_after():
         cursor.execute("SHOW jit")
         assert cursor.fetchone()[0] == before
     connection.close()
+
+
+@pytest.mark.postgresql("PostgreSQL plans")
+def test_the_readers_response_query_is_answered_from_the_index_alone(ranked):
+    from django.db import connection
+
+    from rankings.runs import postgresql as reader
+
+    with connection.cursor() as cursor:
+        # The test's few rows would be read by a sequential scan; forbid it, and the plan
+        # shows whether the index holds every column the query reads.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("SET LOCAL enable_bitmapscan = off")
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {reader._RESPONSES_SQL}", [0, 10**12])
+        plan = json.dumps(cursor.fetchone()[0])
+
+    assert '"Index Only Scan"' in plan
+    assert '"response_lengths"' in plan
