@@ -56,7 +56,8 @@ from rankings.runs.data import AgreementData, agreement_data, excluded_rater_ids
 from rankings.runs.raw import PromptRange
 from rankings.runs.side import SideThread
 from rankings.runs.streamed import FirstSums, PromptResults, RunResult, RunState, SecondSums
-from rankings.stats.reliability import LabelBlock, ReliabilityFit
+from rankings.stats.label_blocks import LabelBlock
+from rankings.stats.reliability import ReliabilityFit
 from rankings.stats.tables import IntArray
 
 logger = logging.getLogger(__name__)

@@ -37,10 +37,11 @@ from rankings.stats import sequential as sequential_stats
 from rankings.stats import tables
 from rankings.stats.agreement import LeaveOneOutSums, PromptAgreementArrays
 from rankings.stats.consensus import PromptConsensus
+from rankings.stats.label_blocks import LabelBlock
 from rankings.stats.project import ProjectSums
 from rankings.stats.raters import Columns, Owners, ValueCounts
 from rankings.stats.registry import RaterResult
-from rankings.stats.reliability import LabelBlock, ReliabilityFit
+from rankings.stats.reliability import ReliabilityFit
 from rankings.stats.sequential import ReliabilitySums
 from rankings.stats.tables import FloatArray, IntArray, RankingContext, RankingTable
 

@@ -51,7 +51,8 @@ def expected_content(records: list[dict]) -> list[tuple]:
             (
                 record["external_id"], messages, record.get("metadata", {}), gold, bool(gold),
                 False, 0, "",
-                [(position, r.get("external_id", ""), r["text"], r.get("model", ""), {})
+                [(position, r.get("external_id", ""), r["text"], len(r["text"]), r.get("model", ""),
+                  {})
                  for position, r in enumerate(responses)],
             )
         )  # fmt: skip

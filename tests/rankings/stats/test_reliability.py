@@ -10,7 +10,7 @@ import pytest
 from scipy.optimize import minimize
 from scipy.special import softmax
 
-from rankings.stats import reliability, sequential
+from rankings.stats import label_blocks, reliability, sequential
 from rankings.stats.reliability import (
     CAREFUL,
     FIRST_SHOWN,
@@ -260,8 +260,8 @@ def test_threads_and_chunks_do_not_change_the_fit(monkeypatch: pytest.MonkeyPatc
     labels = only_labels(labels, np.flatnonzero(labels.unit % 9 != 4))
     whole = reliability.fit_reliability(labels, threads=1)  # one chunk
 
-    monkeypatch.setattr(reliability, "CHUNK_UNITS", 7)  # dozens of chunks
-    assert len(reliability._chunks([reliability.label_block(labels)], 7)) > 40
+    monkeypatch.setattr(label_blocks, "CHUNK_UNITS", 7)  # dozens of chunks
+    assert len(label_blocks.split_into_chunks([reliability.label_block(labels)], 7)) > 40
     alone = reliability.fit_reliability(labels, threads=1)
     spread = reliability.fit_reliability(labels, threads=3)
 
@@ -345,7 +345,7 @@ def test_the_objective_an_em_update_computes_is_the_objective(seed: int) -> None
     expected = objective(labels, weights, rho)
 
     whole_block = reliability.label_block(labels)
-    em = reliability._EMMap(*reliability._blocks_e_step([whole_block], labels.n_raters, None))
+    em = reliability._EMMap(*label_blocks.blocks_e_step([whole_block], labels.n_raters, None))
     params = reliability.Parameters(weights=weights, rho=rho)
     _, scored = em.em_update_scored(params)
     assert scored == pytest.approx(expected, rel=1e-12)
@@ -367,7 +367,7 @@ def test_the_objective_an_em_update_computes_is_the_objective(seed: int) -> None
             tasks=labels.tasks,
         )
         blocks.append(reliability.label_block(part))
-    blocks_em = reliability._EMMap(*reliability._blocks_e_step(blocks, labels.n_raters, None))
+    blocks_em = reliability._EMMap(*label_blocks.blocks_e_step(blocks, labels.n_raters, None))
     _, by_blocks = blocks_em.em_update_scored(params)
     assert by_blocks == pytest.approx(expected, rel=1e-12)
     # The update itself is the plain EM update, whichever way the labels are read.
