@@ -10,6 +10,7 @@ import itertools
 import json
 import math
 from collections import defaultdict
+from dataclasses import replace
 
 import krippendorff
 import numpy as np
@@ -659,3 +660,31 @@ def test_mid_ranks_match_scipy_average_ranks_on_random_rows() -> None:
     dense = np.array([rankdata(row, method="dense") for row in levels], dtype=float)
     expected = np.array([rankdata(row, method="average") for row in dense])
     np.testing.assert_allclose(mid_ranks(dense), expected)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_prompt_types_count_every_prompts_own_features(seed: int) -> None:
+    """Types are worked out once per distinct unit counts: the same rows, counts and totals
+    as every prompt's own features, whatever order the prompts come in."""
+    table, _ = random_rankings(seed, n_prompts=400)
+    one_per_rater = one_ranking_per_rater(table)
+    units = prompt_units(one_per_rater)
+    counted = np.flatnonzero(np.bincount(one_per_rater.prompt_index) >= 2)
+    # W undefined on some prompts (rare in random rankings: every rater tying everything).
+    undefined_w = units.kendall_w.copy()
+    undefined_w[counted[::7]] = np.nan
+    units = replace(units, kendall_w=undefined_w)
+    features = bootstrap.prompt_features(units, counted)
+    rows, inverse = np.unique(features, axis=0, return_inverse=True)
+
+    types = bootstrap.prompt_types(units, counted)
+    shuffled = bootstrap.prompt_types(units, np.random.default_rng(seed).permutation(counted))
+
+    assert len(types.rows) < len(counted)  # prompts do share their features
+    by_row = {tuple(row): count for row, count in zip(types.rows, types.counts, strict=True)}
+    expected = np.bincount(inverse.reshape(-1), minlength=len(rows))
+    assert by_row == {tuple(row): count for row, count in zip(rows, expected, strict=True)}
+    np.testing.assert_allclose(types.totals, features.sum(axis=0), rtol=1e-12)
+    np.testing.assert_array_equal(shuffled.rows, types.rows)
+    np.testing.assert_array_equal(shuffled.counts, types.counts)
+    np.testing.assert_allclose(shuffled.totals, types.totals, rtol=1e-12)
