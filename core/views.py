@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.views import LoginView
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
 from core.throttles import sign_in_wait_seconds
@@ -23,6 +24,24 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
             {"detail": f"No API endpoint at {request.path}.", "code": "not_found"}, status=404
         )
     return defaults.page_not_found(request, exception)
+
+
+class ApiNotFoundMiddleware:
+    """A URL under /api/ that matches nothing answers the API's JSON 404 with DEBUG on too:
+    Django then answers its technical HTML page instead of calling ``handler404``."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code == 404
+            and _is_api(request)
+            and not response.get("Content-Type", "").startswith("application/json")
+        ):
+            return page_not_found(request, Http404())
+        return response
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

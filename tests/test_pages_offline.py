@@ -119,6 +119,16 @@ def test_unknown_api_url_is_a_json_404(api_for, lead):
     assert response.json()["code"] == "not_found"
 
 
+def test_unknown_api_url_is_a_json_404_with_debug_on_too(api_for, lead, settings):
+    settings.DEBUG = True  # as ./dev demo runs: Django's own 404 page is HTML then
+    response = api_for(lead).get("/api/projects//agreement/")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["code"] == "not_found"
+    page = api_for(lead).get("/no-such-page/")
+    assert page.status_code == 404 and b"Page not found" in page.content
+
+
 def test_missing_api_object_is_a_json_404_with_a_code(api_for, lead):
     response = api_for(lead).get("/api/exports/987654/")
     assert response.status_code == 404
