@@ -40,7 +40,7 @@ from django.db import transaction
 from django.db.models import Max, Min, Q
 from django.utils import timezone
 
-from core import db, jobs
+from core import db, jobs, memory
 from core.jobs import JobStatus
 from labeling.models import Project, Prompt, Response
 from rankings.models import (
@@ -465,7 +465,8 @@ def part_compute(*, part_id: int) -> dict[str, Any]:
         if part.phase == SECOND:
             kinds["state"] = RunState
         shared = payloads.from_bytes(bytes(stored), **kinds)
-        rows = compute_part(part, shared["scope"], shared.get("state"), folder=None, own=False)
+        with memory.large_buffers_kept():
+            rows = compute_part(part, shared["scope"], shared.get("state"), folder=None, own=False)
     except Exception as error:
         logger.exception("part %s of agreement run %s failed", part_id, part.run_id)
         jobs.job_fail(

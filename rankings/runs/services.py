@@ -16,7 +16,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.dispatch import Signal
 
-from core import db, jobs
+from core import db, jobs, memory
 from core.jobs import JobStatus
 from labeling.models import Project
 from rankings.models import AgreementRun, Ranking, RaterScore
@@ -66,7 +66,10 @@ def agreement_run_compute(*, run_id: int) -> dict[str, Any]:
     run = AgreementRun.objects.select_related("project").get(pk=run_id)
     attempt = run.attempts
     try:
-        with jobs.job_beating(AgreementRun, job_id=run_id, attempt=attempt):
+        with (
+            jobs.job_beating(AgreementRun, job_id=run_id, attempt=attempt),
+            memory.large_buffers_kept(),
+        ):
             stored = _compute_and_store(run, attempt=attempt)
     except Exception as error:
         logger.exception("agreement run %s failed", run_id)

@@ -1,0 +1,80 @@
+"""The C allocator's settings while a large computation runs.
+
+glibc's malloc hands an allocation of more than its mmap threshold (128 KB at first, rising
+with what is freed, at most 32 MB) its own pages and gives them back to the kernel when
+it is freed, and trims freed memory at the top of its heap past its trim threshold. A run
+that allocates arrays of a few MB to a few tens of MB part after part then pays, for every
+array, the kernel's zeroing of fresh pages and the system calls: several seconds of system
+CPU a million rankings. ``large_buffers_kept`` raises both thresholds for as long as such a
+computation runs, so freed arrays stay in the heap for the next part's, and returns the
+heap's free memory to the kernel when the last one ends. Elsewhere than on glibc it does
+nothing.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import platform
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+
+M_TRIM_THRESHOLD = -1
+M_MMAP_THRESHOLD = -3
+KEPT_MMAP_THRESHOLD = 32 * 1024 * 1024
+"""glibc's largest mmap threshold on 64-bit: arrays up to this size come from the heap."""
+KEPT_TRIM_THRESHOLD = 1024 * 1024 * 1024
+"""Free memory the heap keeps at its top before trimming, while a computation runs."""
+DEFAULT_MMAP_THRESHOLD = 128 * 1024
+DEFAULT_TRIM_THRESHOLD = 128 * 1024
+
+_lock = threading.Lock()
+_holders = 0
+
+
+@cache
+def _glibc() -> ctypes.CDLL | None:
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return None
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        return ctypes.CDLL(name)
+    except OSError:
+        return None
+
+
+def _set(libc: ctypes.CDLL, *, mmap_threshold: int, trim_threshold: int) -> bool:
+    """True when glibc took both settings (``mallopt`` answers 1 on success)."""
+    took_mmap = libc.mallopt(M_MMAP_THRESHOLD, ctypes.c_int(mmap_threshold))
+    took_trim = libc.mallopt(M_TRIM_THRESHOLD, ctypes.c_int(trim_threshold))
+    return bool(took_mmap == 1 and took_trim == 1)
+
+
+@contextmanager
+def large_buffers_kept() -> Iterator[bool]:
+    """Keep freed large buffers in the heap while the block runs (see the module); yields
+    whether the allocator took the settings. Nested and concurrent uses share them: the
+    defaults come back, and the heap is trimmed, when the last one ends."""
+    global _holders
+    libc = _glibc()
+    with _lock:
+        _holders += 1
+        took = libc is not None and _set(
+            libc, mmap_threshold=KEPT_MMAP_THRESHOLD, trim_threshold=KEPT_TRIM_THRESHOLD
+        )
+    try:
+        yield took
+    finally:
+        with _lock:
+            _holders -= 1
+            if libc is not None and _holders == 0:
+                _set(
+                    libc,
+                    mmap_threshold=DEFAULT_MMAP_THRESHOLD,
+                    trim_threshold=DEFAULT_TRIM_THRESHOLD,
+                )
+                libc.malloc_trim(ctypes.c_size_t(0))
