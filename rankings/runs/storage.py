@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
-from itertools import chain, islice
+from dataclasses import dataclass
+from itertools import islice
 from typing import Any, cast
 
 import numpy as np
@@ -20,12 +21,14 @@ from psycopg.copy import QueuedLibpqWriter
 from core import db
 from core.jobs import JobStatus
 from rankings.models import AgreementRun, PromptAgreement, RaterScore
+from rankings.runs import copy_text
 from rankings.runs.data import AgreementData
 from rankings.runs.maths import AgreementMaths, PromptMaths
 from rankings.stats import consensus as consensus_stats
 from rankings.stats.agreement import PromptAgreementArrays
 from rankings.stats.consensus import PromptConsensus
 from rankings.stats.registry import RATER_STATISTICS, RaterResult
+from rankings.stats.tables import BoolArray, FloatArray, IntArray
 
 # Rows per INSERT when bulk_create stores score and prompt rows (COPY on PostgreSQL).
 BATCH_SIZE = 2000
@@ -129,12 +132,10 @@ def prompt_agreement_rows(
     fitted log-strengths, rounded to 4 decimals. (Ordered by the rounded scores, so
     strengths equal but for rounding, which the order of summation moves, keep one order.)
     """
-    levels = np.where(np.isnan(result.levels), np.inf, result.levels)
-    scores_by_slot = np.round(result.strength, 4)
-    order = np.lexsort((-np.nan_to_num(scores_by_slot, nan=-np.inf), levels), axis=1)
-    ordered_levels = np.take_along_axis(levels, order, axis=1).tolist()
-    ordered_ids = np.take_along_axis(data.response_ids, order, axis=1).tolist()
-    ordered_scores = np.take_along_axis(scores_by_slot, order, axis=1).tolist()
+    ordered = ordered_slots(result, data.response_ids)
+    ordered_levels = ordered.levels.tolist()
+    ordered_ids = ordered.ids.tolist()
+    ordered_scores = (ordered.scaled_scores / SCORE_SCALE).tolist()
     agreement = prompts.agreement.tolist()
     n_rankings = prompts.n_rankings.tolist()
     for prompt, prompt_id in enumerate(data.prompt_ids.tolist()):
@@ -254,51 +255,88 @@ def _prompt_agreement_copy_text(
     result: PromptConsensus,
     start: int,
     stop: int,
-) -> str:
-    """The rows of prompts ``start`` to ``stop`` as COPY text, formatted in one ``%``.
-
-    ``result`` is the consensus of those prompts. Hundreds of thousands of prompts per run:
-    each row's shape (which slots are present, which start a new tie group) is one of few,
-    so every row gets its shape's format string and one ``%`` over all the rows' values
-    formats them in C rather than row by row in Python. Absent slots take their values
-    with ``%.0s``, which prints nothing. Same content as ``prompt_agreement_rows`` (the
-    tests hold them to each other).
+) -> bytes:
+    """The rows of prompts ``start`` to ``stop`` as COPY text, built with numpy
+    (``copy_text``); the same content as ``prompt_agreement_rows`` (a test holds them to
+    each other). ``result`` is the consensus of those prompts.
     """
+    ordered = ordered_slots(result, data.response_ids[start:stop])
+    n_rows, k_max = ordered.levels.shape
+    absent = ~np.isfinite(ordered.levels)
+    ids = [copy_text.decimal(ordered.ids[:, slot]) for slot in range(k_max)]
+    rows = copy_text.Rows(n_rows)
+    rows.add_text(f"{run_id}\t")
+    rows.add(copy_text.decimal(data.prompt_ids[start:stop]))
+    rows.add_text("\t")
+    rows.add(copy_text.decimal(prompts.n_rankings[start:stop]))
+    rows.add_text("\t")
+    rows.add(
+        copy_text.by_distinct_values(
+            prompts.agreement[start:stop], lambda value: "\\N" if value != value else repr(value)
+        )
+    )
+    rows.add_text("\t")
+    _add_consensus(rows, ordered.levels, absent, ids)
+    rows.add_text("\t")
+    _add_scores(rows, ordered.scaled_scores, absent, ids)
+    rows.add_text(f"\t{result.method}\n")
+    return rows.text()
+
+
+def _add_consensus(
+    rows: copy_text.Rows, levels: FloatArray, absent: BoolArray, ids: list[copy_text.ByteMatrix]
+) -> None:
+    """``[[12], [11, 13]]``: tie groups of response ids, best first (``[]`` for none)."""
+    any_present = ~absent.all(axis=1)  # the first slot's, in consensus order
+    rows.add_either(any_present, "[[", "[")
+    for slot in range(levels.shape[1]):
+        if slot:
+            tied = levels[:, slot] == levels[:, slot - 1]
+            rows.add_either(tied, ", ", "], [", blank=absent[:, slot])
+        rows.add(ids[slot], blank=absent[:, slot])
+    rows.add_either(any_present, "]]", "]")
+
+
+def _add_scores(
+    rows: copy_text.Rows,
+    scaled_scores: FloatArray,
+    absent: BoolArray,
+    ids: list[copy_text.ByteMatrix],
+) -> None:
+    """``{"12": 1.25, "11": -0.5}``: each response's score, in the consensus order."""
+    scores = np.nan_to_num(scaled_scores).astype(np.int64)
+    rows.add_text("{")
+    for slot in range(scaled_scores.shape[1]):
+        blank = absent[:, slot]
+        rows.add_text(', "' if slot else '"', blank=blank)
+        rows.add(ids[slot], blank=blank)
+        rows.add_text('": ', blank=blank)
+        rows.add(copy_text.fixed_point(scores[:, slot], SCORE_DECIMALS), blank=blank)
+    rows.add_text("}")
+
+
+SCORE_DECIMALS = 4
+SCORE_SCALE = 10**SCORE_DECIMALS
+
+
+@dataclass(frozen=True)
+class OrderedSlots:
+    """A block's response slots per prompt in consensus order: by tie level (absent slots,
+    ``inf``, last), then by score, strongest first."""
+
+    levels: FloatArray
+    ids: IntArray
+    scaled_scores: FloatArray  # scores (fitted log-strengths) x SCORE_SCALE, rounded
+
+
+def ordered_slots(result: PromptConsensus, response_ids: IntArray) -> OrderedSlots:
+    """Slots in consensus order. Ordered by the rounded scores, so strengths equal but for
+    rounding (which the order of summation moves) keep one order."""
     levels = np.where(np.isnan(result.levels), np.inf, result.levels)
-    order = np.lexsort((-np.nan_to_num(result.strength, nan=-np.inf), levels), axis=1)
-    levels = np.take_along_axis(levels, order, axis=1)
-    ids = np.take_along_axis(data.response_ids[start:stop], order, axis=1)
-    strength = np.take_along_axis(np.nan_to_num(result.strength), order, axis=1)
-    # Rounded to 4 decimals as an integer first: %.4f of n / 10**4 prints n's digits.
-    scores = np.rint(strength * 10**4).astype(np.int64) / 10**4
-    k_max = levels.shape[1]
-    # Per slot after the first: 0 absent, 1 tied with the slot before, 2 a new group.
-    shapes = np.zeros(len(levels), dtype=np.int64)
-    for slot in range(1, k_max):
-        state = np.where(
-            np.isfinite(levels[:, slot]), np.where(levels[:, slot] == levels[:, slot - 1], 1, 2), 0
-        )
-        shapes += state * 3 ** (slot - 1)
-    method = result.method.replace("%", "%%")
-    formats = {}
-    for shape in np.unique(shapes).tolist():
-        consensus_format, scores_format = "", ""
-        for slot in range(1, k_max):
-            state = shape // 3 ** (slot - 1) % 3
-            consensus_format += ("%.0s", ", %d", "], [%d")[state]
-            scores_format += ("%.0s%.0s", ', "%d": %.4f', ', "%d": %.4f')[state]
-        formats[shape] = (
-            f'{run_id}\t%d\t%d\t%s\t[[%d{consensus_format}]]\t{{"%d": %.4f{scores_format}}}'
-            f"\t{method}\n"
-        )
-    agreement = prompts.agreement[start:stop]
-    columns: list[list[Any]] = [
-        data.prompt_ids[start:stop].tolist(),
-        prompts.n_rankings[start:stop].tolist(),
-        ["\\N" if value != value else value for value in agreement.tolist()],  # NaN: NULL
-        *ids.T.tolist(),
-    ]
-    for slot in range(k_max):
-        columns += [ids[:, slot].tolist(), scores[:, slot].tolist()]
-    template = "".join([formats[shape] for shape in shapes.tolist()])
-    return template % tuple(chain.from_iterable(zip(*columns, strict=True)))
+    scaled = np.rint(result.strength * SCORE_SCALE)  # what np.round(strength, 4) rounds
+    order = np.lexsort((-np.nan_to_num(scaled, nan=-np.inf), levels), axis=1)
+    return OrderedSlots(
+        levels=np.take_along_axis(levels, order, axis=1),
+        ids=np.take_along_axis(response_ids, order, axis=1),
+        scaled_scores=np.take_along_axis(scaled, order, axis=1),
+    )
