@@ -34,15 +34,17 @@ from rankings.stats import project as project_stats
 from rankings.stats import raters as rater_stats
 from rankings.stats import reliability as reliability_stats
 from rankings.stats import sequential as sequential_stats
+from rankings.stats import speed as speed_stats
 from rankings.stats import tables
 from rankings.stats.agreement import LeaveOneOutSums, PromptAgreementArrays
 from rankings.stats.consensus import PromptConsensus
+from rankings.stats.groups import Columns, Owners
 from rankings.stats.label_blocks import LabelBlock
 from rankings.stats.project import ProjectSums
-from rankings.stats.raters import Columns, Owners, ValueCounts
 from rankings.stats.registry import RaterResult
 from rankings.stats.reliability import ReliabilityFit
 from rankings.stats.sequential import ReliabilitySums
+from rankings.stats.speed import ValueCounts
 from rankings.stats.tables import FloatArray, IntArray, RankingContext, RankingTable
 
 
@@ -55,7 +57,7 @@ class FirstSums:
     without_ties: LeaveOneOutSums
     chance: IntArray  # label totals behind the chance level (``agreement.chance_label_totals``)
     quality: Columns  # ``raters.quality_sums``
-    lengths: ValueCounts  # the speed buckets' lengths (``raters.speed_lengths``)
+    lengths: ValueCounts  # the speed buckets' lengths (``speed.speed_lengths``)
     labels_per_rater: IntArray  # decided labels each rater gave the fit
 
 
@@ -73,7 +75,7 @@ class RunState:
 @dataclass(frozen=True)
 class SecondSums:
     reliability: ReliabilitySums
-    speed: ValueCounts  # ``raters.speed_counts``
+    speed: ValueCounts  # ``speed.speed_counts``
     n_prompts: int  # prompt rows
 
 
@@ -106,7 +108,7 @@ def first_pass(block: AgreementData) -> tuple[FirstSums, LabelBlock]:
         without_ties=agreement_stats.leave_one_out_sums(table, include_ties=False),
         chance=agreement_stats.chance_label_totals(table),
         quality=rater_stats.quality_sums(block.table, block.context, owners),
-        lengths=rater_stats.speed_lengths(block.table, block.context),
+        lengths=speed_stats.speed_lengths(block.table, block.context),
         labels_per_rater=labels.per_rater(),
     )
     return sums, reliability_stats.label_block(labels)
@@ -132,7 +134,7 @@ def _merged(parts: list[LeaveOneOutSums]) -> LeaveOneOutSums:
 
 
 def _merged_counts(parts: list[ValueCounts]) -> ValueCounts:
-    return rater_stats.value_counts(
+    return speed_stats.value_counts(
         np.concatenate([part.values for part in parts]),
         np.concatenate([part.counts for part in parts]),
     )
@@ -159,7 +161,7 @@ def run_state(first: FirstSums, fit: ReliabilityFit) -> RunState:
         fit=fit,
         consensus_weights=weights,
         typical=sequential_stats.typical_competence(fit.competence, first.labels_per_rater),
-        speed_edges=rater_stats.speed_bucket_edges(first.lengths),
+        speed_edges=speed_stats.speed_bucket_edges(first.lengths),
     )
 
 
@@ -170,7 +172,7 @@ def second_pass(block: AgreementData, state: RunState) -> tuple[SecondSums, Prom
     owners = Owners(block.table.rater_index, block.table.n_raters)
     sums = SecondSums(
         reliability=sequential_stats.reliability_sums(labels, block_fit, state.typical),
-        speed=rater_stats.speed_counts(block.table, block.context, state.speed_edges, owners),
+        speed=speed_stats.speed_counts(block.table, block.context, state.speed_edges, owners),
         n_prompts=len(block.prompt_ids),
     )
     rows = PromptResults(
@@ -194,7 +196,7 @@ def merge_second(parts: list[SecondSums]) -> SecondSums:
 def finish(first: FirstSums, second: SecondSums, state: RunState) -> RunResult:
     """The run's project summary and a result per rater from the merged sums."""
     n_raters = len(first.labels_per_rater)
-    speed = rater_stats.speed_from_counts(second.speed, n_raters)
+    speed = speed_stats.speed_from_counts(second.speed, n_raters)
     columns = rater_stats.quality_from_sums(first.quality, speed)
     model = sequential_stats.reliability_rows(state.fit, second.reliability, state.typical)
     results = [

@@ -19,7 +19,7 @@ from rankings.runs import data as run_data
 from rankings.runs import selectors as run_selectors
 from rankings.runs import storage
 from rankings.runs.maths import PromptMaths
-from rankings.stats import agreement, consensus, davidson, raters, tables, units
+from rankings.stats import agreement, consensus, davidson, groups, raters, tables, units
 from rankings.stats.tables import N_LABEL_CATEGORIES, RankingTable
 
 
@@ -176,7 +176,7 @@ def kendall_w_mean(table: RankingTable) -> AgreementResult:
 
 def pooled_quality(table: RankingTable, context: tables.RankingContext) -> raters.RaterQuality:
     """The rater statistics pooled over all raters, as if the crowd were one rater."""
-    owners = raters.Owners(np.zeros(table.n_rankings, dtype=np.int64), 1)
+    owners = groups.Owners(np.zeros(table.n_rankings, dtype=np.int64), 1)
     return raters.quality_row(raters.quality_columns(table, context, owners), 0)
 
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from rankings.stats.raters import binomial_two_sided_p_value, group_medians, rater_quality
+from rankings.stats.groups import group_medians
+from rankings.stats.raters import binomial_two_sided_p_value, rater_quality
 from rankings.stats.tables import RankingContext, RankingTable, ranks_from_groups
 from tests.rankings.references import pooled_quality
 
