@@ -3,7 +3,8 @@ interface (`from labeling import services`):
 
 - `audit`: the audit log's one write, `audit_record`;
 - `projects`: projects, members, invites and sign-up;
-- `prompts`: imports and gold prompts;
+- `prompts`: imports;
+- `gold`: gold prompts and their reference rankings;
 - `curation`: a lead's later changes to prompts — archive, reopen, edit responses;
 - `queue`: the lead's hand on the queue — releasing a stuck lease;
 - `leases`: the queue — leasing under the overlap rules;
@@ -30,6 +31,7 @@ from labeling.services.finishing import (
     assignment_skip,
     prompts_request_extra_raters,
 )
+from labeling.services.gold import gold_ranking_from_labels, prompt_for_lead, prompt_set_gold
 from labeling.services.leases import (
     LEASE_ATTEMPTS,
     lease_new,
@@ -57,9 +59,6 @@ from labeling.services.projects import (
 from labeling.services.prompts import (
     ANALYZE_AFTER_ROWS,
     IMPORT_BATCH_SIZE,
-    gold_ranking_from_labels,
-    prompt_for_lead,
-    prompt_set_gold,
     prompts_create,
     prompts_import,
     prompts_import_file,
