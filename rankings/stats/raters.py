@@ -1,6 +1,6 @@
 """Each rater's behaviour: gold accuracy, self-consistency on repeats, position bias,
-straight-lining, speed relative to the project (``speed``), tie rate and length bias, each with the count
-of evidence behind it; vectorized over all of a project's rankings at once.
+straight-lining, speed relative to the project (``speed``), tie rate and length bias, each
+with the count of evidence behind it; vectorized over all of a project's rankings at once.
 """
 
 from __future__ import annotations
