@@ -102,10 +102,11 @@ def first_pass(block: AgreementData) -> tuple[FirstSums, LabelBlock]:
     table = counted_table(block)
     labels = reliability_stats.pair_labels(block.table, block.context)
     owners = Owners(block.table.rater_index, block.table.n_raters)
+    together, without_ties = agreement_stats.leave_one_out_sums_both(table)
     sums = FirstSums(
         project=project_stats.project_sums(table),
-        together=agreement_stats.leave_one_out_sums(table),
-        without_ties=agreement_stats.leave_one_out_sums(table, include_ties=False),
+        together=together,
+        without_ties=without_ties,
         chance=agreement_stats.chance_label_totals(table),
         quality=rater_stats.quality_sums(block.table, block.context, owners),
         lengths=speed_stats.speed_lengths(block.table, block.context),

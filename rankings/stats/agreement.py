@@ -20,7 +20,6 @@ from rankings.stats.tables import (
     one_ranking_per_rater,
     orientation_free,
     pairs_of,
-    unit_label_counts,
 )
 
 
@@ -107,17 +106,21 @@ class LeaveOneOutSums:
 
 def leave_one_out_sums(table: RankingTable, include_ties: bool = True) -> LeaveOneOutSums:
     """The sums behind ``rater_leave_one_out_agreement`` (one ranking per rater is kept)."""
+    together, without_ties = leave_one_out_sums_both(table)
+    return together if include_ties else without_ties
+
+
+def leave_one_out_sums_both(table: RankingTable) -> tuple[LeaveOneOutSums, LeaveOneOutSums]:
+    """``leave_one_out_sums`` with ties and without, from one count of each unit's labels.
+
+    Leaving ties out drops the tied labels and nothing else: a decided label agrees with
+    the same others, and is compared with the others less the unit's ties.
+    """
     table = one_ranking_per_rater(table)
     labels, present = table.label_matrix()
-    if not include_ties:
-        present = present & (labels != TIE)
-    counts = (
-        table.unit_label_counts()
-        if include_ties
-        else unit_label_counts(table.prompt_index, labels, present, table.n_prompts)
-    )
-    agreed = np.zeros(table.n_raters)
-    compared = np.zeros(table.n_raters)
+    counts = table.unit_label_counts()
+    tie = TIE + 1  # the category index of a tie (labels -1, 0, 1 count at 0, 1, 2)
+    agreed, compared = np.zeros((2, table.n_raters)), np.zeros((2, table.n_raters))
     for pair in range(labels.shape[1]):
         rows = present[:, pair]
         unit_counts = counts[table.prompt_index[rows], pair]
@@ -125,10 +128,19 @@ def leave_one_out_sums(table: RankingTable, include_ties: bool = True) -> LeaveO
         same_label_others = unit_counts[np.arange(len(label)), label] - 1
         other_raters = unit_counts.sum(axis=1) - 1
         raters = table.rater_index[rows]
-        agreed += np.bincount(raters, weights=same_label_others, minlength=table.n_raters)
-        compared += np.bincount(raters, weights=other_raters, minlength=table.n_raters)
+        decided = label != tie
+        others_decided = other_raters - unit_counts[:, tie]
+        n = table.n_raters
+        agreed[0] += np.bincount(raters, same_label_others, n)
+        compared[0] += np.bincount(raters, other_raters, n)
+        agreed[1] += np.bincount(raters[decided], same_label_others[decided], n)
+        compared[1] += np.bincount(raters[decided], others_decided[decided], n)
     rankings = np.bincount(table.rater_index, minlength=table.n_raters).astype(np.int64)
-    return LeaveOneOutSums(agreed=agreed, compared=compared, rankings=rankings)
+    together, without_ties = (
+        LeaveOneOutSums(agreed=agreed[index], compared=compared[index], rankings=rankings.copy())
+        for index in range(2)
+    )
+    return together, without_ties
 
 
 def rater_agreement_from_sums(sums: LeaveOneOutSums, z: float = 1.96) -> list[RaterAgreement]:
