@@ -10,7 +10,7 @@ the padding.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -101,7 +101,9 @@ def fixed_point(scaled: npt.ArrayLike, decimals: int) -> ByteMatrix:
     return np.hstack([sign, decimal(whole), point, decimal(fraction, width=decimals)])
 
 
-def by_distinct_values(values: Sequence[Any] | npt.NDArray[Any], text_of: Any) -> ByteMatrix:
+def by_distinct_values(
+    values: Sequence[Any] | npt.NDArray[Any], text_of: Callable[[Any], str]
+) -> ByteMatrix:
     """``text_of(value)`` per value, formatted once per distinct value (few distinct
     values: ratios of small counts, say)."""
     distinct, inverse = np.unique(np.asarray(values), return_inverse=True)

@@ -32,6 +32,9 @@ from rankings.stats.tables import BoolArray, FloatArray, IntArray
 
 # Rows per INSERT when bulk_create stores score and prompt rows (COPY on PostgreSQL).
 BATCH_SIZE = 2000
+# Prompt rows' scores (fitted log-strengths) are stored rounded to this many decimals.
+SCORE_DECIMALS = 4
+SCORE_SCALE = 10**SCORE_DECIMALS
 
 
 def rater_score_rows(
@@ -313,10 +316,6 @@ def _add_scores(
         rows.add_text('": ', blank=blank)
         rows.add(copy_text.fixed_point(scores[:, slot], SCORE_DECIMALS), blank=blank)
     rows.add_text("}")
-
-
-SCORE_DECIMALS = 4
-SCORE_SCALE = 10**SCORE_DECIMALS
 
 
 @dataclass(frozen=True)
