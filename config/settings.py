@@ -42,6 +42,17 @@ def postgresql_options(*, prepared: bool) -> dict[str, object]:
     return {"server_side_binding": True, "prepare_threshold": 2}
 
 
+def sqlite_test_database_name(name: str) -> str | None:
+    """The SQLite test database: a file beside the database, ``test_<name>``, not Django's
+    default shared in-memory one. In memory, the test live server hands every request thread
+    the same connection, so two requests storing at once (the arena's two streams) break
+    each other; a file gives each thread its own connection, as in production."""
+    if name in ("", ":memory:") or name.startswith("file:"):
+        return None
+    path = Path(name)
+    return str(path.with_name(f"test_{path.name}"))
+
+
 def env_int(name: str, default: int) -> int:
     raw = os.environ.get(name)
     if raw is None or raw == "":
@@ -167,6 +178,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["TEST"] = {
+        "NAME": sqlite_test_database_name(str(DATABASES["default"].get("NAME", "")))
+    }
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=False)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # Merged into what DATABASE_URL's query string sets (sslmode and the like).

@@ -13,11 +13,6 @@ from labeling.models import Assignment, AssignmentStatus, Membership, Prompt
 from rankings.models import Ranking
 from rankings.rating.services import ranking_submit
 
-THREADS = (
-    "raters on threads racing for leases (SKIP LOCKED); SQLite's shared in-memory test "
-    "database fails a second writer at once instead of making it wait"
-)
-
 
 def whole_ranking(assignment: Assignment) -> list[list[int]]:
     return [[response_id] for response_id in assignment.shown_order]
@@ -86,7 +81,6 @@ def test_paused_rater_gets_no_tasks_and_loses_live_lease(imported, rater, lead):
     assert not Assignment.objects.filter(rater=rater, expires_at__gt=timezone.now()).exists()
 
 
-@pytest.mark.postgresql(THREADS)
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_raters_never_share_a_live_lease_or_exceed_overlap(make_user, lead):
     project = services.project_create(creator=lead, name="Race", overlap=2)
@@ -134,7 +128,6 @@ def test_concurrent_raters_never_share_a_live_lease_or_exceed_overlap(make_user,
     assert len(pairs) == len(set(pairs))
 
 
-@pytest.mark.postgresql(THREADS)
 @pytest.mark.django_db(transaction=True)
 def test_simultaneous_next_task_calls_get_distinct_leases(make_user, lead):
     project = services.project_create(creator=lead, name="Burst", overlap=1)
