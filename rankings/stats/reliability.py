@@ -65,9 +65,11 @@ MAX_ITERATIONS = 100
 TOLERANCE = 1e-5
 """EM stops once an update (a pass) moves no weight and not ``rho`` by this much. Near the
 answer EM moves ever less each update, so its distance to the answer is many times its
-last move: this small, the accelerated fit ends within a few 1e-4 of it (competence is
-shown to two decimals; 1e-6 costs half as many passes again, for 1e-6), where plain EM
-stopped at 1e-3 ended up to 0.03 short of it (``bench/reliability.py``)."""
+last move: this small, the accelerated fit ends within about 1e-3 of it in a weight (1.0e-3
+on the agreement bench's 10M rankings, 8.1e-4 on its 1M; competence is shown to two
+decimals), where plain EM stopped at 1e-3 ended up to 0.03 short of it
+(``bench/reliability.py``). Step schemes that stop in fewer passes stopped further from it
+(docs/benchmarks.md, tenth round)."""
 
 FIT_THREADS = min(4, os.cpu_count() or 1)
 """Threads an EM pass is spread over (``fit_reliability_blocks``)."""
