@@ -13,12 +13,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, cast
-
-import openai
+from typing import TYPE_CHECKING, Any, cast
 
 from llm.addresses import base_url_refusal
 from llm.crypto import scrubbed
+
+if TYPE_CHECKING:
+    import openai
 
 REASON_CHARS = 500
 NO_KEY = "no-key"
@@ -80,6 +81,8 @@ def _client(config: EndpointConfig) -> openai.OpenAI:
             refusal = base_url_refusal(config.base_url)
             if refusal:
                 raise CallFailed(f"base_url refused: {refusal}")
+            import openai  # at first call: its import takes a second, paid by every process
+
             client = openai.OpenAI(
                 base_url=config.base_url,
                 api_key=config.api_key or NO_KEY,
@@ -170,6 +173,8 @@ def chat_stream(config: EndpointConfig, messages: list[dict[str, str]]) -> Itera
 @contextmanager
 def _call_failures(config: EndpointConfig) -> Iterator[None]:
     """The client's errors as `CallFailed` with a reason that never holds the key."""
+    import openai
+
     try:
         yield
     except openai.APIStatusError as error:

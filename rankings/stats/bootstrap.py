@@ -9,12 +9,12 @@ rebuilding any table.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from rankings.stats.tables import FloatArray, IntArray, distinct_rows, orientation_free
 from rankings.stats.units import (
@@ -220,7 +220,17 @@ def _ordered(rows: FloatArray, counts: IntArray, totals: FloatArray) -> PromptTy
 # prompt's count is an independent Poisson(1) (the multinomial's limit, the "Poisson
 # bootstrap"), which costs a fraction and is indistinguishable at that size.
 MULTINOMIAL_LIMIT = 50_000
-_POISSON_ONE = stats.poisson.ppf((np.arange(2**16) + 0.5) / 2**16, 1.0).astype(np.float32)
+
+
+@functools.cache
+def _poisson_one() -> npt.NDArray[np.float32]:
+    """Poisson(1) quantiles at 2**16 evenly spaced probabilities: a uniform 16-bit draw
+    indexes a Poisson(1) count. Built at first use, with scipy.stats imported then: that
+    import alone takes a second or more, and every process (a command, a web worker)
+    would pay it at start."""
+    from scipy import stats
+
+    return stats.poisson.ppf((np.arange(2**16) + 0.5) / 2**16, 1.0).astype(np.float32)
 
 
 def bootstrap_weight_blocks(
@@ -239,7 +249,7 @@ def bootstrap_weight_blocks(
     if n_prompts > MULTINOMIAL_LIMIT:
         for start, size in zip(starts.tolist(), sizes.tolist(), strict=True):
             uniform = rng.integers(0, 2**16, size=(resamples, size), dtype=np.uint16)
-            yield start, start + size, _POISSON_ONE[uniform]
+            yield start, start + size, _poisson_one()[uniform]
         return
     per_block = rng.multinomial(n_prompts, sizes / n_prompts, size=resamples)
     owners = np.arange(resamples, dtype=np.int64)

@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
 
 from rankings.stats import speed
 from rankings.stats.groups import Columns, Owners, counted_rankings, ratio
@@ -92,6 +91,8 @@ def binomial_two_sided_p_value(successes: npt.ArrayLike, trials: npt.ArrayLike) 
     With p = 0.5 the distribution is symmetric, so the outcomes at least as unlikely as the
     observed one are the two tails: ``2 * P(X <= min(k, n - k))``, capped at 1. NaN for n = 0.
     """
+    from scipy import stats  # here, not at the top: its import is slow (see bootstrap)
+
     successes = np.asarray(successes, dtype=np.float64)
     trials = np.asarray(trials, dtype=np.float64)
     tail = np.minimum(successes, trials - successes)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
-from scipy.special import logsumexp
 
 from rankings.stats.reliability import (
     CAREFUL,
@@ -145,6 +144,8 @@ def reliability_rows(
     if typical is None or sums.labels.sum() == 0:
         evidence, per_task = np.full(n, np.nan), np.full(n, np.nan)
     else:
+        from scipy.special import logsumexp  # here: a slow import every process paid at start
+
         prior = np.log(np.asarray(ALTERNATIVE_WEIGHTS))[:, np.newaxis]
         evidence = logsumexp(sums.log_ratios + prior, axis=0)
         per_task = sums.log_ratios.max(axis=0) / np.maximum(sums.tasks, 1)
