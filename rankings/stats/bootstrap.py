@@ -230,7 +230,8 @@ def _poisson_one() -> npt.NDArray[np.float32]:
     would pay it at start."""
     from scipy import stats
 
-    return stats.poisson.ppf((np.arange(2**16) + 0.5) / 2**16, 1.0).astype(np.float32)
+    quantiles = stats.poisson.ppf((np.arange(2**16) + 0.5) / 2**16, 1.0)
+    return np.asarray(quantiles, dtype=np.float32)
 
 
 def bootstrap_weight_blocks(
