@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _setup import BENCH_DATABASE_URL, calibration, django_setup, machine, recreate_database
-from import_prompts import process_cpu, records
+from _setup import calibration, django_setup, machine, recreate_database
+from import_prompts import drop_database, process_cpu, records
 
 if TYPE_CHECKING:
     from django.db.backends.utils import CursorWrapper
@@ -224,13 +224,7 @@ def main() -> None:
     if options.file_prompts:
         print(file_import_phases(project, options.file_prompts))
     if not options.keep_database:
-        connection.close()
-        import psycopg
-
-        admin = BENCH_DATABASE_URL.rsplit("/", 1)[0] + "/postgres"
-        name = BENCH_DATABASE_URL.rsplit("/", 1)[1]
-        with psycopg.connect(admin, autocommit=True) as admin_connection:
-            admin_connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        drop_database()
 
 
 if __name__ == "__main__":

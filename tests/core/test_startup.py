@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SLOW_IMPORTS = ("scipy.stats", "scipy.special", "openai")
 
 LOADED_AT_START = """
-import json, os, sys
+import json, sys
 import django
 django.setup()
 from django.urls import get_resolver
