@@ -117,7 +117,7 @@ def main() -> None:
         args.repeat, lambda: reliability.pair_labels(data.table, data.context)
     )
     fit_time, fit = best_of(args.repeat, lambda: reliability.fit_reliability(labels))
-    # Beside it, plain EM: stopped as before SQUAREM (a thousandth, 50 passes), and to the
+    # Beside it, plain EM: stopped as before acceleration (a thousandth, 50 passes), and to the
     # same stopping rule as the accelerated fit.
     old_time, old = best_of(
         args.repeat,
@@ -137,7 +137,7 @@ def main() -> None:
     finally:
         maths._reliability_fit = real_fit
     print(f"pair labels      {labels_time:6.2f} s  ({labels.n_labels:,} decided labels)")
-    print(f"EM fit           {fit_time:6.2f} s  ({fit.iterations} passes, SQUAREM)")
+    print(f"EM fit           {fit_time:6.2f} s  ({fit.iterations} passes, accelerated)")
     for name, seconds, other in (
         ("plain EM, 1e-3", old_time, old),
         ("plain EM, same", plain_time, plain),
@@ -145,7 +145,7 @@ def main() -> None:
         gap = float(np.abs(other.weights - fit.weights).max())
         print(
             f"  {name}   {seconds:6.2f} s  ({other.iterations} passes, "
-            f"converged {other.converged}; farthest weight from SQUAREM's {gap:.1e})"
+            f"converged {other.converged}; farthest weight from the accelerated fit's {gap:.1e})"
         )
     print(f"rater summaries  {summary_time:6.2f} s")
     print(f"model alone      {labels_time + fit_time + summary_time:6.2f} s")

@@ -13,8 +13,9 @@ truth, vectorized over all labels. Labels from one rater with the same relation 
 shown order and to length share every per-label number, so each update is a gather and a
 bincount per label (``LabelBlock``: labels grouped by how many their unit has) plus
 arithmetic on small tables. One fit serves all labels in memory (one block) and a project
-read block by block: one EM update and one SQUAREM loop (``squarem``), which reaches the
-same maximum as plain EM in several times fewer passes.
+read block by block: one EM update and one accelerated loop (``em_acceleration``: Anderson
+mixing with a monotone safeguard), which reaches the same maximum as plain EM in several
+times fewer passes.
 The objective is the marginal likelihood (truth summed out) times a Dirichlet prior on each
 rater's weights and a Beta prior on ``rho``; ``objective`` computes it directly, so the tests
 hold the fit to a brute-force likelihood. The per-rater summaries (interval, sequential test)
@@ -34,7 +35,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from rankings.stats import squarem
+from rankings.stats import em_acceleration
 from rankings.stats.label_blocks import (
     EStep,
     Int8Array,
@@ -65,11 +66,10 @@ MAX_ITERATIONS = 100
 TOLERANCE = 1e-5
 """EM stops once an update (a pass) moves no weight and not ``rho`` by this much. Near the
 answer EM moves ever less each update, so its distance to the answer is many times its
-last move: this small, the accelerated fit ends within about 1e-3 of it in a weight (1.0e-3
-on the agreement bench's 10M rankings, 8.1e-4 on its 1M; competence is shown to two
+last move: this small, the accelerated fit ends within 1e-3 of it in a weight (6.6e-4 on
+the agreement bench's 10M rankings, 3.2e-4 on its 1M; competence is shown to two
 decimals), where plain EM stopped at 1e-3 ended up to 0.03 short of it
-(``bench/reliability.py``). Step schemes that stop in fewer passes stopped further from it
-(docs/benchmarks.md, tenth round)."""
+(``bench/reliability.py``; docs/benchmarks.md, tenth and eleventh rounds)."""
 
 FIT_THREADS = min(4, os.cpu_count() or 1)
 """Threads an EM pass is spread over (``fit_reliability_blocks``)."""
@@ -281,11 +281,12 @@ class Parameters:
         return max(weights, abs(self.rho - other.rho))
 
     def as_vector(self) -> FloatArray:
-        """The point SQUAREM extrapolates: the log weights row by row, then the logit of
-        ``rho``. Any such vector maps back to weights inside the simplex (``from_vector``),
-        so an extrapolation near its boundary (a weight near 0) need not be cut short: it
-        took about half the passes of extrapolating the weights themselves on the agreement
-        bench's crowd (45 vs 83 to the same rule, the same maximum)."""
+        """The point the accelerated fit mixes: the log weights row by row, then the logit
+        of ``rho``. Any such vector maps back to weights inside the simplex
+        (``from_vector``), so a step near its boundary (a weight near 0) need not be cut
+        short: extrapolating in these coordinates took about half the passes of
+        extrapolating the weights themselves on the agreement bench's crowd (45 vs 83 to
+        the same rule, the same maximum, measured with SQUAREM)."""
         vector: FloatArray = np.append(
             np.log(self.weights).reshape(-1), math.log(self.rho / (1.0 - self.rho))
         )
@@ -390,9 +391,10 @@ def fit_reliability(
     accelerate: bool = True,
     threads: int | None = None,
 ) -> ReliabilityFit:
-    """Maximum a posteriori weights and ``rho`` by EM accelerated by SQUAREM (``squarem``:
-    ``objective`` never decreases from one cycle to the next); plain EM with
-    ``accelerate=False``. ``max_iterations`` caps the passes over the labels."""
+    """Maximum a posteriori weights and ``rho`` by EM accelerated by Anderson mixing
+    (``em_acceleration``: ``objective`` never decreases from one accepted point to the
+    next); plain EM with ``accelerate=False``. ``max_iterations`` caps the passes over the
+    labels."""
     fit = fit_reliability_blocks(
         [label_block(labels)],
         labels.n_raters,
@@ -470,7 +472,7 @@ def fit_reliability_blocks(
     with ThreadPoolExecutor(max_workers=threads) if threads > 1 else nullcontext() as pool:
         e_step, totals = blocks_e_step(blocks, n_raters, pool)
         em = _EMMap(e_step, totals)
-        params, converged = squarem.fit_em(
+        params, converged = em_acceleration.fit_em(
             em,
             _start(n_raters),
             Parameters.from_vector,
