@@ -19,7 +19,10 @@ its peak RSS is its own:
 
     .venv/bin/python bench/agreement.py [--rankings 10000000] [--workers 2] [--reuse]
 
-``--reuse`` skips the build when the bench database already holds the data.
+``--reuse`` skips the build when the bench database already holds the data. ``--fit``
+measures the reliability fit on each project's labels against its maximum: the passes the
+run's fit takes and how far from the maximum it stops, and the first pass within 1e-2,
+1e-3 and 1e-4 of it, accelerated and by plain EM.
 """
 
 from __future__ import annotations
@@ -31,8 +34,11 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import ROOT, calibration, django_setup, machine, recreate_database
@@ -415,6 +421,9 @@ def measure(part: str) -> None:
     if part.endswith("timeline"):
         timeline_run(project)
         return
+    if part.endswith("fit"):
+        fit_convergence(project)
+        return
     if part in ("run", "baseline run"):
         vacuum_earlier_runs()
         run = AgreementRun.objects.create(project=project, trigger="bench")
@@ -566,6 +575,72 @@ def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
         print(f"  {label:40} {wall:7.1f}s {used:7.1f}s {own:7.1f}s {calls:6}")
 
 
+WITHIN = (1e-2, 1e-3, 1e-4)
+"""Distances from the maximum (the farthest weight) at which ``--fit`` reports the passes."""
+TRACED_PASSES = 300
+"""Passes ``--fit`` traces plain EM for (the accelerated fit: half as many)."""
+
+
+def fit_convergence(project) -> None:  # type: ignore[no-untyped-def]
+    """The reliability fit over the labels a run fits, against the maximum: the run's fit
+    (its passes, seconds and distance from the maximum, the fit to 1e-10 standing for it),
+    and the first pass at which the accelerated fit's updated point is within each of
+    ``WITHIN`` of it, beside plain EM's."""
+    from core import memory
+    from rankings.models import AgreementRun
+    from rankings.runs import services, streamed
+    from rankings.stats import em_acceleration, label_blocks
+    from rankings.stats import reliability as model
+
+    captured: list[tuple[list[Any], int]] = []
+    fit_blocks = streamed.fit_blocks
+
+    def fit_kept(blocks, n_raters):  # type: ignore[no-untyped-def]
+        captured.append((list(blocks), n_raters))
+        return fit_blocks(blocks, n_raters)
+
+    streamed.fit_blocks = fit_kept
+    vacuum_earlier_runs()
+    run = AgreementRun.objects.create(project=project, trigger="bench")
+    summary = services.agreement_run_compute(run_id=run.pk)
+    assert summary["status"] == "done", summary
+    blocks, n_raters = captured[0]
+    print(f"fit: {sum(b.n_labels for b in blocks):,} labels, {n_raters} raters", flush=True)
+    with memory.large_buffers_kept():  # as in a run: the E step's temporaries reused
+        started = time.perf_counter()
+        fit = model.fit_reliability_blocks(blocks, n_raters)
+        seconds = time.perf_counter() - started
+    best = model.fit_reliability_blocks(blocks, n_raters, max_iterations=2000, tolerance=1e-10)
+    gap = float(np.abs(fit.weights - best.weights).max())
+    print(
+        f"  the run's fit: {fit.iterations} passes in {seconds:.1f} s, converged "
+        f"{fit.converged}; farthest weight {gap:.1e} from the maximum "
+        f"({best.iterations} passes to 1e-10)",
+        flush=True,
+    )
+    with ThreadPoolExecutor(max_workers=model.FIT_THREADS) as pool:
+        e_step, totals = label_blocks.blocks_e_step(blocks, n_raters, pool)
+        em = model._EMMap(e_step, totals)
+        start = model._start(n_raters)
+        accepted = em_acceleration.accepted_points(
+            em, start, model.Parameters.from_vector, max_iterations=TRACED_PASSES // 2
+        )
+        accelerated = [(em.passes, point.updated.weights) for point in accepted]
+        plain, params = [], start
+        em.passes = 0
+        while em.passes < TRACED_PASSES:
+            params = em.em_update(params)
+            plain.append((em.passes, params.weights))
+    for name, path in (("accelerated", accelerated), ("plain EM", plain)):
+        firsts, traced = [], path[-1][0]
+        for within in WITHIN:
+            passes = next(
+                (n for n, weights in path if np.abs(weights - best.weights).max() < within), None
+            )
+            firsts.append(f"{within:.0e}: {passes if passes is not None else f'> {traced}'}")
+        print(f"  {name:12} first pass within " + ", ".join(firsts), flush=True)
+
+
 def report_run(label: str, run, elapsed: float) -> None:  # type: ignore[no-untyped-def]
     metrics = run.metrics
     print(
@@ -686,6 +761,11 @@ def main() -> None:
     parser.add_argument(
         "--timeline", action="store_true", help="wall and CPU seconds per phase of a run, then stop"
     )
+    parser.add_argument(
+        "--fit",
+        action="store_true",
+        help="the reliability fit's passes against its maximum, on a run's labels, then stop",
+    )
     parser.add_argument("--measure", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.measure:
@@ -707,6 +787,10 @@ def main() -> None:
         vacuum_loaded_tables()  # a migration may have rewritten one
     if args.profile:
         for part in ("baseline profile", "profile"):
+            subprocess.run([sys.executable, __file__, "--measure", part], check=True)
+        return
+    if args.fit:
+        for part in ("baseline fit", "fit"):
             subprocess.run([sys.executable, __file__, "--measure", part], check=True)
         return
     if args.timeline:
