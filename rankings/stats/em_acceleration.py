@@ -146,8 +146,9 @@ class _History:
 
     def mixed[P: Point](self, from_vector: Callable[[FloatArray], P]) -> P | None:
         """The Anderson step from the newest point: ``x + r - (dX + dR) gamma`` with gamma
-        minimising ``|r - dR gamma|``; None with fewer than two points, or when the step
-        overflows (the plain EM update is taken instead)."""
+        minimising ``|r - dR gamma|``; None with fewer than two points, when the least
+        squares cannot be solved, or when the step overflows (the plain EM update is taken
+        instead)."""
         if len(self.points) < 2:
             return None
         point_steps = np.diff(np.asarray(self.points), axis=0)
@@ -156,7 +157,12 @@ class _History:
         # The m x m normal equations, summed with einsum: no BLAS threads, the same sums
         # in the same order on every machine.
         gram = np.einsum("ij,kj->ik", residual_steps, residual_steps)
-        gamma = np.linalg.lstsq(gram, np.einsum("ij,j->i", residual_steps, residual), rcond=None)[0]
+        try:
+            gamma = np.linalg.lstsq(
+                gram, np.einsum("ij,j->i", residual_steps, residual), rcond=None
+            )[0]
+        except np.linalg.LinAlgError:  # no solution the SVD could find: plain EM instead
+            return None
         step = residual - np.einsum("i,ij->j", gamma, point_steps + residual_steps)
         mixed = from_vector(self.points[-1] + step)
         return mixed if mixed.is_inside() else None

@@ -121,3 +121,29 @@ def test_without_the_forbidden_region_the_same_map_is_solved_quickly() -> None:
         plain, Vector(np.ones(1)), Vector, max_iterations=100, tolerance=1e-10, accelerate=False
     )
     assert not plain_converged
+
+
+def test_a_history_the_least_squares_cannot_solve_gives_no_step() -> None:
+    """An update that came back not finite leaves the normal equations unsolvable: the fit
+    then takes the plain EM update instead of a step (``mixed`` is None)."""
+
+    class Unchecked(Vector):
+        def is_inside(self) -> bool:
+            return True  # so only the least squares can refuse the step
+
+    history = em_acceleration._History()
+    for start, updated in ((0.0, 1.0), (1.0, np.nan)):
+        history.add(
+            em_acceleration.Accepted(
+                Unchecked(np.full(3, start)), 0.0, Unchecked(np.full(3, updated))
+            )
+        )
+    assert history.mixed(Unchecked) is None
+    finite = em_acceleration._History()
+    for start, updated in ((0.0, 1.0), (1.0, 1.5)):
+        finite.add(
+            em_acceleration.Accepted(Vector(np.full(3, start)), 0.0, Vector(np.full(3, updated)))
+        )
+    mixed = finite.mixed(Vector)
+    assert mixed is not None  # the secant through (0 -> 1) and (1 -> 1.5): x = 2
+    np.testing.assert_allclose(mixed.values, 2.0)
