@@ -35,6 +35,7 @@ import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -517,6 +518,34 @@ def profile_run(project) -> None:  # type: ignore[no-untyped-def]
         stats.sort_stats("tottime").print_stats(int(os.environ["BENCH_PROFILE_TOP"]))
 
 
+@dataclass
+class RecordedFit:
+    """One call of the run's reliability fit: its label blocks, raters and result."""
+
+    blocks: list[Any]  # empty unless asked for
+    n_raters: int
+    fit: Any
+
+
+def fits_recorded(*, with_blocks: bool = False) -> list[RecordedFit]:
+    """Record every reliability fit the runs of this process make (``streamed.fit_blocks``
+    wrapped): the list fills as they are made. The label blocks are kept only when asked
+    for, since keeping them outlives the run's own use of them (and its peak RSS would
+    show it)."""
+    from rankings.runs import streamed
+
+    fits: list[RecordedFit] = []
+    fit_blocks = streamed.fit_blocks
+
+    def recorded(blocks, n_raters):  # type: ignore[no-untyped-def]
+        kept = list(blocks) if with_blocks else []
+        fits.append(RecordedFit(kept, n_raters, fit_blocks(blocks, n_raters)))
+        return fits[-1].fit
+
+    streamed.fit_blocks = recorded
+    return fits
+
+
 def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
     """A run end to end with each phase's wall time, the CPU the process spent in it (every
     thread, so phases that overlap on the side thread count each other's) and the CPU of the
@@ -525,7 +554,7 @@ def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
     import importlib
 
     from rankings.models import AgreementRun
-    from rankings.runs import services, streamed
+    from rankings.runs import services
 
     spent: dict[str, list[float]] = {label: [0.0, 0.0, 0.0, 0] for label in (t[0] for t in PHASES)}
 
@@ -549,14 +578,7 @@ def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
         for step in path:
             owner = getattr(owner, step)
         setattr(owner, name, timed(label, getattr(owner, name)))
-    fits = []
-    fit_blocks = streamed.fit_blocks
-
-    def fit_kept(*args, **kwargs):  # type: ignore[no-untyped-def]
-        fits.append(fit_blocks(*args, **kwargs))
-        return fits[-1]
-
-    streamed.fit_blocks = fit_kept
+    fits = fits_recorded()
     vacuum_earlier_runs()
     run = AgreementRun.objects.create(project=project, trigger="bench")
     started, cpu = time.perf_counter(), time.process_time()
@@ -569,7 +591,8 @@ def timeline_run(project) -> None:  # type: ignore[no-untyped-def]
         f"(claimed to done {run_seconds(run):.1f} s), {cpu:.1f} s CPU of this process, "
         f"peak RSS {peak_rss_mb():.0f} MB; load {load_average()}"
     )
-    print(f"  reliability fit: {fits[0].iterations} passes, converged {fits[0].converged}")
+    fit = fits[0].fit
+    print(f"  reliability fit: {fit.iterations} passes, converged {fit.converged}")
     print(f"  {'phase':40} {'wall':>8} {'CPU':>8} {'thread':>8} {'calls':>6}")
     for label, (wall, used, own, calls) in spent.items():
         print(f"  {label:40} {wall:7.1f}s {used:7.1f}s {own:7.1f}s {calls:6}")
@@ -588,23 +611,16 @@ def fit_convergence(project) -> None:  # type: ignore[no-untyped-def]
     ``WITHIN`` of it, beside plain EM's."""
     from core import memory
     from rankings.models import AgreementRun
-    from rankings.runs import services, streamed
+    from rankings.runs import services
     from rankings.stats import em_acceleration, label_blocks
     from rankings.stats import reliability as model
 
-    captured: list[tuple[list[Any], int]] = []
-    fit_blocks = streamed.fit_blocks
-
-    def fit_kept(blocks, n_raters):  # type: ignore[no-untyped-def]
-        captured.append((list(blocks), n_raters))
-        return fit_blocks(blocks, n_raters)
-
-    streamed.fit_blocks = fit_kept
+    fits = fits_recorded(with_blocks=True)
     vacuum_earlier_runs()
     run = AgreementRun.objects.create(project=project, trigger="bench")
     summary = services.agreement_run_compute(run_id=run.pk)
     assert summary["status"] == "done", summary
-    blocks, n_raters = captured[0]
+    blocks, n_raters = fits[0].blocks, fits[0].n_raters
     print(f"fit: {sum(b.n_labels for b in blocks):,} labels, {n_raters} raters", flush=True)
     with memory.large_buffers_kept():  # as in a run: the E step's temporaries reused
         started = time.perf_counter()
@@ -785,18 +801,11 @@ def main() -> None:
     else:
         django_setup(DATABASE_URL, migrate=True)
         vacuum_loaded_tables()  # a migration may have rewritten one
-    if args.profile:
-        for part in ("baseline profile", "profile"):
-            subprocess.run([sys.executable, __file__, "--measure", part], check=True)
-        return
-    if args.fit:
-        for part in ("baseline fit", "fit"):
-            subprocess.run([sys.executable, __file__, "--measure", part], check=True)
-        return
-    if args.timeline:
-        for part in ("baseline timeline", "timeline"):
-            subprocess.run([sys.executable, __file__, "--measure", part], check=True)
-        return
+    for mode in ("profile", "timeline", "fit"):
+        if getattr(args, mode):
+            for part in (f"baseline {mode}", mode):
+                subprocess.run([sys.executable, __file__, "--measure", part], check=True)
+            return
     skip = set(filter(None, args.skip.split(",")))
     if "run" not in skip:
         subprocess.run([sys.executable, __file__, "--measure", "run"], check=True)
