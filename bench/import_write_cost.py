@@ -113,7 +113,7 @@ def measure(
     """Backend and client CPU seconds of one batch's write under the variant (rolled back)."""
     from django.db import DatabaseError, connection, transaction
 
-    from labeling.services.prompts import _prompts_copy
+    from labeling.services.prompts import prompts_copy
 
     try:
         with transaction.atomic():
@@ -121,7 +121,7 @@ def measure(
                 for statement in ddl:
                     cursor.execute(statement)
                 before, client_before = backend_cpu(cursor), time.process_time()
-                _prompts_copy(project=project, records=batch)
+                prompts_copy(project=project, records=batch)
                 client = time.process_time() - client_before
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 used = backend_cpu(cursor) - before

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
+from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from labeling.models import (
@@ -38,6 +39,9 @@ class ProjectAdmin(admin.ModelAdmin):
     exclude = ["members"]
     readonly_fields = ["rater_key_salt"]
     inlines = [MembershipInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Project]:
+        return super().get_queryset(request).filter(staged_for__isnull=True)  # import stages
 
 
 @admin.register(Membership)

@@ -46,10 +46,17 @@ class PromptRecord:
     gold_ranking: list[list[int]] | None = None  # tie groups of response positions
 
 
-class RecordError(InvalidInput):
-    def __init__(self, line: int, field_name: str, problem: str):
-        super().__init__(f"line {line}: {field_name}: {problem}", field=field_name)
+class LineError(InvalidInput):
+    """A problem on one line of an import; the message names the line."""
+
+    def __init__(self, line: int, message: str, field_name: str):
+        super().__init__(message, field=field_name)
         self.line = line
+
+
+class RecordError(LineError):
+    def __init__(self, line: int, field_name: str, problem: str):
+        super().__init__(line, f"line {line}: {field_name}: {problem}", field_name)
 
 
 def parse_import_body(raw: bytes | str | object) -> list[tuple[int, Any]]:
@@ -83,9 +90,10 @@ def _line_error(line_number: int, line: bytes, error: orjson.JSONDecodeError) ->
     try:
         line.decode("utf-8")
     except UnicodeDecodeError as bad:
-        return InvalidInput(
+        return LineError(
+            line_number,
             f"line {line_number}: not valid UTF-8 (byte {bad.start + 1} of the line)",
-            field="body",
+            "body",
         )
     return RecordError(line_number, "json", f"not valid JSON ({error.msg})")
 
@@ -116,13 +124,26 @@ def starts_as_json_list(stream: IO[bytes]) -> bool:
     return start.startswith(b"[")
 
 
-def read_json_lines(stream: IO[bytes]) -> Iterator[tuple[int, Any]]:
-    """Decode a JSON Lines file lazily, one (line number, value) per non-blank line."""
-    lines = enumerate(stream, start=1)
+def read_json_lines(
+    stream: IO[bytes], *, first_line: int = 1, end: int | None = None
+) -> Iterator[tuple[int, Any]]:
+    """Decode a JSON Lines file lazily, one (line number, value) per non-blank line.
+
+    From the stream's position, numbered from `first_line`, up to the byte offset `end`
+    (a line boundary) when given: one writer's range of a file (`file_ranges`)."""
+    lines = enumerate(stream if end is None else _lines_until(stream, end), start=first_line)
     first = next(lines, None)
     if first is not None:
-        yield from _decoded_lines([(first[0], first[1].removeprefix(UTF8_BOM))])
+        text = first[1].removeprefix(UTF8_BOM) if first_line == 1 else first[1]
+        yield from _decoded_lines([(first[0], text)])
     yield from _decoded_lines(lines)
+
+
+def _lines_until(stream: IO[bytes], end: int) -> Iterator[bytes]:
+    position = stream.tell()
+    while position < end and (line := stream.readline()):
+        position += len(line)
+        yield line
 
 
 def validated_batches(

@@ -116,6 +116,17 @@ class Project(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="projects"
     )
+    staged_for = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
+        editable=False,
+        help_text="Set on the hidden stage of an import written by several processes "
+        "(labeling.services.staged_import): its prompts move to this project when it is "
+        "published. Stages are listed nowhere.",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

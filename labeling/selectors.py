@@ -32,7 +32,7 @@ DAY = timedelta(days=1)
 
 def projects_for_user(*, user: User) -> QuerySet[Project]:
     if getattr(user, "is_staff", False):
-        return Project.objects.all()
+        return Project.objects.filter(staged_for__isnull=True)
     return Project.objects.filter(memberships__user=user).distinct()
 
 
@@ -54,7 +54,7 @@ def project_for_user(
     *, user: AnyUser, project_id: int, roles: tuple[str, ...] | None = None
 ) -> Project:
     """The project if the user may see it (404 otherwise) and holds one of `roles` (403)."""
-    project = Project.objects.filter(pk=project_id).first()
+    project = Project.objects.filter(pk=project_id, staged_for__isnull=True).first()
     if project is None:
         raise NotFound("project not found")
     role = project_role_for(user=user, project=project)

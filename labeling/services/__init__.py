@@ -73,6 +73,7 @@ from labeling.services.rater_flow import (
     prompt_completion_refresh,
     rater_progress,
 )
+from labeling.services.staged_import import default_writers, prompts_import_file_parallel
 
 __all__ = [
     "ANALYZE_AFTER_ROWS",
@@ -89,6 +90,7 @@ __all__ = [
     "assignments_release_for_rater",
     "assignments_restore_reopened",
     "audit_record",
+    "default_writers",
     "field_changes",
     "gold_ranking_from_labels",
     "invite_accept",
@@ -116,6 +118,7 @@ __all__ = [
     "prompts_create",
     "prompts_import",
     "prompts_import_file",
+    "prompts_import_file_parallel",
     "prompts_reopen",
     "prompts_request_extra_raters",
     "rater_membership",

@@ -64,6 +64,7 @@ class ImportSummary:
     prompts: int
     responses: int
     first_id: int
+    writers: int = 1  # processes that wrote it (labeling.services.staged_import)
 
 
 # Import ---------------------------------------------------------------------------------------
@@ -212,8 +213,8 @@ def _import_batches(
         )
         if first_id is None:
             raise InvalidInput("the import has no records", field="body")
-        _analyze_after_import(prompts)
-        _audit_import(project=project, by=by, created=prompts, first_id=first_id)
+        analyze_after_import(prompts)
+        audit_import(project=project, by=by, created=prompts, first_id=first_id)
     return first_id
 
 
@@ -255,11 +256,11 @@ def _prompts_write(*, project: Project, records: list[PromptRecord]) -> list[int
     """One batch, in a savepoint so a refused batch leaves the transaction usable."""
     with transaction.atomic():
         if db.is_postgresql():
-            return _prompts_copy(project=project, records=records)
+            return prompts_copy(project=project, records=records)
         return _prompts_bulk_create(project=project, records=records)
 
 
-def _audit_import(*, project: Project, by: User | None, created: int, first_id: int) -> None:
+def audit_import(*, project: Project, by: User | None, created: int, first_id: int) -> None:
     audit_record(
         action=AuditAction.PROMPTS_IMPORT,
         actor=by,
@@ -286,7 +287,7 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def _analyze_after_import(count: int) -> None:
+def analyze_after_import(count: int) -> None:
     if count >= ANALYZE_AFTER_ROWS and db.is_postgresql():
         # Fresh statistics keep the queue scan on its index right after a big import. Only
         # the plain columns the queue and the browser filter on: the JSON documents would
@@ -375,9 +376,13 @@ def _prompts_bulk_create(*, project: Project, records: list[PromptRecord]) -> li
     return [prompt.pk for prompt in prompts]
 
 
-def _prompts_copy(*, project: Project, records: list[PromptRecord]) -> list[int]:
-    """PostgreSQL path: ids reserved from the sequences, rows streamed with COPY."""
-    prompt_ids = db.reserve_ids(Prompt, len(records))
+def prompts_copy(
+    *, project: Project, records: list[PromptRecord], prompt_ids: Sequence[int] | None = None
+) -> list[int]:
+    """PostgreSQL path: ids reserved from the sequences (the prompts' may be given, reserved
+    earlier in file order), rows streamed with COPY."""
+    if prompt_ids is None:
+        prompt_ids = db.reserve_ids(Prompt, len(records))
     response_ids = iter(db.reserve_ids(Response, sum(len(r.responses) for r in records)))
     now = timezone.now()
     prompt_rows, response_rows = [], []
@@ -410,7 +415,7 @@ def _prompts_copy(*, project: Project, records: list[PromptRecord]) -> list[int]
         ["id", "prompt", "position", "external_id", "text", "model_name", "metadata"],
         response_rows,
     )
-    return prompt_ids
+    return list(prompt_ids)
 
 
 def _store_gold_rankings(

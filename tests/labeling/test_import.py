@@ -166,7 +166,7 @@ def test_copy_and_the_portable_bulk_create_import_the_same_rows(lead):
     copied = services.project_create(creator=lead, name="Copied")
     inserted = services.project_create(creator=lead, name="Inserted")
 
-    copied_ids = prompt_services._prompts_copy(project=copied, records=validated)
+    copied_ids = prompt_services.prompts_copy(project=copied, records=validated)
     inserted_ids = prompt_services._prompts_bulk_create(project=inserted, records=validated)
 
     assert imported_content(copied) == imported_content(inserted)

@@ -84,10 +84,10 @@ def test_each_database_takes_its_own_write_path(small_batches, monkeypatch, proj
 
         return write
 
-    for name in ("_prompts_copy", "_prompts_bulk_create"):
+    for name in ("prompts_copy", "_prompts_bulk_create"):
         monkeypatch.setattr(prompt_services, name, recording(name))
     services.prompts_import(project=project, raw=json.dumps(sample_records(7)))
-    expected = "_prompts_copy" if db.is_postgresql() else "_prompts_bulk_create"
+    expected = "prompts_copy" if db.is_postgresql() else "_prompts_bulk_create"
     assert calls == [expected] * 3  # 3 + 3 + 1 records
 
 

@@ -1,8 +1,10 @@
 """`manage.py import_prompts PROJECT FILE` (also `ranklab manage import_prompts …`): the
 API's import from a JSON Lines (or JSON list) file, streamed in batches with a progress bar.
 
-All or nothing, as over the API: every batch is written inside one transaction, so a bad
-line anywhere (even in the last batch) leaves nothing imported and names the line.
+All or nothing, as over the API: a bad line anywhere (even in the last batch) leaves
+nothing imported and names the line. On PostgreSQL a file of more than one batch is written
+by several processes at once (`--writers`) into a hidden stage that one transaction then
+publishes (labeling.services.staged_import); `--writers 1` writes in one transaction.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from core.errors import RanklabError
 from labeling import services
 from labeling.models import Project
 from labeling.services.prompts import IMPORT_BATCH_SIZE, ImportProgress
+from labeling.services.staged_import import MAX_WRITERS
 
 BAR_WIDTH = 30
 
@@ -62,6 +65,13 @@ class Command(BaseCommand):
             help=f"Prompts validated and written per batch (default {IMPORT_BATCH_SIZE})",
         )
         parser.add_argument(
+            "--writers",
+            type=int,
+            default=services.default_writers(),
+            help="Processes writing at once on PostgreSQL (default: the CPUs, at most "
+            f"{MAX_WRITERS}); 1 writes in one transaction",
+        )
+        parser.add_argument(
             "--progress",
             action="store_true",
             default=None,
@@ -80,6 +90,7 @@ class Command(BaseCommand):
         project: int,
         file: Path,
         batch_size: int,
+        writers: int,
         progress: bool | None,
         **options: Any,
     ) -> None:
@@ -90,12 +101,14 @@ class Command(BaseCommand):
             raise CommandError(f"{file} is not a file")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
+        if writers < 1:
+            raise CommandError("--writers must be at least 1")
         show_bar = self.stderr.isatty() if progress is None else progress
         bar = ProgressBar(self.stderr) if show_bar else None
         started = time.monotonic()
         try:
-            summary = services.prompts_import_file(
-                project=target, path=file, batch_size=batch_size, on_progress=bar
+            summary = services.prompts_import_file_parallel(
+                project=target, path=file, writers=writers, batch_size=batch_size, on_progress=bar
             )
         except RanklabError as error:
             raise CommandError(f"{file}: {error.message}; nothing was imported") from error
@@ -106,6 +119,7 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS(
                 f"Imported {summary.prompts:,} prompts ({summary.responses:,} responses) "
-                f"into {target} in {seconds:.1f} s."
+                f"into {target} in {seconds:.1f} s"
+                + (f" ({summary.writers} writers)." if summary.writers > 1 else ".")
             )
         )
