@@ -5,8 +5,10 @@
 2. `POST /api/projects/{id}/prompts/` with a JSON Lines body against gunicorn, end to end
    as a client sees it (upload, parse, validate, write, commit, answer).
 3. `manage.py import_prompts` on JSON Lines files of each --command-sizes, each in its own
-   process: wall time, prompts/s and the process's peak RSS (flat memory: the 1M file
-   should peak where the 100k one does).
+   process, with each --command-writers (1: one transaction; more: writer processes into a
+   stage published in one transaction): wall time, prompts/s, the time a prompt once the
+   command has started beside the API's median, and the peak RSS of the command or its
+   largest writer (flat memory: the 1M file should peak where the 100k one does).
 
 The prompt browser's search index is built after an import commits, by a job: with
 CELERY_BROKER_URL set, a Celery worker is started beside gunicorn and each import prints
@@ -21,7 +23,7 @@ row has its own words, as the prompt browser's trigram index sees real data.
 
     CELERY_BROKER_URL=redis://127.0.0.1:6379/N .venv/bin/python bench/import_prompts.py
         [--prompts 10000] [--repeat 3] [--command-sizes 100000,1000000] [--skip-http]
-        [--keep-database]
+        [--command-writers 1,2] [--keep-database]
 """
 
 from __future__ import annotations
@@ -288,7 +290,8 @@ def http_import(project_id: int, token: str, body: bytes) -> tuple[float, int, b
 
 def bench_http(
     lead: User, body: bytes, count: int, repeat: int, workers: int, worker: int | None
-) -> None:
+) -> float:
+    """Prints each run and the summary; the median milliseconds a prompt."""
     from labeling import services
     from labeling.accounts.services import api_token_create
     from labeling.models import Prompt
@@ -329,6 +332,7 @@ def bench_http(
         f"gunicorn -w {workers}): best {best:.2f} s, median {median:.2f} s, "
         f"worst {worst:.2f} s ({count / best:,.0f} prompts/s); target <= 1.5 s"
     )
+    return 1000 * median / count
 
 
 def command_environment() -> dict[str, str]:
@@ -355,20 +359,22 @@ def command_startup_seconds(env: dict[str, str]) -> float:
 
 
 def bench_command(
-    lead: User, size: int, directory: Path, batch_size: int, text: str, worker: int | None
+    lead: User,
+    size: int,
+    path: Path,
+    options: argparse.Namespace,
+    writers: int,
+    worker: int | None,
+    http_ms: float | None,
 ) -> None:
     from labeling import services
     from labeling.models import Prompt
 
-    path = directory / f"prompts-{size}.jsonl"
-    with path.open("wb") as handle:
-        for line in records(size, prefix=f"c{size}-", text=text):
-            handle.write(line)
     megabytes = path.stat().st_size / 1e6
-    project = services.project_create(creator=lead, name=f"command {size}")
+    project = services.project_create(creator=lead, name=f"command {size} x {writers}")
     command = [
         sys.executable, "manage.py", "import_prompts", str(project.pk), str(path),
-        "--no-progress", "--batch-size", str(batch_size),
+        "--no-progress", "--batch-size", str(options.batch_size), "--writers", str(writers),
     ]  # fmt: skip
     env = command_environment()
     startup = command_startup_seconds(env)
@@ -379,18 +385,21 @@ def bench_command(
     seconds = time.perf_counter() - started
     meter.lap()
     output = process.stdout.read().decode() if process.stdout else ""
-    path.unlink()
     if status != 0:
         raise RuntimeError(f"the command failed ({status}): {output}")
     searchable = wait_until_searchable(project.pk, timeout=3600)
     index_cpu = meter.lap()
     assert Prompt.objects.filter(project=project).count() == size
-    # The command's database backend ends with it: only the command's own CPU is read here.
+    # The command's database backends end with it: only the command's own CPU (its writers'
+    # included, as waited-for children) is read here.
     command_cpu = usage.ru_utime + usage.ru_stime
+    started_ms = 1000 * (seconds - startup) / size
+    beside = f" (the API's median {http_ms:.3f} ms)" if http_ms is not None else ""
     print(
-        f"command import {size:,} prompts ({megabytes:,.0f} MB, batches of {batch_size}): "
+        f"command import {size:,} prompts ({megabytes:,.0f} MB, batches of "
+        f"{options.batch_size}, {writers} writer{'s' if writers > 1 else ''}): "
         f"{seconds:.1f} s (of which starting manage.py {startup:.1f} s), "
-        f"{size / seconds:,.0f} prompts/s, "
+        f"{size / seconds:,.0f} prompts/s, {started_ms:.3f} ms a prompt once started{beside}, "
         f"peak RSS {usage.ru_maxrss / 1024:.0f} MB, CPU s: command {command_cpu:.2f}; "
         f"all indexed {searchable:.1f} s after it "
         f"({search_job_text(project.pk)}; CPU s: {cpu_text(index_cpu)}) ({load()})"
@@ -414,6 +423,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=3)
     parser.add_argument("--command-sizes", default="100000,1000000")
+    parser.add_argument("--command-writers", default="1,2", help="--writers of each command run")
     parser.add_argument("--batch-size", type=int, default=2000)
     parser.add_argument(
         "--text",
@@ -456,12 +466,19 @@ def main() -> None:
         )
         baseline = min(timed_orm_baseline(lead, body, f"orm {i}") for i in range(args.repeat))
         print(f"baseline, ORM bulk_create on PostgreSQL: best {baseline:.2f} s")
+        http_ms = None
         if not args.skip_http:
-            bench_http(lead, body, args.prompts, args.repeat, args.workers, worker)
+            http_ms = bench_http(lead, body, args.prompts, args.repeat, args.workers, worker)
         sizes = [int(size) for size in args.command_sizes.split(",") if size.strip()]
+        writer_counts = [int(count) for count in args.command_writers.split(",") if count.strip()]
         with tempfile.TemporaryDirectory(prefix="ranklab-import-bench-") as directory:
             for size in sizes:
-                bench_command(lead, size, Path(directory), args.batch_size, args.text, worker)
+                path = Path(directory) / f"prompts-{size}.jsonl"
+                with path.open("wb") as handle:
+                    handle.writelines(records(size, prefix=f"c{size}-", text=args.text))
+                for writers in writer_counts:  # the same file into a project of its own each
+                    bench_command(lead, size, path, args, writers, worker, http_ms)
+                path.unlink()
         print(f"done; {load()}")
     finally:
         if worker_process is not None:

@@ -25,6 +25,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import threading
 import time
 from array import array
 from collections.abc import Callable, Iterable, Sequence
@@ -140,8 +141,13 @@ def prompts_import_file_parallel(
 
 
 def _stage_possible(path: Path, writers: int) -> bool:
+    """Writers are forked: not from inside a transaction (it could not hold their work) nor
+    from a process running other threads (a lock one of them holds would never be freed in
+    the child)."""
     if writers < 2 or not db.is_postgresql() or connection.in_atomic_block:
-        return False  # a caller's transaction could not hold the writers' work
+        return False
+    if threading.active_count() > 1:
+        return False
     with path.open("rb") as stream:
         return not starts_as_json_list(stream)
 

@@ -7,21 +7,25 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import multiprocessing
 import os
 import random
+import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connections
 from django.utils import timezone
 
 from core.errors import NotFound
 from labeling import selectors
-from labeling.importing import read_json_lines
+from labeling.importing import parse_import_body, read_json_lines, validate_records
 from labeling.models import AuditAction, AuditEvent, Project, Prompt, PromptSearchText, Response
 from labeling.services import staged_import
+from labeling.services.prompts import prompts_copy
 from tests.helpers import sample_records
 from tests.labeling.test_import import imported_content
 from tests.labeling.test_import_batches import expected_content, mixed_records
@@ -112,6 +116,65 @@ def test_several_writers_store_what_one_transaction_stores_in_file_order(
 
 
 @staged
+def test_raters_see_nothing_of_an_import_until_it_is_published(
+    tmp_path, project, make_user, add_member, monkeypatch
+):
+    from labeling import services
+
+    rater = add_member(make_user("rater"))
+    written, go, seen = tmp_path / "written", tmp_path / "go", tmp_path / "seen.json"
+    copy = prompts_copy
+
+    def waits_after_its_first_batch(**kwargs):
+        ids = copy(**kwargs)
+        if kwargs["records"][0].line == 1:  # the first writer's first batch: now committed
+            written.touch()
+            wait_for(go)
+        return ids
+
+    def observe() -> None:  # a process of its own: the import's process runs no other thread
+        try:
+            wait_for(written)
+            stage = Project.objects.get(staged_for=project)
+            seen.write_text(
+                json.dumps(
+                    {
+                        "stage": Prompt.objects.filter(project=stage).count(),
+                        "project": Prompt.objects.filter(project=project).count(),
+                        "lease": services.lease_next_assignment(project=project, rater=rater)
+                        is not None,
+                    }
+                )
+            )
+        finally:
+            go.touch()
+            connections.close_all()
+
+    monkeypatch.setattr(staged_import, "prompts_copy", waits_after_its_first_batch)
+    path = write_jsonl(tmp_path / "p.jsonl", sample_records(8))
+    connections.close_all()  # the observer is forked: it opens its own connection
+    observer = multiprocessing.get_context("fork").Process(target=observe)
+    observer.start()
+    try:
+        out, _ = run(project, path, "--batch-size", "2", "--writers", "2")
+    finally:
+        go.touch()
+        observer.join(60)
+    observed = json.loads(seen.read_text())
+    assert observed["stage"] >= 2  # committed batches, in the stage (the other writer's too)
+    assert observed["project"] == 0 and observed["lease"] is False
+    assert "Imported 8 prompts" in out and "(2 writers)" in out
+    assert services.lease_next_assignment(project=project, rater=rater) is not None
+    assert stages_left() == 0
+
+
+def wait_for(path: Path, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not path.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+@staged
 def test_a_bad_line_in_the_last_range_imports_nothing_and_leaves_no_stage(tmp_path, project):
     records = sample_records(12)
     records[11]["responses"][2]["model"] = ["m"]
@@ -165,7 +228,7 @@ def test_an_external_id_the_project_holds_is_named_and_the_project_kept(tmp_path
 
 @staged
 def test_a_writer_that_dies_fails_the_import_with_a_reason(tmp_path, project, monkeypatch):
-    copy = staged_import.prompts_copy
+    copy = prompts_copy
 
     def dies_on_line_nine(**kwargs):
         if any(record.line == 9 for record in kwargs["records"]):
@@ -197,15 +260,12 @@ def test_the_progress_bar_counts_every_writers_batches(tmp_path, project):
 
 @staged
 def test_a_stage_is_listed_nowhere_and_a_forgotten_one_is_dropped(tmp_path, project, make_user):
-    from labeling.importing import parse_import_body, validate_records
-    from labeling.services import prompts as prompt_services
-
     staff = make_user("operator")
     staff.is_staff = True
     staff.save()
     stage = staged_import._stage_create(project)
     records = validate_records(parse_import_body(json.dumps(sample_records(3))))
-    prompt_services.prompts_copy(project=stage, records=records)
+    prompts_copy(project=stage, records=records)
 
     assert stage not in selectors.projects_for_user(user=staff)
     assert project in selectors.projects_for_user(user=staff)
