@@ -323,6 +323,9 @@ API_TOKEN_SIGN_IN_DAYS = env_int("API_TOKEN_SIGN_IN_DAYS", 30)
 API_TOKEN_SIGN_IN_KEEP = env_int("API_TOKEN_SIGN_IN_KEEP", 20)
 # JSON request bodies (imports have their own, larger limit).
 API_JSON_MAX_BYTES = env_int("API_JSON_MAX_BYTES", 1_000_000)
+# An import's body over the API or a file uploaded on the project page; larger files go
+# through `manage.py import_prompts`, which streams them.
+IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 200 * 1024 * 1024)
 SPECTACULAR_SETTINGS = {
     "TITLE": "Ranklab API",
     "DESCRIPTION": "Preference labeling for RLHF, reward-model and DPO data.",

@@ -6,13 +6,12 @@ import json
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import MaxValueValidator, MinValueValidator
 
 from labeling.models import Project, Role
 from labeling.rubric import HHH_PRESET, RubricProblem, clean_rubric
-
-MAX_IMPORT_BYTES = 200 * 1024 * 1024
 
 
 class JoinForm(forms.Form):
@@ -114,8 +113,12 @@ class ImportForm(forms.Form):
 
     def clean_file(self) -> UploadedFile:
         upload: UploadedFile = self.cleaned_data["file"]
-        if (upload.size or 0) > MAX_IMPORT_BYTES:
-            raise forms.ValidationError("the file is larger than 200 MB; use the API in parts")
+        limit = settings.IMPORT_MAX_BYTES
+        if (upload.size or 0) > limit:
+            raise forms.ValidationError(
+                f"the file is larger than {limit // 2**20} MB; import it with the command "
+                "(manage.py import_prompts) or in parts"
+            )
         return upload
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import IO, Any, cast
 
+from django.conf import settings
 from django.contrib.auth import authenticate
 from django.contrib.auth.models import User
 from django.db.models import QuerySet
@@ -22,6 +23,7 @@ from rest_framework.views import APIView
 from core.api import ERROR_RESPONSES
 from core.auth import signed_in_user
 from core.errors import InvalidInput, NotAllowed, NotFound
+from core.parsers import PayloadTooLarge
 from core.throttles import SIGN_IN_THROTTLES
 from labeling import selectors, services
 from labeling.accounts.models import TokenOrigin
@@ -217,7 +219,8 @@ class AuditLogView(generics.ListAPIView[AuditEvent]):
 
 
 class RawBodyParser(parsers.BaseParser):
-    """Leaves the body as bytes: imports accept a JSON list or JSON Lines."""
+    """Leaves the body as bytes (imports accept a JSON list or JSON Lines), up to
+    `IMPORT_MAX_BYTES`: a larger body is refused with 413 before it fills the memory."""
 
     media_type = "*/*"
 
@@ -228,7 +231,14 @@ class RawBodyParser(parsers.BaseParser):
         media_type: str | None = None,
         parser_context: Mapping[str, Any] | None = None,
     ) -> bytes:
-        return stream.read() if stream is not None else b""
+        limit = settings.IMPORT_MAX_BYTES
+        body = stream.read(limit + 1) if stream is not None else b""
+        if len(body) > limit:
+            raise PayloadTooLarge(
+                f"the import is larger than the limit of {limit} bytes; import it with the "
+                "command (manage.py import_prompts) or in parts"
+            )
+        return body
 
 
 class PromptImportView(APIView):

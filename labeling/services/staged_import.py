@@ -93,9 +93,9 @@ class FileRange:
 
 @dataclass
 class WriterEnd:
-    """How a writer ended: None for done, else its error."""
+    """A writer's failure (a writer that finished has none)."""
 
-    line: int | None = None  # the line named, when the error is a line's
+    line: int | None = None  # the line it names; None when the writer itself failed
     message: str = ""
     field: str | None = None
 

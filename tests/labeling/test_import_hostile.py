@@ -124,3 +124,31 @@ def test_html_upload_with_invalid_utf8_shows_the_error(lead, project):
     )
     assert response.status_code == 400
     assert "not valid UTF-8" in response.content.decode()
+
+
+def test_a_body_past_the_import_limit_is_a_413_and_imports_nothing(
+    api_for, lead, project, settings
+):
+    body = b"".join(json.dumps(record(external_id=f"p{n}")).encode() + b"\n" for n in range(30))
+    settings.IMPORT_MAX_BYTES = len(body) - 1
+    response = post_import(api_for(lead), project, body)
+    assert response.status_code == 413
+    assert response.json()["detail"].startswith(
+        f"the import is larger than the limit of {len(body) - 1} bytes"
+    )
+    assert not Prompt.objects.exists()
+    settings.IMPORT_MAX_BYTES = len(body)  # at the limit: imported
+    assert post_import(api_for(lead), project, body).status_code == 201
+    assert Prompt.objects.count() == 30
+
+
+def test_an_upload_past_the_import_limit_is_refused_on_the_page(lead, project, settings):
+    settings.IMPORT_MAX_BYTES = 2 * 2**20
+    client = Client()
+    client.force_login(lead)
+    upload = SimpleUploadedFile("prompts.jsonl", b" " * (2 * 2**20 + 1), "application/jsonl")
+    response = client.post(
+        f"/projects/{project.pk}/import/", {"file": upload}, HTTP_HX_REQUEST="true"
+    )
+    assert "larger than 2 MB" in response.content.decode()
+    assert not Prompt.objects.exists()
