@@ -84,6 +84,26 @@ def test_an_import_with_one_bad_line_imports_nothing_and_names_the_line(api_for,
             lambda r: r.update(messages=[{"role": "bot", "content": "x"}]) or r.pop("prompt"),
             "line 2: messages[0].role: must be one of",
         ),
+        (
+            lambda r: r.update(responses=["a", 7]),
+            "line 2: responses[1]: must be an object with text",
+        ),
+        (
+            lambda r: r.update(responses=["a", {"text": "b", "colour": "red"}]),
+            "line 2: responses[1].colour: unknown field",
+        ),
+        (
+            lambda r: r.update(responses=[{"id": "x", "text": "a"}, {"id": "x", "text": "b"}]),
+            "line 2: responses[1].external_id: 'x' is used twice",
+        ),
+        (
+            lambda r: r.update(responses=["a", {"text": "b", "metadata": {"k": {"n": 2**70}}}]),
+            "line 2: responses[1].metadata.k.n: is a number outside the 64-bit range",
+        ),
+        (
+            lambda r: r.update(responses=["a", {"text": "b", "metadata": [1]}]),
+            "line 2: responses[1].metadata: must be a JSON object",
+        ),
     ],
 )
 def test_bad_records_are_refused_with_line_and_field(api_for, lead, project, change, message):
