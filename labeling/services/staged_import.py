@@ -146,10 +146,14 @@ def _stage_possible(path: Path, writers: int) -> bool:
     the child)."""
     if writers < 2 or not db.is_postgresql() or connection.in_atomic_block:
         return False
-    if threading.active_count() > 1:
+    if other_threads_running():
         return False
     with path.open("rb") as stream:
         return not starts_as_json_list(stream)
+
+
+def other_threads_running() -> bool:
+    return threading.active_count() > 1
 
 
 def file_ranges(path: Path, count: int) -> list[FileRange]:

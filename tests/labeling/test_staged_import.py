@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 import random
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -35,8 +36,22 @@ POSTGRESQL_ONLY = "writers are processes with their own PostgreSQL connections"
 
 
 def staged(test):
-    """PostgreSQL, and committed data: the writer processes cannot see a test's transaction."""
-    return pytest.mark.postgresql(POSTGRESQL_ONLY)(pytest.mark.django_db(transaction=True)(test))
+    """PostgreSQL, and committed data: the writer processes cannot see a test's transaction.
+    Earlier tests leave idle threads behind (servers' request threads), which the command's
+    process never has: the import is told there are none, so it forks its writers."""
+    for mark in (
+        pytest.mark.postgresql(POSTGRESQL_ONLY),
+        pytest.mark.django_db(transaction=True),
+        pytest.mark.usefixtures("threads_unseen"),
+        pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning"),
+    ):
+        test = mark(test)
+    return test
+
+
+@pytest.fixture
+def threads_unseen(monkeypatch):
+    monkeypatch.setattr(staged_import, "other_threads_running", lambda: False)
 
 
 def run(project: Project, path: Path, *options: str) -> tuple[str, str]:
@@ -132,7 +147,7 @@ def test_raters_see_nothing_of_an_import_until_it_is_published(
             wait_for(go)
         return ids
 
-    def observe() -> None:  # a process of its own: the import's process runs no other thread
+    def observe() -> None:  # a process of its own, beside the import's
         try:
             wait_for(written)
             stage = Project.objects.get(staged_for=project)
@@ -253,6 +268,25 @@ def test_the_progress_bar_counts_every_writers_batches(tmp_path, project):
     shown = [int(frame.split("] ")[1].split()[1]) for frame in frames]
     assert shown == sorted(shown) and shown[-1] == 9
     assert frames[-1].startswith("[" + "#" * 30 + "] 100% 9 prompts")
+
+
+@pytest.mark.postgresql(POSTGRESQL_ONLY)
+@pytest.mark.django_db(transaction=True)
+def test_a_process_running_other_threads_imports_in_one_transaction(tmp_path, project):
+    """Forking beside other threads could leave a lock one of them holds locked forever in
+    the writer: the import then writes in one transaction instead."""
+    stop = threading.Event()
+    beside = threading.Thread(target=stop.wait, daemon=True)
+    beside.start()
+    try:
+        assert staged_import.other_threads_running()
+        records = sample_records(9)
+        out, _ = run(project, write_jsonl(tmp_path / "p.jsonl", records), "--batch-size", "2")
+    finally:
+        stop.set()
+        beside.join()
+    assert "Imported 9 prompts" in out and "writers" not in out
+    assert imported_content(project) == expected_content(records)
 
 
 # The stage --------------------------------------------------------------------------------------
