@@ -140,12 +140,11 @@ def test_raters_see_nothing_of_an_import_until_it_is_published(
     written, go, seen = tmp_path / "written", tmp_path / "go", tmp_path / "seen.json"
     copy = prompts_copy
 
-    def waits_after_its_first_batch(**kwargs):
-        ids = copy(**kwargs)
-        if kwargs["records"][0].line == 1:  # the first writer's first batch: now committed
+    def waits_before_its_second_batch(**kwargs):
+        if kwargs["records"][0].line == 3:  # the first writer's first batch is committed
             written.touch()
             wait_for(go)
-        return ids
+        return copy(**kwargs)
 
     def observe() -> None:  # a process of its own, beside the import's
         try:
@@ -164,8 +163,9 @@ def test_raters_see_nothing_of_an_import_until_it_is_published(
         finally:
             go.touch()
             connections.close_all()
+            os._exit(0)  # no interpreter teardown in a fork of the test process
 
-    monkeypatch.setattr(staged_import, "prompts_copy", waits_after_its_first_batch)
+    monkeypatch.setattr(staged_import, "prompts_copy", waits_before_its_second_batch)
     path = write_jsonl(tmp_path / "p.jsonl", sample_records(8))
     connections.close_all()  # the observer is forked: it opens its own connection
     observer = multiprocessing.get_context("fork").Process(target=observe)
