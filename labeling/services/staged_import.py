@@ -25,16 +25,19 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from array import array
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from multiprocessing.process import BaseProcess
 from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
+from types import FrameType
 from typing import Any, BinaryIO
 
 from django.contrib.auth.models import User
@@ -91,6 +94,17 @@ class FileRange:
         return self.first_line - 1
 
 
+@dataclass(frozen=True)
+class Writing:
+    """What every writer of one import shares (inherited by the fork, not pickled)."""
+
+    stage_id: int
+    path: Path
+    prompt_ids: array[int]  # one per line of the file, ascending in file order
+    batch_size: int
+    parent: int  # the command's process id
+
+
 @dataclass
 class WriterEnd:
     """A writer's failure (a writer that finished has none)."""
@@ -124,20 +138,30 @@ def prompts_import_file_parallel(
     stages_forgotten_drop()
     stage = _stage_create(project)
     try:
-        prompt_ids = _reserved_prompt_ids(sum(part.lines for part in ranges))
-        responses = _written_in_parallel(
-            stage=stage,
-            path=path,
-            ranges=ranges,
-            prompt_ids=prompt_ids,
-            batch_size=batch_size,
-            on_progress=on_progress,
-        )
-        prompts, first_id = _publish(project=project, stage=stage, path=path, by=by)
+        with _terminate_as_interrupt():
+            prompt_ids = _reserved_prompt_ids(sum(part.lines for part in ranges))
+            writing = Writing(stage.pk, path, prompt_ids, batch_size, os.getpid())
+            responses = _written_in_parallel(writing, ranges, on_progress)
+            prompts, first_id = _publish(project=project, stage=stage, path=path, by=by)
     except BaseException:
         _stage_drop(stage.pk)
         raise
     return ImportSummary(prompts, responses, first_id, writers=len(ranges))
+
+
+@contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """A SIGTERM (a supervisor stopping the command) ends a staged import as Ctrl-C does:
+    the writers stopped, the stage dropped. The staged path runs in the main thread only."""
+
+    def interrupt(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _stage_possible(path: Path, writers: int) -> bool:
@@ -195,12 +219,8 @@ def _reserved_prompt_ids(count: int) -> array[int]:
 
 
 def _written_in_parallel(
-    *,
-    stage: Project,
-    path: Path,
+    writing: Writing,
     ranges: Sequence[FileRange],
-    prompt_ids: array[int],
-    batch_size: int,
     on_progress: Callable[[ImportProgress], None] | None,
 ) -> int:
     """Run one writer process per range; the responses written. Raises the error of the
@@ -212,7 +232,7 @@ def _written_in_parallel(
     writers = [
         context.Process(
             target=_writer,
-            args=(stage.pk, path, part, prompt_ids, batch_size, events, stops[part.index]),
+            args=(writing, part, events, stops[part.index]),
             name=f"ranklab-import-writer-{part.index}",
             daemon=True,
         )
@@ -221,7 +241,8 @@ def _written_in_parallel(
     for writer in writers:
         writer.start()
     try:
-        return _followed(writers, ranges, events, stops, path.stat().st_size, on_progress)
+        total_bytes = writing.path.stat().st_size
+        return _followed(writers, ranges, events, stops, total_bytes, on_progress)
     finally:
         _writers_stopped(writers, stops, events)
 
@@ -293,19 +314,11 @@ def _writers_stopped(
         writer.join()
 
 
-def _writer(
-    stage_id: int,
-    path: Path,
-    part: FileRange,
-    prompt_ids: array[int],
-    batch_size: int,
-    events: Queue[tuple[Any, ...]],
-    stop: Event,
-) -> None:
+def _writer(writing: Writing, part: FileRange, events: Queue[tuple[Any, ...]], stop: Event) -> None:
     """A writer process: validate its range and COPY it into the stage batch by batch,
     each batch committed; each batch and the end (or the error) reported on `events`."""
     try:
-        _range_written(stage_id, path, part, prompt_ids, batch_size, events, stop)
+        _range_written(writing, part, events, stop)
         events.put(("done", part.index))
     except LineError as error:
         events.put(("error", part.index, error.line, error.message, error.field))
@@ -316,22 +329,17 @@ def _writer(
 
 
 def _range_written(
-    stage_id: int,
-    path: Path,
-    part: FileRange,
-    prompt_ids: array[int],
-    batch_size: int,
-    events: Queue[tuple[Any, ...]],
-    stop: Event,
+    writing: Writing, part: FileRange, events: Queue[tuple[Any, ...]], stop: Event
 ) -> None:
-    stage = Project.objects.get(pk=stage_id)
+    stage = Project.objects.get(pk=writing.stage_id)
+    path, prompt_ids = writing.path, writing.prompt_ids
     written = 0
     with path.open("rb") as stream:
         stream.seek(part.start)
         lines = read_json_lines(stream, first_line=part.first_line, end=part.end)
-        for batch in validated_batches(lines, size=batch_size):
-            if stop.is_set():
-                break
+        for batch in validated_batches(lines, size=writing.batch_size):
+            if stop.is_set() or os.getppid() != writing.parent:
+                break  # asked to stop, or the command is gone (killed): write no more
             first = part.first_id + written
             try:
                 with transaction.atomic():

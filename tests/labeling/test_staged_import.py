@@ -10,6 +10,7 @@ import json
 import multiprocessing
 import os
 import random
+import signal
 import threading
 import time
 from datetime import timedelta
@@ -256,6 +257,25 @@ def test_a_writer_that_dies_fails_the_import_with_a_reason(tmp_path, project, mo
         run(project, path, "--batch-size", "2", "--writers", "2")
     assert not Prompt.objects.exists() and not Response.objects.exists()
     assert stages_left() == 0
+
+
+@staged
+def test_a_stopped_command_drops_its_stage(tmp_path, project, monkeypatch):
+    """SIGTERM, as a supervisor stops a process, mid-import: nothing imported, nothing left."""
+
+    def stops_the_command_on_line_nine(**kwargs):
+        if any(record.line == 9 for record in kwargs["records"]):
+            os.kill(os.getppid(), signal.SIGTERM)
+        return prompts_copy(**kwargs)
+
+    monkeypatch.setattr(staged_import, "prompts_copy", stops_the_command_on_line_nine)
+    path = write_jsonl(tmp_path / "p.jsonl", sample_records(12))
+    handler = signal.getsignal(signal.SIGTERM)
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        run(project, path, "--batch-size", "2", "--writers", "2")
+    assert not Prompt.objects.exists() and not Response.objects.exists()
+    assert stages_left() == 0
+    assert signal.getsignal(signal.SIGTERM) == handler  # put back
 
 
 @staged
