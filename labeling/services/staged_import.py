@@ -20,7 +20,6 @@ the file is the one named.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import multiprocessing
 import os
@@ -38,7 +37,7 @@ from multiprocessing.queues import Queue
 from multiprocessing.synchronize import Event
 from pathlib import Path
 from types import FrameType
-from typing import Any, BinaryIO
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import DatabaseError, IntegrityError, connection, connections, transaction
@@ -48,8 +47,10 @@ from django.utils import timezone
 from core import db
 from core.errors import InvalidInput, RanklabError
 from labeling.importing import (
+    FileRange,
     LineError,
     RecordError,
+    file_ranges,
     read_json_lines,
     starts_as_json_list,
     validate_record,
@@ -72,26 +73,9 @@ logger = logging.getLogger(__name__)
 MAX_WRITERS = 4
 STAGE_FORGOTTEN_AFTER = timedelta(days=1)
 IDS_RESERVED_AT_ONCE = 100_000
-COUNT_CHUNK = 1 << 20
 CONFLICTS_LOOKED_UP = 1000
 POLL_SECONDS = 0.2
 STOP_SECONDS = 30.0
-
-
-@dataclass(frozen=True)
-class FileRange:
-    """Whole lines of the file, written by one process."""
-
-    index: int
-    start: int  # byte offset of its first line
-    end: int  # byte offset just past its last line
-    first_line: int
-    lines: int  # its records are at most this many (blank lines hold none)
-
-    @property
-    def first_id(self) -> int:
-        """Where its prompt ids start among the import's: one id is reserved per line."""
-        return self.first_line - 1
 
 
 @dataclass(frozen=True)
@@ -180,33 +164,6 @@ def other_threads_running() -> bool:
     return threading.active_count() > 1
 
 
-def file_ranges(path: Path, count: int) -> list[FileRange]:
-    """Cut a file into up to `count` ranges of whole lines, about equal in bytes, and count
-    each range's lines (a C loop over the bytes, not a Python one over the lines)."""
-    size = path.stat().st_size
-    starts = [0]
-    with path.open("rb") as stream:
-        for part in range(1, count):
-            stream.seek(max(size * part // count - 1, starts[-1]))
-            stream.readline()
-            if starts[-1] < stream.tell() < size:
-                starts.append(stream.tell())
-        ranges, before = [], 0
-        for index, (start, end) in enumerate(itertools.pairwise([*starts, size])):
-            lines = _lines_between(stream, start, end)
-            ranges.append(FileRange(index, start, end, before + 1, lines))
-            before += lines
-    return ranges
-
-
-def _lines_between(stream: BinaryIO, start: int, end: int) -> int:
-    stream.seek(start)
-    lines, last = 0, b""
-    while (left := end - stream.tell()) > 0 and (chunk := stream.read(min(left, COUNT_CHUNK))):
-        lines, last = lines + chunk.count(b"\n"), chunk[-1:]
-    return lines + (1 if last not in (b"", b"\n") else 0)
-
-
 def _reserved_prompt_ids(count: int) -> array[int]:
     """`count` prompt ids in ascending order (8 bytes each), reserved a chunk at a time."""
     ids = array("q")
@@ -256,7 +213,7 @@ def _followed(
     on_progress: Callable[[ImportProgress], None] | None,
 ) -> int:
     """Read the writers' events until each has ended: progress, and on an error the stop
-    of every writer after the failing line."""
+    of every writer after the failing line (of every writer, when a writer itself failed)."""
     ends: dict[int, WriterEnd | None] = {}
     read = [0] * len(ranges)
     prompts = responses = 0
@@ -268,6 +225,7 @@ def _followed(
                 if part.index not in ends and writer.exitcode not in (None, 0):
                     ends[part.index] = WriterEnd(None, f"an import writer stopped ({writer.name}, "
                                                  f"exit code {writer.exitcode})")  # fmt: skip
+                    _stop_after(None, ranges, stops)
             continue
         kind, index, *values = event
         if kind == "batch":
@@ -277,13 +235,20 @@ def _followed(
         elif kind == "done":
             ends[index] = None
         else:
-            ends[index] = WriterEnd(*values)
-            for later in ranges[index + 1 :]:
-                stops[later.index].set()
+            failed = ends[index] = WriterEnd(*values)
+            _stop_after(failed.line, ranges, stops)
     failures = [end for end in ends.values() if end is not None]
     if failures:
         raise _first_of(failures)
     return responses
+
+
+def _stop_after(line: int | None, ranges: Sequence[FileRange], stops: Sequence[Event]) -> None:
+    """Stop the writers of ranges after `line`, which cannot hold an earlier error; all of
+    them when no line failed (a writer itself did)."""
+    for part in ranges:
+        if line is None or part.first_line > line:
+            stops[part.index].set()
 
 
 def _first_of(failures: Iterable[WriterEnd]) -> RanklabError:
@@ -340,7 +305,7 @@ def _range_written(
         for batch in validated_batches(lines, size=writing.batch_size):
             if stop.is_set() or os.getppid() != writing.parent:
                 break  # asked to stop, or the command is gone (killed): write no more
-            first = part.first_id + written
+            first = part.first_line - 1 + written  # one id reserved per line
             try:
                 with transaction.atomic():
                     prompts_copy(

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from core.errors import NotFound
 from labeling import selectors
-from labeling.importing import parse_import_body, read_json_lines, validate_records
+from labeling.importing import file_ranges, parse_import_body, read_json_lines, validate_records
 from labeling.models import AuditAction, AuditEvent, Project, Prompt, PromptSearchText, Response
 from labeling.services import staged_import
 from labeling.services.prompts import prompts_copy
@@ -88,7 +88,7 @@ def test_ranges_are_whole_lines_read_as_the_whole_file_reads(tmp_path, seed, cou
     with path.open("rb") as stream:
         whole = list(read_json_lines(stream))
 
-    ranges = staged_import.file_ranges(path, count)
+    ranges = file_ranges(path, count)
 
     assert 1 <= len(ranges) <= count
     assert ranges[0].start == 0 and ranges[-1].end == path.stat().st_size
@@ -283,7 +283,7 @@ def test_the_progress_bar_counts_every_writers_batches(tmp_path, project):
     path = write_jsonl(tmp_path / "p.jsonl", sample_records(9))
     _, err = run(project, path, "--batch-size", "2", "--writers", "2", "--progress")
     frames = err.split("\r")[1:]
-    ranges = staged_import.file_ranges(path, 2)
+    ranges = file_ranges(path, 2)
     assert len(frames) == sum((part.lines + 1) // 2 for part in ranges) > 3  # batches of 2
     shown = [int(frame.split("] ")[1].split()[1]) for frame in frames]
     assert shown == sorted(shown) and shown[-1] == 9
