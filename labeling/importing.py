@@ -189,6 +189,26 @@ def _lines_between(stream: BinaryIO, start: int, end: int) -> int:
     return lines + (1 if last not in (b"", b"\n") else 0)
 
 
+def external_id_lines(
+    path: Path, external_ids: set[str], *, before: int | None = None
+) -> dict[str, list[int]]:
+    """The lines of a JSON Lines file (those before line `before`, when given) holding each
+    of `external_ids`, read again in flat memory: how a refused repeat is named. A line that
+    does not validate is passed over; the import reports it where it reads it."""
+    found: dict[str, list[int]] = {}
+    with path.open("rb") as stream:
+        for line, value in read_json_lines(stream):
+            if before is not None and line >= before:
+                break
+            try:
+                external_id = validate_record(line, value).external_id
+            except InvalidInput:
+                continue
+            if external_id in external_ids:
+                found.setdefault(external_id, []).append(line)
+    return found
+
+
 def validated_batches(
     items: Iterable[tuple[int, Any]], *, size: int, seen: dict[str, int] | None = None
 ) -> Iterator[list[PromptRecord]]:

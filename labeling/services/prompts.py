@@ -30,10 +30,10 @@ from core.errors import InvalidInput
 from labeling.importing import (
     PromptRecord,
     RecordError,
+    external_id_lines,
     parse_import_body,
     read_json_lines,
     starts_as_json_list,
-    validate_record,
     validated_batches,
 )
 from labeling.models import (
@@ -329,19 +329,10 @@ def _raise_external_id_conflict(
 
 
 def _earlier_external_ids(path: Path, records: Sequence[PromptRecord]) -> dict[str, int]:
-    """The first line before this batch holding each of the batch's external ids: the file
-    is read again from the start, keeping only the batch's ids, so memory stays flat."""
+    """The first line before this batch holding each of the batch's external ids."""
     wanted = {record.external_id for record in records if record.external_id}
-    before = records[0].line
-    found: dict[str, int] = {}
-    with path.open("rb") as stream:
-        for line, value in read_json_lines(stream):
-            if line >= before:
-                break
-            external_id = validate_record(line, value).external_id
-            if external_id in wanted:
-                found.setdefault(external_id, line)
-    return found
+    lines = external_id_lines(path, wanted, before=records[0].line)
+    return {external_id: where[0] for external_id, where in lines.items()}
 
 
 def _prompts_bulk_create(*, project: Project, records: list[PromptRecord]) -> list[int]:

@@ -50,10 +50,10 @@ from labeling.importing import (
     FileRange,
     LineError,
     RecordError,
+    external_id_lines,
     file_ranges,
     read_json_lines,
     starts_as_json_list,
-    validate_record,
     validated_batches,
 )
 from labeling.models import Project, Prompt, PromptSearchText
@@ -323,24 +323,10 @@ def _range_written(
 # Naming a refused external id -----------------------------------------------------------------
 
 
-def _lines_of(path: Path, external_ids: set[str]) -> dict[str, list[int]]:
-    """Every line of the file holding one of `external_ids`, read again in flat memory."""
-    found: dict[str, list[int]] = {}
-    with path.open("rb") as stream:
-        for line, value in read_json_lines(stream):
-            try:
-                external_id = validate_record(line, value).external_id
-            except InvalidInput:
-                continue  # a bad line elsewhere is its own writer's error
-            if external_id in external_ids:
-                found.setdefault(external_id, []).append(line)
-    return found
-
-
 def _repeat_named(path: Path, batch: Sequence[Any]) -> RecordError | None:
     """The stage refused a batch: one of its external ids is on another line of the file
     (the stage holds nothing else). The repeat of the earliest line is named."""
-    lines = _lines_of(path, {record.external_id for record in batch if record.external_id})
+    lines = external_id_lines(path, {record.external_id for record in batch if record.external_id})
     repeats = [(where[1], where[0], name) for name, where in lines.items() if len(where) > 1]
     if not repeats:
         return None
@@ -358,7 +344,7 @@ def _existing_named(*, project: Project, stage: Project, path: Path) -> RecordEr
     )
     if not taken:
         return None
-    line, name = min((where[0], name) for name, where in _lines_of(path, taken).items())
+    line, name = min((where[0], name) for name, where in external_id_lines(path, taken).items())
     return RecordError(line, "external_id", f"{name!r} already exists in this project")
 
 
@@ -381,9 +367,9 @@ def _publish(*, project: Project, stage: Project, path: Path, by: User | None) -
     try:
         with transaction.atomic():
             first_id = Prompt.objects.filter(project=stage).aggregate(first=Min("id"))["first"]
-            moved = Prompt.objects.filter(project=stage).update(project=project)
             if first_id is None:
                 raise InvalidInput("the import has no records", field="body")
+            moved = Prompt.objects.filter(project=stage).update(project=project)
             PromptSearchText.objects.filter(project_id=stage.pk).update(project_id=project.pk)
             Project.objects.filter(pk=stage.pk).delete()
             prompt_search_job_queue(project_id=project.pk)
