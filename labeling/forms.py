@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import MaxValueValidator, MinValueValidator
 
+from labeling.importing import TOO_LARGE_ADVICE
 from labeling.models import Project, Role
 from labeling.rubric import HHH_PRESET, RubricProblem, clean_rubric
 
@@ -116,8 +117,7 @@ class ImportForm(forms.Form):
         limit = settings.IMPORT_MAX_BYTES
         if (upload.size or 0) > limit:
             raise forms.ValidationError(
-                f"the file is larger than {limit // 2**20} MB; import it with the command "
-                "(manage.py import_prompts) or in parts"
+                f"the file is larger than {limit // 2**20} MB; {TOO_LARGE_ADVICE}"
             )
         return upload
 

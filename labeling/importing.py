@@ -23,6 +23,7 @@ MESSAGE_ROLES = {"system", "user", "assistant"}
 MAX_TEXT_CHARS = 200_000
 MAX_METADATA_DEPTH = 16
 UTF8_BOM = b"\xef\xbb\xbf"
+TOO_LARGE_ADVICE = "import it with the command (manage.py import_prompts) or in parts"
 COUNT_CHUNK = 1 << 20
 RECORD_FIELDS = frozenset(
     {"external_id", "prompt", "messages", "responses", "metadata", "gold_ranking", "id"}

@@ -42,6 +42,7 @@ from labeling.api.serializers import (
     TokenRequestSerializer,
     TokenSerializer,
 )
+from labeling.importing import TOO_LARGE_ADVICE
 from labeling.models import AuditEvent, Membership, Role
 
 
@@ -235,8 +236,7 @@ class RawBodyParser(parsers.BaseParser):
         body = stream.read(limit + 1) if stream is not None else b""
         if len(body) > limit:
             raise PayloadTooLarge(
-                f"the import is larger than the limit of {limit} bytes; import it with the "
-                "command (manage.py import_prompts) or in parts"
+                f"the import is larger than the limit of {limit} bytes; {TOO_LARGE_ADVICE}"
             )
         return body
 
