@@ -180,10 +180,18 @@ def wait_until_searchable(project_id: int, timeout: float = 600.0) -> float:
     return time.perf_counter() - started
 
 
-def search_job_text(project_id: int) -> str:
+def search_job_text(project_id: int, timeout: float = 60.0) -> str:
+    """The project's last search job, once it finished (after its rows, it refreshes the
+    planner's statistics)."""
     from labeling.models import PromptSearchJob
 
-    job = PromptSearchJob.objects.filter(project_id=project_id).order_by("-pk").first()
+    started = time.perf_counter()
+    while True:
+        job = PromptSearchJob.objects.filter(project_id=project_id).order_by("-pk").first()
+        finished = job is not None and job.finished_at is not None
+        if finished or time.perf_counter() - started > timeout:
+            break
+        time.sleep(0.02)
     if job is None or job.started_at is None or job.finished_at is None:
         return "no finished job"
     seconds = (job.finished_at - job.started_at).total_seconds()

@@ -2,8 +2,9 @@
 
 Every problem is reported with the line (1-based record number for a JSON list) and the
 field, so a file with one bad record is refused whole with a message that points at it.
-A body in memory is parsed whole (`parse_import_body`); a JSON Lines file is read one line
-at a time (`read_json_lines`), so a file of any size is validated in batches.
+A body in memory is split into lines decoded as they are validated (`parse_import_body`;
+a JSON list is decoded whole); a JSON Lines file is read one line at a time
+(`read_json_lines`), so a file of any size is validated in batches.
 """
 
 from __future__ import annotations
@@ -65,8 +66,13 @@ class RecordError(LineError):
         self.problem = problem
 
 
-def parse_import_body(raw: bytes | str | object) -> list[tuple[int, Any]]:
-    """Split a JSON list or JSON Lines payload into (line number, decoded value) pairs."""
+def parse_import_body(raw: bytes | str | object) -> Iterator[tuple[int, Any]]:
+    """Split a JSON list or JSON Lines payload into (line number, decoded value) pairs.
+
+    JSON Lines are decoded as they are consumed, so a body's decoded records are never all
+    in memory at once (an import holds a few batches) and its first batch is written while
+    the rest is decoded; a bad line raises where it is reached. A JSON list is decoded whole
+    here."""
     if not isinstance(raw, bytes | str):  # an empty request body arrives as a parsed {}
         raise InvalidInput("the import is empty", field="body")
     # orjson reads bytes directly and checks their UTF-8 itself; no decoded copy of the body.
@@ -76,9 +82,9 @@ def parse_import_body(raw: bytes | str | object) -> list[tuple[int, Any]]:
         raise InvalidInput("the import is empty", field="body")
     if stripped.startswith(b"["):
         values = _decode_json_list(data)
-        return [(index + 1, value) for index, value in enumerate(values)]
+        return enumerate(values, start=1)
     # Lines end at "\n" only: a JSON string may hold U+2028 or a lone "\r" unescaped.
-    return list(_decoded_lines(enumerate(data.split(b"\n"), start=1)))
+    return _decoded_lines(enumerate(data.split(b"\n"), start=1))
 
 
 def _decoded_lines(lines: Iterable[tuple[int, bytes]]) -> Iterator[tuple[int, Any]]:
@@ -224,10 +230,10 @@ def validated_batches(
         yield records
 
 
-def validate_records(items: list[tuple[int, Any]]) -> list[PromptRecord]:
-    if not items:
-        raise InvalidInput("the import has no records", field="body")
+def validate_records(items: Iterable[tuple[int, Any]]) -> list[PromptRecord]:
     records = [validate_record(line, value) for line, value in items]
+    if not records:
+        raise InvalidInput("the import has no records", field="body")
     _refuse_repeated_external_ids(records, {})
     return records
 

@@ -57,7 +57,6 @@ from labeling.services.projects import (
     username_validate,
 )
 from labeling.services.prompts import (
-    ANALYZE_AFTER_ROWS,
     IMPORT_BATCH_SIZE,
     prompts_create,
     prompts_import,
@@ -76,7 +75,6 @@ from labeling.services.rater_flow import (
 from labeling.services.staged_import import default_writers, prompts_import_file_parallel
 
 __all__ = [
-    "ANALYZE_AFTER_ROWS",
     "IMPORT_BATCH_SIZE",
     "LEASE_ATTEMPTS",
     "USERNAME_RULE",

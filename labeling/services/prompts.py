@@ -22,7 +22,6 @@ from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
-from django.db.models import JSONField
 from django.utils import timezone
 
 from core import db
@@ -46,7 +45,6 @@ from labeling.services.audit import audit_record
 from labeling.services.search_index import prompt_search_job_queue
 
 IMPORT_BATCH_SIZE = 2000
-ANALYZE_AFTER_ROWS = 1000
 EXTERNAL_ID_LOOKUP_CHUNK = 1000
 
 
@@ -213,7 +211,6 @@ def _import_batches(
         )
         if first_id is None:
             raise InvalidInput("the import has no records", field="body")
-        analyze_after_import(prompts)
         audit_import(project=project, by=by, created=prompts, first_id=first_id)
     return first_id
 
@@ -285,19 +282,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
-
-
-def analyze_after_import(count: int) -> None:
-    if count >= ANALYZE_AFTER_ROWS and db.is_postgresql():
-        # Fresh statistics keep the queue scan on its index right after a big import. Only
-        # the plain columns the queue and the browser filter on: the JSON documents would
-        # cost sampling for nothing they need.
-        db.analyze_columns(Prompt, PROMPT_PLANNER_FIELDS)
-
-
-PROMPT_PLANNER_FIELDS = tuple(
-    field.name for field in Prompt._meta.concrete_fields if not isinstance(field, JSONField)
-)
 
 
 def _raise_external_id_conflict(

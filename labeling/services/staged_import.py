@@ -61,7 +61,6 @@ from labeling.services.prompts import (
     IMPORT_BATCH_SIZE,
     ImportProgress,
     ImportSummary,
-    analyze_after_import,
     audit_import,
     prompts_copy,
     prompts_import_file,
@@ -373,7 +372,6 @@ def _publish(*, project: Project, stage: Project, path: Path, by: User | None) -
             PromptSearchText.objects.filter(project_id=stage.pk).update(project_id=project.pk)
             Project.objects.filter(pk=stage.pk).delete()
             prompt_search_job_queue(project_id=project.pk)
-            analyze_after_import(moved)
             audit_import(project=project, by=by, created=moved, first_id=first_id)
     except IntegrityError:
         named = _existing_named(project=project, stage=stage, path=path)

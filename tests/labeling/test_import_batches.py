@@ -91,25 +91,6 @@ def test_each_database_takes_its_own_write_path(small_batches, monkeypatch, proj
     assert calls == [expected] * 3  # 3 + 3 + 1 records
 
 
-def test_a_big_import_refreshes_planner_statistics_on_postgresql(monkeypatch, project):
-    analyzed: list[tuple] = []
-    monkeypatch.setattr(prompt_services, "ANALYZE_AFTER_ROWS", 4)
-    monkeypatch.setattr(db, "analyze_columns", lambda model, names: analyzed.append((model, names)))
-    services.prompts_import(project=project, raw=json.dumps(sample_records(3)))
-    assert analyzed == []
-    services.prompts_import(project=project, raw=json.dumps(sample_records(4, prefix="q")))
-    if db.is_postgresql():
-        [(model, names)] = analyzed
-        assert model is Prompt and "is_complete" in names and "messages" not in names
-    else:
-        assert analyzed == []
-
-
-@pytest.mark.postgresql("ANALYZE of named columns")
-def test_analyze_of_the_planner_columns_runs(project):
-    db.analyze_columns(Prompt, prompt_services.PROMPT_PLANNER_FIELDS)  # no error: real columns
-
-
 def test_an_existing_external_id_in_a_late_batch_rolls_back_the_earlier_ones(
     small_batches, api_for, lead, project
 ):

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.utils import timezone
 
-from core import jobs
+from core import db, jobs
 from core.jobs import JobStatus
 from labeling.models import Prompt, PromptSearchJob, PromptSearchText
 from labeling.services import search_index
@@ -191,3 +191,41 @@ def test_the_command_indexes_every_pending_prompt(project, lead):
     assert pending(project) == 3
     call_command("index_prompt_search", stdout=out)
     assert len(indexed_ids()) == 5 and pending(project) == 0
+
+
+@pytest.fixture
+def analyzed(monkeypatch) -> list[tuple]:
+    """ANALYZEs asked for, with a threshold of 4 new prompts."""
+    calls: list[tuple] = []
+    monkeypatch.setattr(search_index, "ANALYZE_AFTER_ROWS", 4)
+    monkeypatch.setattr(db, "analyze_columns", lambda model, names: calls.append((model, names)))
+    return calls
+
+
+@pytest.mark.postgresql(POSTGRESQL_ONLY)
+def test_the_job_after_a_big_import_refreshes_the_planner_statistics(
+    project, analyzed, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        import_prompts(project, sample_records(3))
+    assert analyzed == []  # a small import moves no statistics
+    with django_capture_on_commit_callbacks() as callbacks:
+        import_prompts(project, sample_records(4, prefix="q"))
+    assert analyzed == []  # not inside the import's transaction: its job does it
+    for callback in callbacks:
+        callback()
+    [(model, names)] = analyzed
+    assert model is Prompt and "is_complete" in names and "messages" not in names
+    assert PromptSearchJob.objects.filter(project=project).latest("pk").prompts_indexed == 4
+
+
+@pytest.mark.postgresql(POSTGRESQL_ONLY)
+def test_the_command_refreshes_the_statistics_after_indexing_many(project, analyzed):
+    import_prompts(project, sample_records(5))
+    call_command("index_prompt_search", stdout=StringIO())
+    assert [model for model, names in analyzed] == [Prompt]
+
+
+@pytest.mark.postgresql("ANALYZE of named columns")
+def test_analyze_of_the_planner_columns_runs(project):
+    db.analyze_columns(Prompt, search_index.PROMPT_PLANNER_FIELDS)  # no error: real columns
