@@ -17,6 +17,10 @@ imports it, without the process's start) and its two phases are timed: writing t
 deferred foreign-key checks while the client waits; the backend's CPU of each phase is
 printed beside its wall time, which says how much of the import one backend bounds.
 
+Two variants put back the write as it was before 2026-12-07, as baselines beside today's:
+the rows COPYed as text (the server splits and parses every value) and the ids reserved
+with the sequence looked up once per id.
+
 A variant is an experiment, not a proposal: the foreign keys are the schema's integrity,
 and the bench only shows what each costs.
 
@@ -33,7 +37,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import calibration, django_setup, machine, recreate_database
@@ -81,6 +85,8 @@ def variants(cursor: CursorWrapper) -> dict[str, list[str]]:
     search_triggers = [row[0] for row in cursor.fetchall()]
     return {
         "as is": [],
+        AS_TEXT: [],
+        IDS_PER_ID: [],
         ALL_TRIGGERS_OFF: ["SET LOCAL session_replication_role = replica"],
         "no response -> prompt foreign key": [
             f"ALTER TABLE labeling_response DROP CONSTRAINT "
@@ -102,13 +108,65 @@ def variants(cursor: CursorWrapper) -> dict[str, list[str]]:
     }
 
 
+# The write as it was before 2026-12-07, measured beside today's: text COPY, and ids
+# reserved with the sequence looked up once per id.
+AS_TEXT = "COPY as text (before 2026-12-07)"
+IDS_PER_ID = "ids: sequence looked up per id (before 2026-12-07)"
+
+
+def copy_rows_as_text(model: Any, field_names: Any, rows: Any) -> None:
+    """core.db.copy_rows as it was: every value formatted as text for the server to parse."""
+    import orjson
+    from django.db import connection, models
+
+    fields = [model._meta.get_field(name) for name in field_names]
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    json_positions = [i for i, field in enumerate(fields) if isinstance(field, models.JSONField)]
+    table = connection.ops.quote_name(model._meta.db_table)
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+    ):
+        for row in rows:
+            values = list(row)
+            for position in json_positions:
+                if values[position] is not None:
+                    values[position] = orjson.dumps(values[position]).decode()
+            copy.write_row(values)
+
+
+def reserve_ids_per_id(model: Any, count: int) -> list[int]:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [model._meta.db_table, count],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def as_before(name: str) -> Any:
+    """The patch putting back the earlier write for a baseline variant (or nothing)."""
+    from contextlib import nullcontext
+    from unittest import mock
+
+    from core import db
+
+    if name == AS_TEXT:
+        return mock.patch.object(db, "copy_rows", copy_rows_as_text)
+    if name == IDS_PER_ID:
+        return mock.patch.object(db, "reserve_ids", reserve_ids_per_id)
+    return nullcontext()
+
+
 def backend_cpu(cursor: CursorWrapper) -> float:
     cursor.execute("SELECT pg_backend_pid()")
     return process_cpu(cursor.fetchone()[0])
 
 
 def measure(
-    project: Project, batch: list[PromptRecord], ddl: list[str]
+    project: Project, batch: list[PromptRecord], ddl: list[str], name: str = "as is"
 ) -> tuple[float, float] | None:
     """Backend and client CPU seconds of one batch's write under the variant (rolled back)."""
     from django.db import DatabaseError, connection, transaction
@@ -121,7 +179,8 @@ def measure(
                 for statement in ddl:
                     cursor.execute(statement)
                 before, client_before = backend_cpu(cursor), time.process_time()
-                prompts_copy(project=project, records=batch)
+                with as_before(name):
+                    prompts_copy(project=project, records=batch)
                 client = time.process_time() - client_before
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 used = backend_cpu(cursor) - before
@@ -203,7 +262,7 @@ def main() -> None:
     client: dict[str, list[float]] = {name: [] for name in cases}
     for round_ in range(options.repeat):
         for name, ddl in cases.items():
-            used = measure(project, batch, ddl)
+            used = measure(project, batch, ddl, name)
             if used is not None:
                 samples[name].append(used[0])
                 client[name].append(used[1])

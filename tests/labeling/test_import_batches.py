@@ -91,6 +91,27 @@ def test_each_database_takes_its_own_write_path(small_batches, monkeypatch, proj
     assert calls == [expected] * 3  # 3 + 3 + 1 records
 
 
+def test_a_bad_line_late_in_a_body_is_decoded_after_earlier_batches_and_rolls_them_back(
+    small_batches, monkeypatch, api_for, lead, project
+):
+    """The body is decoded as it is validated: the writes start before the bad line is
+    reached, and the bad line still leaves nothing behind."""
+    written: list[int] = []
+    write = prompt_services._prompts_write
+
+    def recording(**kwargs):
+        written.append(len(kwargs["records"]))
+        return write(**kwargs)
+
+    monkeypatch.setattr(prompt_services, "_prompts_write", recording)
+    lines = [json.dumps(record) for record in sample_records(8)] + ['{"messages": [']
+    response = post_import(api_for(lead), project, "\n".join(lines), "application/jsonl")
+    assert response.status_code == 400
+    assert response.json()["detail"].startswith("line 9: json: not valid JSON")
+    assert written and sum(written) < 9  # batches went to the database before line 9
+    assert not Prompt.objects.filter(project=project).exists()
+
+
 def test_an_existing_external_id_in_a_late_batch_rolls_back_the_earlier_ones(
     small_batches, api_for, lead, project
 ):
