@@ -225,13 +225,13 @@ def timed_service_import(lead: User, body: bytes, name: str) -> tuple[float, flo
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from core.memory import cycles_collected_rarely
     from labeling import services
     from labeling.importing import parse_import_body, validate_records
-    from labeling.services.prompts import collector_paused
 
     project = services.project_create(creator=lead, name=name)
     started = time.perf_counter()
-    with collector_paused():
+    with cycles_collected_rarely():
         validate_records(parse_import_body(body))
     validated = time.perf_counter() - started
     with CaptureQueriesContext(connection) as queries:

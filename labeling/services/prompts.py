@@ -10,7 +10,6 @@ job (labeling.services.search_index), not by the import.
 
 from __future__ import annotations
 
-import gc
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -26,6 +25,7 @@ from django.utils import timezone
 
 from core import db
 from core.errors import InvalidInput
+from core.memory import cycles_collected_rarely
 from labeling.importing import (
     PromptRecord,
     RecordError,
@@ -71,7 +71,7 @@ class ImportSummary:
 def prompts_import(*, project: Project, raw: bytes | str, by: User | None = None) -> list[int]:
     """Validate and write the payload in one transaction: all or nothing."""
     created: list[int] = []
-    with collector_paused():
+    with cycles_collected_rarely():
         batches = validated_batches(parse_import_body(raw), size=IMPORT_BATCH_SIZE, seen={})
         with validated_ahead(batches) as ahead:
             _import_batches(
@@ -123,7 +123,7 @@ def prompts_import_file(
             if on_progress is not None:
                 on_progress(ImportProgress(counts["prompts"], bytes_read, total_bytes))
 
-        with validated_ahead(read_batches()) as batches:
+        with cycles_collected_rarely(), validated_ahead(read_batches()) as batches:
             first_id = _import_batches(
                 project=project, by=by, batches=batches, earlier=earlier, on_batch=count
             )
@@ -265,23 +265,6 @@ def audit_import(*, project: Project, by: User | None, created: int, first_id: i
         target=f"{created} prompts",
         changes={"created": created, "first_id": first_id},
     )
-
-
-@contextmanager
-def collector_paused() -> Iterator[None]:
-    """Pause Python's cycle collector while a whole payload is parsed and written.
-
-    A 10k-prompt payload is a few hundred thousand new objects, none in a cycle; each
-    full collection walks all of them again and took a third of the parse and validation
-    time. Reference counting still frees everything as usual.
-    """
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _raise_external_id_conflict(

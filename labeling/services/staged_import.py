@@ -46,6 +46,7 @@ from django.utils import timezone
 
 from core import db
 from core.errors import InvalidInput, RanklabError
+from core.memory import cycles_collected_rarely
 from labeling.importing import (
     FileRange,
     LineError,
@@ -282,7 +283,8 @@ def _writer(writing: Writing, part: FileRange, events: Queue[tuple[Any, ...]], s
     """A writer process: validate its range and COPY it into the stage batch by batch,
     each batch committed; each batch and the end (or the error) reported on `events`."""
     try:
-        _range_written(writing, part, events, stop)
+        with cycles_collected_rarely():
+            _range_written(writing, part, events, stop)
         events.put(("done", part.index))
     except LineError as error:
         events.put(("error", part.index, error.line, error.message, error.field))
