@@ -23,6 +23,16 @@ def is_postgresql() -> bool:
     return connection.vendor == "postgresql"
 
 
+LOCAL_HOSTS = frozenset({"", "localhost", "127.0.0.1", "::1"})
+
+
+def on_this_machine() -> bool:
+    """Whether the database server shares this machine's CPUs (SQLite, or PostgreSQL over
+    a local socket or the loopback address)."""
+    host = str(connection.settings_dict.get("HOST") or "")
+    return connection.vendor == "sqlite" or host in LOCAL_HOSTS or host.startswith("/")
+
+
 def reserve_ids(model: type[models.Model], count: int) -> list[int]:
     """Take `count` ids from the model's sequence so rows can be linked before insert."""
     if count == 0:

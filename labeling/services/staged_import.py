@@ -99,7 +99,14 @@ class WriterEnd:
 
 
 def default_writers() -> int:
-    return max(1, min(os.cpu_count() or 1, MAX_WRITERS))
+    """One writer per CPU, at most `MAX_WRITERS`; one per two CPUs when PostgreSQL runs on
+    this machine too, where each writer's backend needs a core as much as the writer does
+    (2 cores, PostgreSQL beside the command, 100k prompts: 1 writer 17.7 / 17.8 s, 2 writers
+    18.8 / 18.5 s)."""
+    cpus = os.cpu_count() or 1
+    if db.on_this_machine():
+        cpus //= 2
+    return max(1, min(cpus, MAX_WRITERS))
 
 
 def prompts_import_file_parallel(

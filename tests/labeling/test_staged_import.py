@@ -22,6 +22,7 @@ from django.core.management.base import CommandError
 from django.db import connections
 from django.utils import timezone
 
+from core import db
 from core.errors import NotFound
 from labeling import selectors
 from labeling.importing import file_ranges, parse_import_body, read_json_lines, validate_records
@@ -333,3 +334,27 @@ def test_a_stage_is_listed_nowhere_and_a_forgotten_one_is_dropped(tmp_path, proj
     assert not Prompt.objects.exists() and not Response.objects.exists()
     assert not PromptSearchText.objects.exists()
     assert Project.objects.filter(pk=project.pk).exists()
+
+
+@pytest.mark.parametrize(
+    ("cpus", "database_here", "writers"),
+    [(2, True, 1), (2, False, 2), (8, True, 4), (16, False, 4), (1, True, 1), (None, False, 1)],
+)
+def test_the_default_writers_leave_a_core_to_each_writers_backend_on_this_machine(
+    monkeypatch, cpus, database_here, writers
+):
+    monkeypatch.setattr(os, "cpu_count", lambda: cpus)
+    monkeypatch.setattr(db, "on_this_machine", lambda: database_here)
+    assert staged_import.default_writers() == writers
+
+
+@pytest.mark.parametrize(
+    ("host", "here"),
+    [("127.0.0.1", True), ("localhost", True), ("", True), ("/var/run/postgresql", True),
+     ("db.internal", False), ("10.0.0.5", False)],
+)  # fmt: skip
+def test_a_database_on_this_machine_is_told_by_its_host(monkeypatch, host, here):
+    from django.db import connection
+
+    monkeypatch.setitem(connection.settings_dict, "HOST", host)
+    assert db.on_this_machine() is (here or connection.vendor == "sqlite")

@@ -68,8 +68,9 @@ class Command(BaseCommand):
             "--writers",
             type=int,
             default=services.default_writers(),
-            help="Processes writing at once on PostgreSQL (default: the CPUs, at most "
-            f"{MAX_WRITERS}); 1 writes in one transaction",
+            help="Processes writing at once on PostgreSQL (default: one per CPU, one per two "
+            f"when the database runs on this machine, at most {MAX_WRITERS}); 1 writes in one "
+            "transaction",
         )
         parser.add_argument(
             "--progress",
