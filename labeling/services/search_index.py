@@ -120,12 +120,12 @@ def prompt_search_index_run(*, job_id: int) -> dict[str, Any]:
     try:
         with jobs.job_beating(PromptSearchJob, job_id=job_id, attempt=attempt):
             indexed = prompt_search_index_project(project_id=job.project_id, keep_going=still_mine)
+            prompt_statistics_refresh(indexed)
     except Exception as error:
         logger.exception("prompt search job %s failed", job_id)
         reason = jobs.describe_error(error)
         jobs.job_fail(PromptSearchJob, job_id=job_id, reason=reason, attempt=attempt)
         return {"job_id": job_id, "status": JobStatus.FAILED, "error": reason}
-    prompt_statistics_refresh(indexed)
     jobs.job_finish(PromptSearchJob, job_id=job_id, attempt=attempt, prompts_indexed=indexed)
     return {"job_id": job_id, "status": JobStatus.DONE, "prompts_indexed": indexed}
 

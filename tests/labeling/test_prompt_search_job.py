@@ -220,6 +220,22 @@ def test_the_job_after_a_big_import_refreshes_the_planner_statistics(
 
 
 @pytest.mark.postgresql(POSTGRESQL_ONLY)
+def test_a_refresh_that_fails_fails_the_job_with_its_reason(
+    project, monkeypatch, django_capture_on_commit_callbacks
+):
+    def refused(model, names):
+        raise RuntimeError("ANALYZE refused")
+
+    monkeypatch.setattr(search_index, "ANALYZE_AFTER_ROWS", 4)
+    monkeypatch.setattr(db, "analyze_columns", refused)
+    with django_capture_on_commit_callbacks(execute=True):
+        import_prompts(project, sample_records(4))
+    job = PromptSearchJob.objects.get(project=project)
+    assert job.status == JobStatus.FAILED and "ANALYZE refused" in job.error
+    assert pending(project) == 0  # the rows it indexed stay indexed
+
+
+@pytest.mark.postgresql(POSTGRESQL_ONLY)
 def test_the_command_refreshes_the_statistics_after_indexing_many(project, analyzed):
     import_prompts(project, sample_records(5))
     call_command("index_prompt_search", stdout=StringIO())
