@@ -146,6 +146,10 @@ def reserve_ids_per_id(model: Any, count: int) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+def reserve_id_lists_per_id(*wanted: tuple[Any, int]) -> list[list[int]]:
+    return [reserve_ids_per_id(model, count) for model, count in wanted]
+
+
 def as_before(name: str) -> Any:
     """The patch putting back the earlier write for a baseline variant (or nothing)."""
     from contextlib import nullcontext
@@ -156,7 +160,7 @@ def as_before(name: str) -> Any:
     if name == AS_TEXT:
         return mock.patch.object(db, "copy_rows", copy_rows_as_text)
     if name == IDS_PER_ID:
-        return mock.patch.object(db, "reserve_ids", reserve_ids_per_id)
+        return mock.patch.object(db, "reserve_id_lists", reserve_id_lists_per_id)
     return nullcontext()
 
 

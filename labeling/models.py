@@ -232,7 +232,11 @@ class Invite(models.Model):
 
 
 class Prompt(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    # No index of its own: the (project, id) index answers every lookup by project, and
+    # each index on the prompt table is written by every imported prompt.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="prompts", db_index=False
+    )
     external_id = models.CharField(max_length=200, blank=True, default="")
     messages = models.JSONField(help_text="Conversation as a list of {role, content}.")
     metadata = models.JSONField(default=dict, blank=True)
@@ -306,8 +310,8 @@ class Response(models.Model):
     position = models.PositiveSmallIntegerField(help_text="Order in the imported data.")
     text = models.TextField()
     # Kept by the database from the text, whatever writes it: the agreement run's length
-    # bias reads every response's length, and with this column and the index below it does
-    # so from the index alone, never reading the texts.
+    # bias reads every response's length, and with this column in the unique index below
+    # it does so from the index alone, never reading the texts.
     text_length = models.GeneratedField(
         expression=Length("text"), output_field=models.PositiveIntegerField(), db_persist=True
     )
@@ -316,13 +320,10 @@ class Response(models.Model):
 
     class Meta:
         ordering = ["prompt_id", "position"]
-        indexes = [
-            # Covers what the agreement reader asks of a prompt range's responses.
-            models.Index(
-                fields=["prompt", "position", "id", "text_length"], name="response_lengths"
-            ),
-        ]
         constraints = [
+            # On PostgreSQL its index also carries id and text_length (migration 0013): it
+            # covers what the agreement reader asks of a prompt range's responses, so one
+            # index serves both and an import writes one entry per response, not two.
             models.UniqueConstraint(fields=["prompt", "position"], name="response_unique_position"),
             models.CheckConstraint(
                 condition=Q(position__lt=MAX_RESPONSES), name="response_position_range"

@@ -338,42 +338,58 @@ def prompts_copy(
     *, project: Project, records: list[PromptRecord], prompt_ids: Sequence[int] | None = None
 ) -> list[int]:
     """PostgreSQL path: ids reserved from the sequences (the prompts' may be given, reserved
-    earlier in file order), rows streamed with COPY."""
+    earlier in file order), rows streamed with COPY as they are built, so the server writes
+    the first rows while the client builds the rest."""
+    n_responses = sum(len(record.responses) for record in records)
     if prompt_ids is None:
-        prompt_ids = db.reserve_ids(Prompt, len(records))
-    response_ids = iter(db.reserve_ids(Response, sum(len(r.responses) for r in records)))
-    now = timezone.now()
-    prompt_rows, response_rows = [], []
-    for prompt_id, record in zip(prompt_ids, records, strict=True):
-        id_of_position = []
-        for position, item in enumerate(record.responses):
-            response_id = next(response_ids)
-            id_of_position.append(response_id)
-            response_rows.append(
-                (response_id, prompt_id, position, item.external_id, item.text, item.model,
-                 item.metadata)
-            )  # fmt: skip
-        gold = (
-            [[id_of_position[position] for position in group] for group in record.gold_ranking]
-            if record.gold_ranking is not None
-            else None
+        prompt_ids, response_ids = db.reserve_id_lists(
+            (Prompt, len(records)), (Response, n_responses)
         )
-        prompt_rows.append(
-            (prompt_id, project.pk, record.external_id, record.messages, record.metadata, gold,
-             gold is not None, False, 0, "", now, len(record.responses))
-        )  # fmt: skip
+    else:
+        response_ids = db.reserve_ids(Response, n_responses)
     db.copy_rows(
         Prompt,
         ["id", "project", "external_id", "messages", "metadata", "gold_ranking", "is_gold",
          "is_complete", "extra_raters", "extra_reason", "created_at", "n_responses"],
-        prompt_rows,
+        _prompt_rows(project_id=project.pk, records=records, prompt_ids=prompt_ids,
+                     response_ids=response_ids),
     )  # fmt: skip
     db.copy_rows(
         Response,
         ["id", "prompt", "position", "external_id", "text", "model_name", "metadata"],
-        response_rows,
+        _response_rows(records=records, prompt_ids=prompt_ids, response_ids=response_ids),
     )
     return list(prompt_ids)
+
+
+def _prompt_rows(
+    *,
+    project_id: int,
+    records: list[PromptRecord],
+    prompt_ids: Sequence[int],
+    response_ids: Sequence[int],
+) -> Iterator[tuple[Any, ...]]:
+    """A prompt's COPY row; its gold ranking names the response ids reserved for it."""
+    now = timezone.now()
+    first_response = 0
+    for prompt_id, record in zip(prompt_ids, records, strict=True):
+        gold = None
+        if record.gold_ranking is not None:
+            gold = [[response_ids[first_response + position] for position in group]
+                    for group in record.gold_ranking]  # fmt: skip
+        first_response += len(record.responses)
+        yield (prompt_id, project_id, record.external_id, record.messages, record.metadata,
+               gold, gold is not None, False, 0, "", now, len(record.responses))  # fmt: skip
+
+
+def _response_rows(
+    *, records: list[PromptRecord], prompt_ids: Sequence[int], response_ids: Sequence[int]
+) -> Iterator[tuple[Any, ...]]:
+    ids = iter(response_ids)
+    for prompt_id, record in zip(prompt_ids, records, strict=True):
+        for position, item in enumerate(record.responses):
+            yield (next(ids), prompt_id, position, item.external_id, item.text, item.model,
+                   item.metadata)  # fmt: skip
 
 
 def _store_gold_rankings(

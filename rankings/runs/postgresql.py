@@ -68,7 +68,8 @@ _PART_SHOWN_ORDERS_SQL = """
     FROM labeling_assignment a
     WHERE a.project_id = %s AND a.prompt_id > %s AND a.prompt_id <= %s
 """
-# Every column is in the response_lengths index: an index-only scan, never the texts.
+# Every column is in the unique (prompt, position) index, which carries id and
+# text_length (labeling migration 0013): an index-only scan, never the texts.
 _RESPONSES_SQL = """
     SELECT string_agg(int8send(r.id) || int8send(r.prompt_id) || int2send(r.position::int2)
                       || int4send(r.text_length), ''::bytea),

@@ -382,4 +382,4 @@ def test_the_readers_response_query_is_answered_from_the_index_alone(ranked):
         plan = json.dumps(cursor.fetchone()[0])
 
     assert '"Index Only Scan"' in plan
-    assert '"response_lengths"' in plan
+    assert '"response_unique_position"' in plan
