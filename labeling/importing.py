@@ -217,14 +217,21 @@ def external_id_lines(
 
 
 def validated_batches(
-    items: Iterable[tuple[int, Any]], *, size: int, seen: dict[str, int] | None = None
+    items: Iterable[tuple[int, Any]],
+    *,
+    size: int,
+    seen: dict[str, int] | None = None,
+    first_size: int | None = None,
 ) -> Iterator[list[PromptRecord]]:
     """Validate records batch by batch. An external_id repeated inside a batch is refused
     here, and across batches too when `seen` is given (it grows with the import). Without
     it a repeat across batches is left to the database's unique constraint, so a file of
-    any size is read in flat memory."""
+    any size is read in flat memory. A smaller first batch (`first_size`) lets the
+    database start writing while the rest is still validated."""
     iterator = iter(items)
-    while batch := list(islice(iterator, size)):
+    next_size = first_size or size
+    while batch := list(islice(iterator, next_size)):
+        next_size = size
         records = [validate_record(line, value) for line, value in batch]
         _refuse_repeated_external_ids(records, {} if seen is None else seen)
         yield records

@@ -45,6 +45,9 @@ from labeling.services.audit import audit_record
 from labeling.services.search_index import prompt_search_job_queue
 
 IMPORT_BATCH_SIZE = 2000
+FIRST_BATCH_SIZE = 250
+"""The API's first batch: the database waits for it alone, then writes while the rest is
+validated (a full first batch kept it idle for a tenth of a 10k-prompt request)."""
 EXTERNAL_ID_LOOKUP_CHUNK = 1000
 
 
@@ -72,7 +75,12 @@ def prompts_import(*, project: Project, raw: bytes | str, by: User | None = None
     """Validate and write the payload in one transaction: all or nothing."""
     created: list[int] = []
     with cycles_collected_rarely():
-        batches = validated_batches(parse_import_body(raw), size=IMPORT_BATCH_SIZE, seen={})
+        batches = validated_batches(
+            parse_import_body(raw),
+            size=IMPORT_BATCH_SIZE,
+            seen={},
+            first_size=min(FIRST_BATCH_SIZE, IMPORT_BATCH_SIZE),
+        )
         with validated_ahead(batches) as ahead:
             _import_batches(
                 project=project,

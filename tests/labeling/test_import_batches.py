@@ -91,6 +91,24 @@ def test_each_database_takes_its_own_write_path(small_batches, monkeypatch, proj
     assert calls == [expected] * 3  # 3 + 3 + 1 records
 
 
+def test_the_apis_first_batch_is_smaller_so_the_database_starts_early(monkeypatch, project):
+    monkeypatch.setattr(prompt_services, "IMPORT_BATCH_SIZE", 3)
+    monkeypatch.setattr(prompt_services, "FIRST_BATCH_SIZE", 2)
+    written: list[int] = []
+    write = prompt_services._prompts_write
+
+    def recording(**kwargs):
+        written.append(len(kwargs["records"]))
+        return write(**kwargs)
+
+    monkeypatch.setattr(prompt_services, "_prompts_write", recording)
+    records = mixed_records()
+    created = services.prompts_import(project=project, raw=json.dumps(records))
+    assert written == [2, 3, 3]
+    assert len(created) == 8
+    assert imported_content(project) == expected_content(records)
+
+
 def test_a_bad_line_late_in_a_body_is_decoded_after_earlier_batches_and_rolls_them_back(
     small_batches, monkeypatch, api_for, lead, project
 ):
