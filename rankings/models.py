@@ -190,8 +190,10 @@ class PromptAgreement(models.Model):
     # No database constraints: a run stores hundreds of thousands of these rows at once and
     # checking each one's keys was a large part of storing them. The rows are only written
     # by ``runs.services.agreement_run_compute`` with ids it just read, and deletes still cascade
-    # (Django collects the rows in Python). No index of its own for the run either: the
-    # unique (run, prompt) index serves every lookup by run.
+    # (Django collects the rows in Python). No index of its own for the run or the prompt
+    # either: every read names the run, and the unique (run, prompt) index serves it; the
+    # only lookup by prompt alone, a deleted prompt's cascade, is one statement for the
+    # whole batch. (An index on the prompt cost a tenth of storing a 10M-ranking run.)
     run = models.ForeignKey(
         AgreementRun,
         on_delete=models.CASCADE,
@@ -200,7 +202,11 @@ class PromptAgreement(models.Model):
         db_index=False,
     )
     prompt = models.ForeignKey(
-        Prompt, on_delete=models.CASCADE, related_name="agreement_rows", db_constraint=False
+        Prompt,
+        on_delete=models.CASCADE,
+        related_name="agreement_rows",
+        db_constraint=False,
+        db_index=False,
     )
     n_rankings = models.PositiveIntegerField(default=0)
     agreement = models.FloatField(null=True, blank=True, help_text="Pairwise agreement.")

@@ -740,3 +740,20 @@ def test_prompt_rows_are_kept_for_the_two_newest_runs_only(lead):
     kept = set(PromptAgreement.objects.values_list("run_id", flat=True))
     assert kept == {others_run.pk, runs[2].pk, runs[3].pk}
     assert storage.prompt_agreements_prune(project_id=project.pk) == 0
+
+
+@pytest.mark.django_db
+def test_a_deleted_prompts_rows_go_with_it_and_no_other(lead):
+    """The prompt rows have no index on the prompt alone: the cascade still finds them."""
+    project = labeling_services.project_create(creator=lead, name="Cascade")
+    runs = [AgreementRun.objects.create(project=project, status="done") for _ in range(2)]
+    prompts = [
+        Prompt.objects.create(project=project, messages=[{"role": "user", "content": str(n)}])
+        for n in range(3)
+    ]
+    for run in runs:
+        for prompt in prompts:
+            PromptAgreement.objects.create(run=run, prompt=prompt)
+    Prompt.objects.filter(pk__in=[prompts[0].pk, prompts[2].pk]).delete()
+    left = set(PromptAgreement.objects.values_list("run_id", "prompt_id"))
+    assert left == {(run.pk, prompts[1].pk) for run in runs}
