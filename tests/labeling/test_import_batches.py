@@ -22,6 +22,20 @@ def small_batches(monkeypatch):
     monkeypatch.setattr(prompt_services, "IMPORT_BATCH_SIZE", 3)
 
 
+@pytest.fixture
+def batches_written(monkeypatch) -> list[int]:
+    """The size of each batch the import writes, in order."""
+    written: list[int] = []
+    write = prompt_services._prompts_write
+
+    def recording(**kwargs):
+        written.append(len(kwargs["records"]))
+        return write(**kwargs)
+
+    monkeypatch.setattr(prompt_services, "_prompts_write", recording)
+    return written
+
+
 def mixed_records(count: int = 8) -> list[dict]:
     records = sample_records(count)
     records[1]["gold_ranking"] = [[2], [0, 1]]
@@ -91,42 +105,29 @@ def test_each_database_takes_its_own_write_path(small_batches, monkeypatch, proj
     assert calls == [expected] * 3  # 3 + 3 + 1 records
 
 
-def test_the_apis_first_batch_is_smaller_so_the_database_starts_early(monkeypatch, project):
+def test_the_apis_first_batch_is_smaller_so_the_database_starts_early(
+    monkeypatch, batches_written, project
+):
     monkeypatch.setattr(prompt_services, "IMPORT_BATCH_SIZE", 3)
     monkeypatch.setattr(prompt_services, "FIRST_BATCH_SIZE", 2)
-    written: list[int] = []
-    write = prompt_services._prompts_write
-
-    def recording(**kwargs):
-        written.append(len(kwargs["records"]))
-        return write(**kwargs)
-
-    monkeypatch.setattr(prompt_services, "_prompts_write", recording)
     records = mixed_records()
     created = services.prompts_import(project=project, raw=json.dumps(records))
-    assert written == [2, 3, 3]
+    assert batches_written == [2, 3, 3]
     assert len(created) == 8
     assert imported_content(project) == expected_content(records)
 
 
 def test_a_bad_line_late_in_a_body_is_decoded_after_earlier_batches_and_rolls_them_back(
-    small_batches, monkeypatch, api_for, lead, project
+    small_batches, batches_written, api_for, lead, project
 ):
     """The body is decoded as it is validated: the writes start before the bad line is
     reached, and the bad line still leaves nothing behind."""
-    written: list[int] = []
-    write = prompt_services._prompts_write
-
-    def recording(**kwargs):
-        written.append(len(kwargs["records"]))
-        return write(**kwargs)
-
-    monkeypatch.setattr(prompt_services, "_prompts_write", recording)
     lines = [json.dumps(record) for record in sample_records(8)] + ['{"messages": [']
     response = post_import(api_for(lead), project, "\n".join(lines), "application/jsonl")
     assert response.status_code == 400
     assert response.json()["detail"].startswith("line 9: json: not valid JSON")
-    assert written and sum(written) < 9  # batches went to the database before line 9
+    # Batches went to the database before line 9 was reached.
+    assert batches_written and sum(batches_written) < 9
     assert not Prompt.objects.filter(project=project).exists()
 
 
