@@ -1,10 +1,12 @@
-"""The PostgreSQL reader: a project's rankings as a few large binary records and JSON texts
-per id range, parsed with numpy, so a million rankings never become a million Python objects.
+"""The PostgreSQL reader: a project's rankings as a few large binary records per id range,
+read with numpy, so a million rankings never become a million Python objects.
 
-Each query covers one id range and returns at most two values: the fixed-width columns of
-its rows as one bytea of big-endian binary records (``int8send`` ...), read with
-``np.frombuffer`` without parsing, and the JSON columns as one text, a line per row in the
-same order (both aggregates see the same rows one after the other), parsed with numpy.
+Each query covers one id range and returns at most two values, both bytea: the fixed-width
+columns of its rows as big-endian binary records (``int8send`` ...), and its rows' lists
+(tie groups, shown orders) one after the other, each row's from the generated binary column
+PostgreSQL keeps beside the JSON (``ranklab_tie_groups_record``, ``ranklab_ids_record``:
+rankings and labeling migrations 0014), its length in the row's record. Both aggregates see
+the same rows in the same order; ``np.frombuffer`` reads them without parsing.
 """
 
 from __future__ import annotations
@@ -34,8 +36,10 @@ ID_RANGE = 100_000
 _RANKINGS_SQL = """
     SELECT string_agg(int8send(r.id) || int8send(r.prompt_id) || int8send(r.rater_id)
                       || int8send(r.assignment_id) || float8send(coalesce(r.seconds, 'NaN'))
-                      || boolsend(r.is_repeat), ''::bytea),
-           convert_to(string_agg(r.groups::text, E'\\n'), 'UTF8')
+                      || boolsend(r.is_repeat)
+                      || int2send(coalesce(octet_length(r.groups_record) / 10, 0)::int2),
+                      ''::bytea),
+           string_agg(r.groups_record, ''::bytea)
     FROM rankings_ranking r
     WHERE r.project_id = %s AND r.id > %s AND r.id <= %s
       AND NOT (r.rater_id = ANY(%s::bigint[]))
@@ -44,8 +48,10 @@ _RANKINGS_SQL = """
 _PART_RANKINGS_SQL = """
     SELECT string_agg(int8send(r.id) || int8send(r.prompt_id) || int8send(r.rater_id)
                       || int8send(r.assignment_id) || float8send(coalesce(r.seconds, 'NaN'))
-                      || boolsend(r.is_repeat), ''::bytea),
-           convert_to(string_agg(r.groups::text, E'\\n'), 'UTF8')
+                      || boolsend(r.is_repeat)
+                      || int2send(coalesce(octet_length(r.groups_record) / 10, 0)::int2),
+                      ''::bytea),
+           string_agg(r.groups_record, ''::bytea)
     FROM rankings_ranking r
     WHERE r.project_id = %s AND r.prompt_id > %s AND r.prompt_id <= %s AND r.id <= %s
       AND NOT (r.rater_id = ANY(%s::bigint[]))
@@ -54,22 +60,30 @@ _PART_RANKINGS_SQL = """
 PROMPT_ID_RANGE = 30_000
 _RANKING_RECORD = np.dtype(
     [("id", ">i8"), ("prompt", ">i8"), ("rater", ">i8"), ("assignment", ">i8"),
-     ("seconds", ">f8"), ("repeat", "u1")]
+     ("seconds", ">f8"), ("repeat", "u1"), ("entries", ">i2")]
 )  # fmt: skip
+# One response of a ranking's groups, best first: its id and its group's level (1 = best).
+_GROUP_ENTRY = np.dtype([("id", ">i8"), ("level", ">i2")])
 _SHOWN_ORDERS_SQL = """
-    SELECT string_agg(int8send(a.id), ''::bytea),
-           convert_to(string_agg(a.shown_order::text, E'\\n'), 'UTF8')
+    SELECT string_agg(int8send(a.id)
+                      || int2send(coalesce(octet_length(a.shown_record) / 8, 0)::int2),
+                      ''::bytea),
+           string_agg(a.shown_record, ''::bytea)
     FROM labeling_assignment a
     WHERE a.project_id = %s AND a.id > %s AND a.id <= %s
 """
 _PART_SHOWN_ORDERS_SQL = """
-    SELECT string_agg(int8send(a.id), ''::bytea),
-           convert_to(string_agg(a.shown_order::text, E'\\n'), 'UTF8')
+    SELECT string_agg(int8send(a.id)
+                      || int2send(coalesce(octet_length(a.shown_record) / 8, 0)::int2),
+                      ''::bytea),
+           string_agg(a.shown_record, ''::bytea)
     FROM labeling_assignment a
     WHERE a.project_id = %s AND a.prompt_id > %s AND a.prompt_id <= %s
 """
 # Every column is in the unique (prompt, position) index, which carries id and
 # text_length (labeling migration 0013): an index-only scan, never the texts.
+_SHOWN_RECORD = np.dtype([("id", ">i8"), ("entries", ">i2")])
+_SHOWN_ENTRY = np.dtype(">i8")
 _RESPONSES_SQL = """
     SELECT string_agg(int8send(r.id) || int8send(r.prompt_id) || int2send(r.position::int2)
                       || int4send(r.text_length), ''::bytea),
@@ -192,10 +206,11 @@ def _fetch_rankings(
             [limit, excluded],
         )
     records_parts, ids_parts, levels_parts = [], [], []
-    for records, numbers in queries:
+    for records, lists in queries:
+        groups = _lists(records["entries"], lists, _GROUP_ENTRY)
         records_parts.append(records)
-        ids_parts.append(numbers.matrix(numbers.values, -1, np.int64))
-        levels_parts.append(numbers.matrix(numbers.group_in_line + 1, 0, np.int8))
+        ids_parts.append(groups.matrix(groups.entries["id"], -1, np.int64))
+        levels_parts.append(groups.matrix(groups.entries["level"], 0, np.int8))
     records = np.concatenate([np.zeros(0, dtype=_RANKING_RECORD), *records_parts])
     return {
         "ranking_ids": records["id"].astype(np.int64),
@@ -220,9 +235,10 @@ def _fetch_shown_orders(project_id: int, prompts: PromptRange | None) -> Parts:
     else:
         sql, ranges = _PART_SHOWN_ORDERS_SQL, _prompt_ranges(prompts)
     ids_parts, shown_parts = [], []
-    for records, numbers in _query_ranges(sql, ranges, np.dtype(">i8"), [project_id], []):
-        ids_parts.append(records.astype(np.int64))
-        shown_parts.append(numbers.matrix(numbers.values, -1, np.int64))
+    for records, lists in _query_ranges(sql, ranges, _SHOWN_RECORD, [project_id], []):
+        shown = _lists(records["entries"], lists, _SHOWN_ENTRY)
+        ids_parts.append(records["id"].astype(np.int64))
+        shown_parts.append(shown.matrix(shown.entries, -1, np.int64))
     return {
         "assignment_ids": _concat(ids_parts),
         "shown_ids": stacked(shown_parts, -1, np.int64),
@@ -276,13 +292,12 @@ def _query_ranges(
     record: np.dtype[Any],
     before: list[Any],
     after: list[Any],
-) -> Iterator[tuple[npt.NDArray[Any], _JsonNumbers]]:
+) -> Iterator[tuple[npt.NDArray[Any], bytes]]:
     """Run ``sql`` (parameters: ``before``, the range's start and stop, ``after``) per range;
-    yield its binary records and the numbers of its JSON text.
+    yield its binary records and its rows' lists as bytes (``_lists`` splits them).
 
     A plain psycopg cursor on Django's connection for reading rankings (same transaction)
-    so the results can come back in binary: the bytea arrives as raw bytes, with no hex to
-    decode.
+    so the results come back in binary: a bytea arrives as raw bytes, with no hex to decode.
     """
     reading = db.read_connection(Ranking)
     reading.ensure_connection()
@@ -292,72 +307,39 @@ def _query_ranges(
             row = cursor.fetchone()
             if row is None or row[0] is None:
                 continue
-            records = np.frombuffer(row[0], dtype=record)
-            numbers = _json_numbers(row[1] if row[1] is not None else b"")
-            if row[1] is not None and numbers.n_lines != len(records):
-                raise RuntimeError("records and JSON lines of a range do not match")
-            yield records, numbers
+            yield np.frombuffer(row[0], dtype=record), row[1] or b""
 
 
 @dataclass(frozen=True)
-class _JsonNumbers:
-    """Every number of newline-separated JSON arrays, with where it stands.
+class _Lists:
+    """Rows' lists of fixed-width entries, one row's after another: ``entries`` with, for
+    each, its ``line`` (the row) and its ``index_in_line``."""
 
-    ``line`` is the row; ``index_in_line`` counts the numbers before it on its line;
-    ``group_in_line`` counts the inner arrays closed before it on its line, which for tie
-    groups ``[[12], [11, 13]]`` is the group's index (0 = best).
-    """
-
-    values: IntArray
+    entries: npt.NDArray[Any]
     line: IntArray
     index_in_line: IntArray
-    group_in_line: IntArray
     n_lines: int
 
     def matrix(self, values: npt.NDArray[Any], fill: int, dtype: Any) -> npt.NDArray[Any]:
-        """``(n_lines, most numbers on a line)``: per line, ``values`` of its numbers in order."""
-        width = int(self.index_in_line.max()) + 1 if self.values.size else 0
+        """``(n_lines, longest list)``: per line, ``values`` of its entries in order."""
+        width = int(self.index_in_line.max()) + 1 if self.entries.size else 0
         matrix = np.full((self.n_lines, width), fill, dtype=dtype)
         matrix[self.line, self.index_in_line] = values
         return matrix
 
 
-def _json_numbers(text: bytes) -> _JsonNumbers:
-    """Parse every non-negative integer in the text at once, with numpy, keeping its place.
-
-    Only one-byte-per-byte arrays span the whole text; the rest is per number or per line.
-    """
-    data = np.frombuffer(text, dtype=np.uint8)
-    digit = ((data - np.uint8(ord("0"))) < 10).view(np.int8)  # wraps below "0"
-    edges = np.diff(digit, prepend=np.int8(0), append=np.int8(0))
-    starts = np.flatnonzero(edges == 1)
-    ends = np.flatnonzero(edges == -1)
-    del digit, edges
-    values = np.zeros(len(starts), dtype=np.int64)
-    scale = 1
-    for offset in range(int((ends - starts).max()) if starts.size else 0):
-        position = ends - 1 - offset
-        inside = position >= starts
-        digits = data[np.where(inside, position, starts)].astype(np.int64) - ord("0")
-        values += np.where(inside, digits, 0) * scale
-        scale *= 10
-    line_starts = np.concatenate([[0], np.flatnonzero(data == ord("\n")) + 1])
-    n_lines = len(line_starts) if text else 0
-    line_starts = line_starts[:n_lines]
-    first_number = np.searchsorted(starts, line_starts)
-    line = np.repeat(np.arange(n_lines), np.diff(np.append(first_number, len(starts))))
-    # A number right after "]" (or '"]' for ids written as strings) opens a new group.
-    after = np.minimum(ends, len(data) - 1)
-    after = np.where(data[after] == ord('"'), np.minimum(after + 1, len(data) - 1), after)
-    closes = data[after] == ord("]")
-    new_group = np.zeros(len(starts), dtype=np.int64)
-    new_group[1:] = closes[:-1]
-    groups_before = np.cumsum(new_group)
-    first_of_line = first_number[line]
-    return _JsonNumbers(
-        values=values,
+def _lists(counts: npt.NDArray[Any], data: bytes, entry: np.dtype[Any]) -> _Lists:
+    """Split ``data`` into rows of ``counts`` entries each (the ``entries`` field of each
+    row's record)."""
+    counts = counts.astype(np.int64)
+    entries = np.frombuffer(data, dtype=entry)
+    if int(counts.sum()) != len(entries):
+        raise RuntimeError("the records' list lengths and the lists read do not match")
+    line = np.repeat(np.arange(len(counts)), counts)
+    starts = np.cumsum(counts) - counts
+    return _Lists(
+        entries=entries,
         line=line,
-        index_in_line=np.arange(len(starts)) - first_of_line,
-        group_in_line=groups_before - groups_before[first_of_line],
-        n_lines=n_lines,
+        index_in_line=np.arange(len(entries)) - starts[line],
+        n_lines=len(counts),
     )

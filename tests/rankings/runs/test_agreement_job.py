@@ -14,11 +14,11 @@ from django.utils import timezone
 from core import jobs
 from core.jobs import JobStatus
 from labeling import services as labeling_services
-from labeling.models import Project, Prompt, Response
+from labeling.models import Assignment, Project, Prompt, Response
 from rankings.models import AgreementRun, AgreementRunPart, PromptAgreement, Ranking, RaterScore
 from rankings.quality import findings
 from rankings.runs import data as run_data
-from rankings.runs import maths, postgresql, services, storage, tasks
+from rankings.runs import maths, portable, postgresql, services, storage, tasks
 from rankings.stats import agreement as agreement_stats
 from rankings.stats import consensus
 from rankings.stats import project as project_stats
@@ -712,15 +712,90 @@ def test_parallel_reading_outside_a_transaction_matches(project, crowd):
     assert_same_data(run_data.agreement_data(project=project), orm_data(project))
 
 
-def test_json_numbers_keep_line_position_and_group():
-    numbers = postgresql._json_numbers(b'[[12], [11, 13]]\n[[7, 8, 9]]\n[["5"], [6]]')
-    assert numbers.n_lines == 3
-    assert numbers.values.tolist() == [12, 11, 13, 7, 8, 9, 5, 6]
-    assert numbers.line.tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
-    assert numbers.index_in_line.tolist() == [0, 1, 2, 0, 1, 2, 0, 1]
-    assert numbers.group_in_line.tolist() == [0, 1, 1, 0, 0, 0, 0, 1]
-    empty = postgresql._json_numbers(b"")
-    assert empty.n_lines == 0 and empty.values.size == 0
+def test_lists_split_the_bytes_by_each_rows_count():
+    entries = np.array(
+        [(12, 1), (11, 2), (13, 2), (7, 1), (5, 1), (6, 2)], dtype=postgresql._GROUP_ENTRY
+    )
+    lists = postgresql._lists(
+        np.array([3, 0, 1, 2], dtype=">i2"), entries.tobytes(), postgresql._GROUP_ENTRY
+    )
+    assert lists.n_lines == 4
+    assert lists.matrix(lists.entries["id"], -1, np.int64).tolist() == [
+        [12, 11, 13],
+        [-1, -1, -1],
+        [7, -1, -1],
+        [5, 6, -1],
+    ]
+    assert lists.matrix(lists.entries["level"], 0, np.int8).tolist() == [
+        [1, 2, 2],
+        [0, 0, 0],
+        [1, 0, 0],
+        [1, 2, 0],
+    ]
+    empty = postgresql._lists(np.zeros(0, dtype=">i2"), b"", postgresql._SHOWN_ENTRY)
+    assert empty.n_lines == 0 and empty.matrix(empty.entries, -1, np.int64).shape == (0, 0)
+    with pytest.raises(RuntimeError, match="do not match"):
+        postgresql._lists(
+            np.array([2], dtype=">i2"), entries[:1].tobytes(), postgresql._GROUP_ENTRY
+        )
+
+
+def raw_by_ranking_id(raw) -> dict[str, np.ndarray]:
+    order = np.argsort(raw.ranking_ids)
+    return {
+        "ranking_ids": raw.ranking_ids[order],
+        "group_ids": raw.group_ids[order],
+        "group_levels": raw.group_levels[order],
+        "shown_ids": raw.shown_ids(order),
+    }
+
+
+@pytest.mark.postgresql("the binary lists are PostgreSQL's generated columns")
+def test_the_binary_lists_follow_every_write_of_the_json(project, ranked):
+    first, second, third = ranked[:3]
+    ids = [int(item) for group in first.groups for item in group]
+    # An edit (as an undo and resubmit writes it), ids written as strings, an empty group,
+    # a shown order rewritten: what the reader gets follows each one.
+    Ranking.objects.filter(pk=first.pk).update(groups=[[ids[3]], [ids[0], ids[2]], [ids[1]]])
+    second_ids = [int(item) for group in second.groups for item in group]
+    Ranking.objects.filter(pk=second.pk).update(
+        groups=[[str(second_ids[0])], [], [str(item) for item in second_ids[1:]]]
+    )
+    shown = Assignment.objects.get(pk=third.assignment_id).shown_order
+    Assignment.objects.filter(pk=third.assignment_id).update(shown_order=shown[::-1])
+
+    fast = raw_by_ranking_id(postgresql.read_rankings(project=project, up_to_id=None, excluded=[]))
+    slow = raw_by_ranking_id(portable.read_rankings(project=project, up_to_id=None, excluded=[]))
+    for name, values in slow.items():
+        np.testing.assert_array_equal(fast[name], values, err_msg=name)
+    row = int(np.flatnonzero(fast["ranking_ids"] == second.pk)[0])
+    assert fast["group_levels"][row].tolist() == [1, 3, 3, 3]
+    assert fast["group_ids"][row].tolist() == second_ids
+    row = int(np.flatnonzero(fast["ranking_ids"] == third.pk)[0])
+    assert fast["shown_ids"][row].tolist() == [int(item) for item in shown[::-1]]
+
+
+@pytest.mark.postgresql("the binary lists are PostgreSQL's generated columns")
+def test_a_malformed_list_never_fails_a_write_and_reads_as_no_response(project, ranked):
+    ranking = ranked[0]
+    written = {
+        '{"best": 7}': [],
+        "[7, [8]]": [(8, 2)],
+        '[[1.5, null, "x", -4], [7]]': [(-1, 1), (-1, 1), (-1, 1), (-1, 1), (7, 2)],
+    }
+    for groups, expected in written.items():
+        Ranking.objects.filter(pk=ranking.pk).update(groups=json.loads(groups))
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT groups_record FROM rankings_ranking WHERE id = %s", [ranking.pk])
+            (record,) = cursor.fetchone()
+        entries = np.frombuffer(bytes(record), dtype=postgresql._GROUP_ENTRY)
+        assert list(zip(entries["id"].tolist(), entries["level"].tolist())) == expected, groups
+    Assignment.objects.filter(pk=ranking.assignment_id).update(shown_order={"not": "a list"})
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT shown_record FROM labeling_assignment WHERE id = %s", [ranking.assignment_id]
+        )
+        assert bytes(cursor.fetchone()[0]) == b""
 
 
 @pytest.mark.django_db
