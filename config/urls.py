@@ -26,6 +26,8 @@ API_DOCS_CSP = {
 }
 
 api_patterns: list[URLPattern | URLResolver] = [
+    # The rater loop's first: every URL is tried in order, and these are most of the calls.
+    path("", include("rankings.rating.api.urls")),
     # Before labeling's: GET on a project's prompts is the browser (POST, the import).
     path("", include("rankings.prompts.api_urls")),
     path("", include("labeling.api.urls")),

@@ -3,7 +3,6 @@ from django.urls import include, path
 from rankings.api import views
 
 urlpatterns = [
-    path("", include("rankings.rating.api.urls")),
     path("", include("rankings.leaderboard.api_urls")),
     path(
         "projects/<int:project_id>/agreement/", views.AgreementView.as_view(), name="api-agreement"

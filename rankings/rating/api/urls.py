@@ -1,4 +1,4 @@
-"""The rater API's URLs, included by `rankings.api.urls`."""
+"""The rater API's URLs, the first the API tries (`config.urls`: most calls are these)."""
 
 from django.urls import path
 
