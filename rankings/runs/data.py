@@ -61,7 +61,7 @@ def agreement_data(
     """Load a project's rankings up to ``up_to_id`` with everything the metrics need, in bulk.
 
     On PostgreSQL the database writes rankings, shown orders and response lengths as a few
-    large texts per id range, parsed with numpy (``postgresql``): a million
+    large binary values per id range, read with numpy (``postgresql``): a million
     rankings never become a million Python objects. Elsewhere, or with ``portable`` (which
     the tests use to hold the two paths to each other), the ORM path reads the same. Given
     a prompt range, only the rankings of those prompts (one part of a run, see ``parts``).

@@ -789,7 +789,8 @@ def test_a_malformed_list_never_fails_a_write_and_reads_as_no_response(project, 
             cursor.execute("SELECT groups_record FROM rankings_ranking WHERE id = %s", [ranking.pk])
             (record,) = cursor.fetchone()
         entries = np.frombuffer(bytes(record), dtype=postgresql._GROUP_ENTRY)
-        assert list(zip(entries["id"].tolist(), entries["level"].tolist())) == expected, groups
+        pairs = zip(entries["id"].tolist(), entries["level"].tolist(), strict=True)
+        assert list(pairs) == expected, groups
     Assignment.objects.filter(pk=ranking.assignment_id).update(shown_order={"not": "a list"})
     with connection.cursor() as cursor:
         cursor.execute(
