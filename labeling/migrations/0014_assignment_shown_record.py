@@ -8,6 +8,8 @@
 
 from django.db import migrations
 
+from core.migration_ops import postgresql_only
+
 # An id that is not a non-negative integer (none is written so) reads as -1, "no response";
 # a shown order that is not an array reads as no ids, so no write can fail on this column.
 FORWARD = [
@@ -41,18 +43,6 @@ BACKWARD = [
 ]
 
 
-def add_shown_record(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in FORWARD:
-            schema_editor.execute(statement)
-
-
-def drop_shown_record(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in BACKWARD:
-            schema_editor.execute(statement)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -60,5 +50,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(add_shown_record, drop_shown_record),
+        postgresql_only(FORWARD, BACKWARD),
     ]

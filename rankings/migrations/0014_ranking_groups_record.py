@@ -8,6 +8,8 @@
 
 from django.db import migrations
 
+from core.migration_ops import postgresql_only
+
 # Levels count every group, an empty one too, as the portable reader does; an id that is not
 # a non-negative integer (none is written so) reads as -1; groups that are not arrays of
 # arrays read as no ids, so no write can fail on this column.
@@ -48,18 +50,6 @@ BACKWARD = [
 ]
 
 
-def add_groups_record(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in FORWARD:
-            schema_editor.execute(statement)
-
-
-def drop_groups_record(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        for statement in BACKWARD:
-            schema_editor.execute(statement)
-
-
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -68,5 +58,5 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.RunPython(add_groups_record, drop_groups_record),
+        postgresql_only(FORWARD, BACKWARD),
     ]
