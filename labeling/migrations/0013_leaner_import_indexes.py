@@ -7,6 +7,8 @@
 
 from django.db import migrations, models
 
+from core.migration_ops import postgresql_only
+
 COVERING = (
     "ALTER TABLE labeling_response DROP CONSTRAINT response_unique_position, "
     "ADD CONSTRAINT response_unique_position UNIQUE (prompt_id, position) "
@@ -16,16 +18,6 @@ PLAIN = (
     "ALTER TABLE labeling_response DROP CONSTRAINT response_unique_position, "
     "ADD CONSTRAINT response_unique_position UNIQUE (prompt_id, position)"
 )
-
-
-def unique_index_covering(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(COVERING)
-
-
-def unique_index_plain(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(PLAIN)
 
 
 class Migration(migrations.Migration):
@@ -44,5 +36,5 @@ class Migration(migrations.Migration):
             model_name='response',
             name='response_lengths',
         ),
-        migrations.RunPython(unique_index_covering, unique_index_plain),
+        postgresql_only([COVERING], [PLAIN]),
     ]
