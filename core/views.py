@@ -1,4 +1,5 @@
-"""Error pages: under /api/ every error is the API's JSON shape, elsewhere Django's pages."""
+"""Error pages: under /api/ every error is the API's JSON shape, elsewhere Django's pages;
+and the pages' one-time messages, which the API (JSON only) never shows."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from django.contrib.auth.views import LoginView
+from django.contrib.messages.middleware import MessageMiddleware
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 
@@ -42,6 +44,20 @@ class ApiNotFoundMiddleware:
         ):
             return page_not_found(request, Http404())
         return response
+
+
+class PageMessageMiddleware(MessageMiddleware):
+    """Django's messages for the pages only: an API request skips making their storage
+    (a cookie signer and a session store), which every rater call paid for nothing."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        if not _is_api(request):
+            super().process_request(request)
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if _is_api(request):
+            return response
+        return super().process_response(request, response)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

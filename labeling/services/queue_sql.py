@@ -151,9 +151,7 @@ def lock_next_open_prompt(
 
 @cache
 def _insert_lease_sql(vendor: str, advance: bool) -> str:
-    columns = [field for field in Assignment._meta.concrete_fields if not field.primary_key]
-    names = ", ".join(connection.ops.quote_name(str(field.column)) for field in columns)
-    values = ", ".join(f"%({field.attname})s" for field in columns)
+    names, values = ASSIGNMENT.insert_lists(connection)
     insert = f"""
         INSERT INTO labeling_assignment ({names})
         SELECT {values}
@@ -179,11 +177,7 @@ def insert_lease_if_slot_free(*, lease: Assignment, cap: int, advance: bool) -> 
     other raters, and with `advance` moves the rater's frontier up to the prompt
     (PostgreSQL). It starts after the prompt's row lock was taken, so its snapshot sees
     every lease committed before; it inserts nothing when `cap` slots are taken."""
-    columns = [field for field in Assignment._meta.concrete_fields if not field.primary_key]
-    params: dict[str, Any] = {
-        field.attname: field.get_db_prep_save(field.pre_save(lease, True), connection)
-        for field in columns
-    }
+    params: dict[str, Any] = ASSIGNMENT.insert_params(lease, connection)
     params.update(now=db_datetime(lease.leased_at, connection), cap=cap)
     with connection.cursor() as cursor:
         cursor.execute(_insert_lease_sql(connection.vendor, advance), params)

@@ -157,3 +157,47 @@ def test_the_scan_skips_the_prompts_it_is_told_to_and_those_already_full(importe
     Prompt.objects.filter(pk=prompts[0].pk).update(extra_raters=0)
     imported.overlap = 1
     assert scan() == prompts[1].pk
+
+
+@pytest.mark.parametrize("strength", [None, 2])
+def test_a_row_inserted_by_hand_is_the_row_the_orm_inserts(project, rater, rater2, strength):
+    """`Columns.insert` stores what `Model.objects.create` stores: defaults, JSON, floats,
+    nulls, on each database; the instance comes back saved, with its key."""
+    from rankings.models import Ranking
+    from rankings.rating.services import RANKING
+
+    services.prompts_import(project=project, raw=json.dumps(sample_records(1)))
+    prompt = Prompt.objects.get(project=project)
+    shown = list(prompt.responses.values_list("id", flat=True))
+    leases = [
+        Assignment.objects.create(
+            project=project,
+            prompt=prompt,
+            rater=user,
+            shown_order=shown,
+            expires_at=timezone.now() + timedelta(minutes=5),
+        )
+        for user in (rater, rater2)
+    ]
+    values = {
+        "project_id": project.pk,
+        "prompt_id": prompt.pk,
+        "groups": [[shown[1]], [shown[0], *shown[2:]]],
+        "ratings": {str(shown[0]): {"helpful": 4}},
+        "rationale": "clearer <b>and</b> shorter",
+        "seconds": 12.5,
+        "strength": strength,
+    }
+    by_orm = Ranking.objects.create(assignment=leases[0], rater=rater, **values)
+    by_hand = RANKING.insert(Ranking(assignment=leases[1], rater=rater2, **values), connection)
+
+    assert by_hand.pk is not None and not by_hand._state.adding
+    assert by_hand._state.db == connection.alias
+    stored = {ranking.pk: field_values(ranking) for ranking in Ranking.objects.all()}
+    orm_row, hand_row = stored.pop(by_orm.pk), stored.pop(by_hand.pk)
+    assert stored == {}
+    for row in (orm_row, hand_row):
+        row.pop("id"), row.pop("assignment_id"), row.pop("rater_id")
+        assert abs(row.pop("created_at") - timezone.now()) < timedelta(minutes=1)
+    assert hand_row == orm_row
+    assert hand_row["revisions"] == [] and hand_row["updated_at"] is None
