@@ -32,6 +32,12 @@ class Columns[M: models.Model]:
         self.attnames = [field.attname for field in self.fields]
         self._converters: dict[str, list[tuple[int, list[Converter], Any]]] = {}
         self._insert_statements: dict[str, str] = {}
+        # Every stored column but the key, once: the rater loop inserts on every call.
+        self._inserted = [
+            field
+            for field in self.fields
+            if not field.primary_key and not getattr(field, "generated", False)
+        ]
 
     def __len__(self) -> int:
         return len(self.fields)
@@ -45,7 +51,7 @@ class Columns[M: models.Model]:
         """Every stored column but the key, by attname, as `Model.save` would write it."""
         return {
             field.attname: field.get_db_prep_save(field.pre_save(instance, True), connection)
-            for field in self._inserted_fields()
+            for field in self._inserted
         }
 
     def insert(self, instance: M, connection: BaseDatabaseWrapper) -> M:
@@ -58,16 +64,9 @@ class Columns[M: models.Model]:
 
     def insert_lists(self, connection: BaseDatabaseWrapper) -> tuple[str, str]:
         """An INSERT's column list and its `%(attname)s` placeholders, for `insert_params`."""
-        fields = self._inserted_fields()
+        fields = self._inserted
         columns = ", ".join(connection.ops.quote_name(str(field.column)) for field in fields)
         return columns, ", ".join(f"%({field.attname})s" for field in fields)
-
-    def _inserted_fields(self) -> list[models.Field[Any, Any]]:
-        return [
-            field
-            for field in self.fields
-            if not field.primary_key and not getattr(field, "generated", False)
-        ]
 
     def _insert_sql(self, connection: BaseDatabaseWrapper) -> str:
         sql = self._insert_statements.get(connection.vendor)
