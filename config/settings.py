@@ -42,6 +42,17 @@ def postgresql_options(*, prepared: bool) -> dict[str, object]:
     return {"server_side_binding": True, "prepare_threshold": 2}
 
 
+# Django's PostgreSQL backend with a health check that costs no round trip (core.postgresql).
+POSTGRESQL_ENGINE = "core.postgresql"
+
+
+def with_ranklab_backend(database: dj_database_url.DBConfig) -> dj_database_url.DBConfig:
+    """The parsed database settings, PostgreSQL served by `POSTGRESQL_ENGINE`."""
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        database["ENGINE"] = POSTGRESQL_ENGINE
+    return database
+
+
 def sqlite_test_database_name(name: str) -> str | None:
     """The SQLite test database: a file beside the database, ``test_<name>``, not Django's
     default shared in-memory one. In memory, the test live server hands every request thread
@@ -160,12 +171,15 @@ TEMPLATES = [
 ]
 
 DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'ranklab.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        # A persistent connection the server dropped (a restart, pg_terminate_backend) is
-        # found dead before a request uses it, not by the request's first query (a 500).
-        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
+    "default": with_ranklab_backend(
+        dj_database_url.parse(
+            env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'ranklab.sqlite3'}"),
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            # A persistent connection the server dropped (a restart, pg_terminate_backend)
+            # is replaced when a request first uses it, not left to fail the request (a
+            # 500): on PostgreSQL the request's first read is the check (core.postgresql).
+            conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
+        )
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
@@ -182,7 +196,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "NAME": sqlite_test_database_name(str(DATABASES["default"].get("NAME", "")))
     }
 DATABASE_PREPARED_STATEMENTS = env_bool("DATABASE_PREPARED_STATEMENTS", default=False)
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+if DATABASES["default"]["ENGINE"] == POSTGRESQL_ENGINE:
     # Merged into what DATABASE_URL's query string sets (sslmode and the like).
     DATABASES["default"].setdefault("OPTIONS", {}).update(
         postgresql_options(prepared=DATABASE_PREPARED_STATEMENTS)
@@ -199,17 +213,19 @@ DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env_bool(
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL", "")
 DATABASE_ROUTERS: list[str] = []
 if DATABASE_REPLICA_URL:
-    DATABASES["replica"] = dj_database_url.parse(
-        DATABASE_REPLICA_URL,
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
+    DATABASES["replica"] = with_ranklab_backend(
+        dj_database_url.parse(
+            DATABASE_REPLICA_URL,
+            conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
+            conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", default=True),
+        )
     )
     if DATABASES["replica"]["ENGINE"] != DATABASES["default"]["ENGINE"]:
         raise ImproperlyConfigured("DATABASE_REPLICA_URL must be the same kind of database")
     DATABASES["replica"]["DISABLE_SERVER_SIDE_CURSORS"] = DATABASES["default"][
         "DISABLE_SERVER_SIDE_CURSORS"
     ]
-    if DATABASES["replica"]["ENGINE"] == "django.db.backends.postgresql":
+    if DATABASES["replica"]["ENGINE"] == POSTGRESQL_ENGINE:
         DATABASES["replica"].setdefault("OPTIONS", {}).update(
             postgresql_options(prepared=DATABASE_PREPARED_STATEMENTS)
         )

@@ -41,7 +41,7 @@ def test_database_and_broker_urls_switch_to_postgres_and_a_real_queue():
         DATABASE_URL="postgres://postgres@127.0.0.1:5432/ranklab",
         CELERY_BROKER_URL="redis://127.0.0.1:6379/15",
     )
-    assert result.stdout.split() == ["django.db.backends.postgresql", "False", "True"]
+    assert result.stdout.split() == ["core.postgresql", "False", "True"]
 
 
 def test_production_without_a_secret_key_fails_loudly():
@@ -114,7 +114,7 @@ def test_a_replica_url_adds_the_replica_alias_and_its_router(monkeypatch):
     )
     replica = loaded["DATABASES"]["replica"]
     assert (replica["HOST"], replica["USER"]) == ("replica", "reader")
-    assert replica["ENGINE"] == "django.db.backends.postgresql"
+    assert replica["ENGINE"] == "core.postgresql"
     assert replica["DISABLE_SERVER_SIDE_CURSORS"] is True
     assert replica["TEST"] == {"MIRROR": "default"}
     assert loaded["DATABASE_ROUTERS"] == ["config.routers.ReplicaRouter"]

@@ -1,0 +1,1 @@
+"""Django's PostgreSQL backend whose connection check costs no round trip (`base`)."""
