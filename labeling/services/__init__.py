@@ -29,6 +29,7 @@ from labeling.services.finishing import (
     assignment_lock_for_finish,
     assignment_mark_submitted,
     assignment_skip,
+    assignment_submitted_statements,
     prompts_request_extra_raters,
 )
 from labeling.services.gold import gold_ranking_from_labels, prompt_for_lead, prompt_set_gold
@@ -85,6 +86,7 @@ __all__ = [
     "assignment_renew",
     "assignment_reopen",
     "assignment_skip",
+    "assignment_submitted_statements",
     "assignments_release_for_rater",
     "assignments_restore_reopened",
     "audit_record",

@@ -6,11 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from django.contrib.auth.models import User
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotAllowed, NotFound
+from core.rows import Statement, run_together
 from labeling.models import Assignment, AssignmentStatus, MemberStatus, Project, Prompt
 from labeling.services import queue_sql
 from labeling.services.leases import free_slots
@@ -66,14 +67,27 @@ def assignment_claim_slot(*, assignment: Assignment) -> None:
 def assignment_mark_submitted(*, assignment: Assignment) -> None:
     """The assignment submitted now; its prompt complete once its submitted rankings reach
     its overlap (counted by the database at the moment of the update)."""
+    run_together(assignment_submitted_statements(assignment=assignment), connection)
+
+
+def assignment_submitted_statements(*, assignment: Assignment) -> list[Statement]:
+    """What `assignment_mark_submitted` runs, for a caller that runs it along with its own
+    write (`core.rows.run_together`: one round trip on PostgreSQL)."""
     assignment.status, assignment.finished_at = AssignmentStatus.SUBMITTED, timezone.now()
-    queue_sql.assignment_set_submitted(
-        assignment_id=assignment.pk, finished_at=assignment.finished_at
-    )
-    if not assignment.is_repeat:
-        queue_sql.prompt_complete_if_full(
-            prompt_id=assignment.prompt_id, overlap=assignment.project.overlap
+    statements = [
+        queue_sql.assignment_submitted(
+            assignment_id=assignment.pk, finished_at=assignment.finished_at
         )
+    ]
+    if not assignment.is_repeat:
+        statements.append(
+            queue_sql.prompt_complete_if_full(
+                prompt_id=assignment.prompt_id,
+                overlap=assignment.project.overlap,
+                assignment_id=assignment.pk,
+            )
+        )
+    return statements
 
 
 @transaction.atomic

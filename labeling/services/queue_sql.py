@@ -18,7 +18,7 @@ from typing import Any
 
 from django.db import connection
 
-from core.rows import Columns, db_datetime, db_json
+from core.rows import Columns, Statement, db_datetime, db_json
 from labeling.models import Assignment, AssignmentStatus, Membership, Project, Prompt
 
 LEASED = AssignmentStatus.LEASED.value
@@ -225,25 +225,31 @@ def assignment_lock_row(*, assignment_id: int, rater_id: int) -> Assignment | No
     return assignment
 
 
-def assignment_set_submitted(*, assignment_id: int, finished_at: datetime) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE labeling_assignment SET status = %s, finished_at = %s WHERE id = %s",
-            [SUBMITTED, db_datetime(finished_at, connection), assignment_id],
-        )
+def assignment_submitted(*, assignment_id: int, finished_at: datetime) -> Statement:
+    """The statement marking the assignment submitted at `finished_at`."""
+    return Statement(
+        "UPDATE labeling_assignment SET status = %(status)s, finished_at = %(finished_at)s "
+        "WHERE id = %(assignment)s",
+        {
+            "status": SUBMITTED,
+            "finished_at": db_datetime(finished_at, connection),
+            "assignment": assignment_id,
+        },
+    )
 
 
-def prompt_complete_if_full(*, prompt_id: int, overlap: int) -> None:
-    """Mark the prompt complete when its submitted rankings reach its overlap (the
-    project's plus its extra raters), counted by the database at the moment of the update."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"""
-            UPDATE labeling_prompt SET is_complete = %(true)s
-            WHERE id = %(prompt)s AND NOT is_complete
-              AND (SELECT count(*) FROM labeling_assignment a
-                   WHERE a.prompt_id = %(prompt)s AND NOT a.is_repeat
-                     AND a.status = '{SUBMITTED}') >= %(overlap)s + extra_raters
-            """,
-            {"prompt": prompt_id, "overlap": overlap, "true": True},
-        )
+def prompt_complete_if_full(*, prompt_id: int, overlap: int, assignment_id: int) -> Statement:
+    """The statement marking the prompt complete when its submitted rankings, counting the
+    assignment being submitted, reach its overlap (the project's plus its extra raters),
+    counted by the database when it runs: before or with `assignment_submitted`."""
+    return Statement(
+        f"""
+        UPDATE labeling_prompt SET is_complete = %(true)s
+        WHERE id = %(prompt)s AND NOT is_complete
+          AND (SELECT count(*) FROM labeling_assignment a
+               WHERE a.prompt_id = %(prompt)s AND NOT a.is_repeat
+                 AND (a.status = '{SUBMITTED}' OR a.id = %(assignment)s))
+              >= %(overlap)s + extra_raters
+        """,
+        {"prompt": prompt_id, "overlap": overlap, "assignment": assignment_id, "true": True},
+    )

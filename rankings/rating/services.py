@@ -19,7 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from core.errors import Conflict, InvalidInput, NotFound
-from core.rows import Columns
+from core.rows import Columns, run_together
 from labeling import services as labeling_services
 from labeling.models import Assignment, AssignmentStatus, Membership, Project
 from rankings.models import Ranking
@@ -157,7 +157,7 @@ def ranking_submit(
             raise Conflict("this task was already submitted with another ranking", code="submitted")
         labeling_services.assignment_claim_slot(assignment=assignment)
         # A task reopened by an undo already has its ranking: replace it (see ranking_undo).
-        stored = _ranking_store(
+        stored = _ranking_store_submitted(
             assignment=assignment,
             rater=rater,
             groups=groups,
@@ -166,7 +166,6 @@ def ranking_submit(
             seconds=cleaned_seconds,
             strength=cleaned_strength,
         )
-        labeling_services.assignment_mark_submitted(assignment=assignment)
         transaction.on_commit(partial(agreement_run_request_counted, project=project))
     return stored, True
 
@@ -235,7 +234,7 @@ def ranking_undo(*, assignment_id: int, rater: User) -> Ranking:
     return ranking
 
 
-def _ranking_store(
+def _ranking_store_submitted(
     *,
     assignment: Assignment,
     rater: User,
@@ -245,7 +244,8 @@ def _ranking_store(
     seconds: float | None,
     strength: int | None,
 ) -> Ranking:
-    """Create the assignment's ranking, or replace the one a reopened task already has.
+    """Create the assignment's ranking, or replace the one a reopened task already has,
+    and mark the assignment submitted (with the INSERT, one round trip on PostgreSQL).
 
     Replacing keeps the earlier version in `revisions`, so one Ranking row per assignment
     counts once in agreement and exports however often it is undone.
@@ -256,6 +256,7 @@ def _ranking_store(
         if assignment.finished_at is not None
         else None
     )
+    marking = labeling_services.assignment_submitted_statements(assignment=assignment)
     if existing is None:
         ranking = Ranking(
             assignment=assignment,
@@ -269,7 +270,8 @@ def _ranking_store(
             strength=strength,
             is_repeat=assignment.is_repeat,
         )
-        return RANKING.insert(ranking, connection)  # the ORM's create, without its compiler
+        # The ORM's create without its compiler, the assignment marked submitted with it.
+        return RANKING.insert(ranking, connection, along=marking)
     now = timezone.now()
     existing.revisions = [
         *existing.revisions,
@@ -296,4 +298,5 @@ def _ranking_store(
             "updated_at",
         ]
     )
+    run_together(marking, connection)
     return existing

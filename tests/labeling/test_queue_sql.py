@@ -9,9 +9,10 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from core.rows import Columns
+from core.rows import Columns, Statement, run_together
 from labeling import services
 from labeling.accounts.authentication import token_with_user
 from labeling.accounts.models import ApiToken
@@ -201,3 +202,74 @@ def test_a_row_inserted_by_hand_is_the_row_the_orm_inserts(project, rater, rater
         assert abs(row.pop("created_at") - timezone.now()) < timedelta(minutes=1)
     assert hand_row == orm_row
     assert hand_row["revisions"] == [] and hand_row["updated_at"] is None
+
+
+def test_statements_run_together_each_get_their_own_parameters(imported):
+    """Two statements naming the same parameter each get their own value, in one round
+    trip on PostgreSQL and one after the other elsewhere; the first's row comes back."""
+    first, second = Prompt.objects.filter(project=imported).order_by("pk")[:2]
+    retag = "UPDATE labeling_prompt SET external_id = %(tag)s WHERE id = %(prompt)s"
+    statements = [
+        Statement(f"{retag} RETURNING id", {"tag": "one", "prompt": first.pk}),
+        Statement(retag, {"tag": "two", "prompt": second.pk}),
+    ]
+
+    with CaptureQueriesContext(connection) as queries:
+        row = run_together(statements, connection)
+
+    assert row == (first.pk,)
+    tags = dict(
+        Prompt.objects.filter(pk__in=[first.pk, second.pk]).values_list("pk", "external_id")
+    )
+    assert tags == {first.pk: "one", second.pk: "two"}
+    assert len(queries) == (1 if connection.vendor == "postgresql" else 2)
+
+
+@pytest.mark.parametrize("overlap", [1, 2, 3])
+def test_a_submit_marks_its_prompt_complete_on_the_submit_that_fills_it(
+    project, make_crowd, overlap
+):
+    """The ranking's INSERT with the assignment's and the prompt's UPDATEs (one statement on
+    PostgreSQL, where none sees the others' changes): the prompt is complete exactly when
+    its submitted rankings reach the overlap; a repeat (a consistency check) never counts."""
+    from rankings.models import Ranking
+    from rankings.rating.services import RANKING
+
+    project.overlap = overlap
+    project.save(update_fields=["overlap"])
+    services.prompts_import(project=project, raw=json.dumps(sample_records(1)))
+    prompt = Prompt.objects.get(project=project)
+    shown = list(prompt.responses.values_list("id", flat=True))
+    raters = make_crowd(overlap)
+
+    def submit(rater, *, is_repeat: bool = False) -> None:
+        lease = Assignment.objects.create(
+            project=project,
+            prompt=prompt,
+            rater=rater,
+            shown_order=shown,
+            is_repeat=is_repeat,
+            expires_at=timezone.now() + timedelta(minutes=5),
+        )
+        lease.project = project
+        ranking = Ranking(
+            assignment=lease,
+            project_id=project.pk,
+            prompt_id=prompt.pk,
+            rater=rater,
+            groups=[[pk] for pk in shown],
+        )
+        marking = services.assignment_submitted_statements(assignment=lease)
+        RANKING.insert(ranking, connection, along=marking)
+        lease.refresh_from_db()
+        assert lease.status == AssignmentStatus.SUBMITTED and lease.finished_at is not None
+
+    completeness = []
+    for rater in raters:
+        submit(rater, is_repeat=False)
+        submit(rater, is_repeat=True)
+        prompt.refresh_from_db()
+        completeness.append(prompt.is_complete)
+
+    assert completeness == [False] * (overlap - 1) + [True]
+    assert Ranking.objects.filter(prompt=prompt).count() == 2 * overlap
