@@ -137,18 +137,15 @@ def run_together(
     """
     if not statements:
         return None
+    if connection.vendor == "postgresql" and len(statements) > 1:
+        statements = [Statement(*_joined(statements))]
+    row: tuple[Any, ...] | None = None
     with connection.cursor() as cursor:
-        if connection.vendor == "postgresql" and len(statements) > 1:
-            sql, params = _joined(statements)
-            cursor.execute(sql, params)
-            first: tuple[Any, ...] | None = cursor.fetchone()
-            return first
-        row = None
         for index, statement in enumerate(statements):
             cursor.execute(statement.sql, statement.params)
             if index == 0 and cursor.description is not None:
                 row = cursor.fetchone()
-        return row
+    return row
 
 
 _PARAMETER = re.compile(r"%\((\w+)\)s")

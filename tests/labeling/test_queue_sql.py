@@ -273,3 +273,21 @@ def test_a_submit_marks_its_prompt_complete_on_the_submit_that_fills_it(
 
     assert completeness == [False] * (overlap - 1) + [True]
     assert Ranking.objects.filter(prompt=prompt).count() == 2 * overlap
+
+
+def test_statements_run_together_without_returning_answer_none(imported):
+    first, second = Prompt.objects.filter(project=imported).order_by("pk")[:2]
+    retag = "UPDATE labeling_prompt SET external_id = %(tag)s WHERE id = %(prompt)s"
+
+    row = run_together(
+        [
+            Statement(retag, {"tag": "one", "prompt": first.pk}),
+            Statement(retag, {"tag": "two", "prompt": second.pk}),
+        ],
+        connection,
+    )
+
+    assert row is None
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.external_id, second.external_id) == ("one", "two")
