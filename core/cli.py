@@ -135,6 +135,12 @@ def run_serve(argv: Sequence[str]) -> int:
         "gthread",
         "--threads",
         os.environ.get("WEB_THREADS", "8"),
+        # The app (Django, the apps, every view: config/wsgi.py) loads once, in the master,
+        # before the workers fork: each worker, a restarted one too, serves at once and
+        # shares the loaded code's memory, rather than each loading it again (seconds of
+        # CPU where Python compiles from source) while the others take its traffic. Loading
+        # opens no database connection (tests/core/test_startup.py), so none is shared.
+        "--preload",
         "--access-logfile",
         "-",
         *extra,

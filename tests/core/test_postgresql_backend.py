@@ -25,7 +25,7 @@ pytestmark = [
 def own() -> Iterator[Any]:
     """A connection of its own (the test's transaction stays out of it), reused by a new
     request: its check is pending, as Django leaves it when a request starts."""
-    wrapper = connections.create_connection("default")
+    wrapper: Any = connections.create_connection("default")
     wrapper.ensure_connection()
     wrapper.health_check_enabled = True
     wrapper.health_check_done = False

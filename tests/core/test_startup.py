@@ -42,3 +42,31 @@ def test_a_process_starts_without_the_slow_libraries() -> None:
         text=True,
     ).stdout
     assert json.loads(loaded.strip().splitlines()[-1]) == []
+
+
+WSGI_LOADED = """
+import json, sys
+from config.wsgi import application
+from django.db import connections
+print(json.dumps({
+    "connected": [alias for alias in connections if connections[alias].connection is not None],
+    "views": [name for name in VIEWS if name in sys.modules],
+}))
+"""
+
+
+def test_the_web_app_loads_its_views_and_opens_no_connection_before_the_workers_fork() -> None:
+    """`ranklab serve` loads the app in gunicorn's master and forks the workers from it: the
+    views are loaded there once, and no database connection may exist to be shared by the
+    workers (each opens its own)."""
+    views = ["rankings.rating.api.views", "labeling.api.views", "exports.api.views"]
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    loaded = subprocess.run(
+        [sys.executable, "-c", WSGI_LOADED.replace("VIEWS", repr(views))],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert json.loads(loaded.strip().splitlines()[-1]) == {"connected": [], "views": views}

@@ -295,18 +295,8 @@ def web(
     env.update(WEB_CONCURRENCY="2", RANKLAB_DATA_DIR=str(tmp_path / "web-data"), **web_env)
     log = tmp_path / "web.log"
     process = subprocess.Popen(
-        # --preload: the app loads once, in the master, before the two workers fork.
-        [
-            sys.executable,
-            "-m",
-            "core.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--preload",
-        ],
+        # `ranklab serve` preloads: the app loads once, in the master, before the workers fork.
+        [sys.executable, "-m", "core.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),
