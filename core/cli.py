@@ -130,9 +130,10 @@ def run_serve(argv: Sequence[str]) -> int:
         "--workers",
         workers,
         # Threads: a streamed model reply (red team, arena) waits on the endpoint in one
-        # thread while the worker's others serve the rater loop.
+        # thread while the worker's others serve the rater loop. gunicorn's gthread worker,
+        # taking connections only while it has a free thread (core/web_worker.py).
         "--worker-class",
-        "gthread",
+        "core.web_worker.BalancedThreadWorker",
         "--threads",
         os.environ.get("WEB_THREADS", "8"),
         # The app (Django, the apps, every view: config/wsgi.py) loads once, in the master,
