@@ -32,16 +32,16 @@ print(json.dumps(sorted(m for m in sys.modules if m in {names!r})))
     connection.vendor != "sqlite", reason="imports do not depend on the database: checked once"
 )
 def test_a_process_starts_without_the_slow_libraries() -> None:
+    assert printed_by(LOADED_AT_START.format(names=set(SLOW_IMPORTS))) == []
+
+
+def printed_by(code: str) -> object:
+    """The JSON a new Python process running `code` prints last (Django's settings)."""
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    loaded = subprocess.run(
-        [sys.executable, "-c", LOADED_AT_START.format(names=set(SLOW_IMPORTS))],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
+    printed = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, check=True, capture_output=True, text=True
     ).stdout
-    assert json.loads(loaded.strip().splitlines()[-1]) == []
+    return json.loads(printed.strip().splitlines()[-1])
 
 
 WSGI_LOADED = """
@@ -60,13 +60,5 @@ def test_the_web_app_loads_its_views_and_opens_no_connection_before_the_workers_
     views are loaded there once, and no database connection may exist to be shared by the
     workers (each opens its own)."""
     views = ["rankings.rating.api.views", "labeling.api.views", "exports.api.views"]
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
-    loaded = subprocess.run(
-        [sys.executable, "-c", WSGI_LOADED.replace("VIEWS", repr(views))],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    assert json.loads(loaded.strip().splitlines()[-1]) == {"connected": [], "views": views}
+    loaded = printed_by(WSGI_LOADED.replace("VIEWS", repr(views)))
+    assert loaded == {"connected": [], "views": views}

@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.faults.helpers import DIRECT, wait_until
+from tests.faults.helpers import ranklab_serve, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKERS, THREADS = 2, 2
@@ -28,16 +26,9 @@ pytestmark = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
     """`ranklab serve` with two workers of two threads; (master pid, port)."""
-    port = free_port()
     env = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
     env.update(
         WEB_CONCURRENCY=str(WORKERS),
@@ -45,30 +36,9 @@ def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
         DATABASE_URL=f"sqlite:///{tmp_path / 'web.sqlite3'}",
         RANKLAB_DATA_DIR=str(tmp_path),
     )
-    log = tmp_path / "web.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-
-    def answers() -> bool:
-        assert process.poll() is None, log.read_text()
-        try:
-            with DIRECT.open(f"http://127.0.0.1:{port}/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(answers, seconds=60, what="ranklab serve up")
+    with ranklab_serve(env, tmp_path / "web.log", seconds=60) as (process, url):
         wait_until(lambda: len(children(process.pid)) == WORKERS, seconds=30, what="workers")
-        yield process.pid, port
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+        yield process.pid, int(url.rsplit(":", 1)[1])
 
 
 def children(pid: int) -> list[int]:

@@ -24,7 +24,7 @@ from django.db import connection
 
 from config.celery import app as celery_app
 from tests.exports.broker import forget_broker_state
-from tests.faults.helpers import DIRECT, JOB_SETTINGS, wait_until
+from tests.faults.helpers import JOB_SETTINGS, ranklab_serve, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_PORTS = range(6390, 6400)
@@ -288,36 +288,7 @@ def web(
 ) -> Iterator[str]:
     """The production web server (`ranklab serve`: gunicorn, two workers) on the test
     database; its base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
     env = service_env(queue=queue, broker_url=own_redis.url, exports=fault_settings)
     env.update(WEB_CONCURRENCY="2", RANKLAB_DATA_DIR=str(tmp_path / "web-data"), **web_env)
-    log = tmp_path / "web.log"
-    process = subprocess.Popen(
-        # `ranklab serve` preloads: the app loads once, in the master, before the workers fork.
-        [sys.executable, "-m", "core.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}"
-
-    def answers() -> bool:
-        assert process.poll() is None, log.read_text()
-        try:
-            with DIRECT.open(f"{url}/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    try:
-        wait_until(answers, seconds=3 * START_SECONDS, what="web server up")
+    with ranklab_serve(env, tmp_path / "web.log", seconds=3 * START_SECONDS) as (_, url):
         yield url
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import socket
+import subprocess
+import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+ROOT = Path(__file__).resolve().parents[2]
 
 
 JOB_SETTINGS = {
@@ -26,3 +32,44 @@ def wait_until(condition: Callable[[], object], *, seconds: float, what: str) ->
             raise AssertionError(f"{what}: not after {seconds:.0f} s")
         time.sleep(0.1)
     return time.monotonic() - started
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def ranklab_serve(
+    env: dict[str, str], log: Path, *, seconds: float
+) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    """`ranklab serve` (gunicorn as production runs it: the app preloaded in the master) on
+    a free port, answering `/healthz`; (its process, its base URL). Stopped on leaving."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def answers() -> bool:
+        assert process.poll() is None, log.read_text()
+        try:
+            with DIRECT.open(f"{url}/healthz", timeout=1) as response:
+                return response.status == 200
+        except OSError:
+            return False
+
+    try:
+        wait_until(answers, seconds=seconds, what="web server up")
+        yield process, url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
