@@ -238,18 +238,21 @@ def assignment_submitted(*, assignment_id: int, finished_at: datetime) -> Statem
     )
 
 
+_PROMPT_COMPLETE_SQL = f"""
+    UPDATE labeling_prompt SET is_complete = %(true)s
+    WHERE id = %(prompt)s AND NOT is_complete
+      AND (SELECT count(*) FROM labeling_assignment a
+           WHERE a.prompt_id = %(prompt)s AND NOT a.is_repeat
+             AND (a.status = '{SUBMITTED}' OR a.id = %(assignment)s))
+          >= %(overlap)s + extra_raters
+"""
+
+
 def prompt_complete_if_full(*, prompt_id: int, overlap: int, assignment_id: int) -> Statement:
     """The statement marking the prompt complete when its submitted rankings, counting the
     assignment being submitted, reach its overlap (the project's plus its extra raters),
     counted by the database when it runs: before or with `assignment_submitted`."""
     return Statement(
-        f"""
-        UPDATE labeling_prompt SET is_complete = %(true)s
-        WHERE id = %(prompt)s AND NOT is_complete
-          AND (SELECT count(*) FROM labeling_assignment a
-               WHERE a.prompt_id = %(prompt)s AND NOT a.is_repeat
-                 AND (a.status = '{SUBMITTED}' OR a.id = %(assignment)s))
-              >= %(overlap)s + extra_raters
-        """,
+        _PROMPT_COMPLETE_SQL,
         {"prompt": prompt_id, "overlap": overlap, "assignment": assignment_id, "true": True},
     )
