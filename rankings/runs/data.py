@@ -57,6 +57,7 @@ def agreement_data(
     portable: bool = False,
     prompts: PromptRange | None = None,
     excluded: list[int] | None = None,
+    readers: postgresql_reader.Readers | None = None,
 ) -> AgreementData:
     """Load a project's rankings up to ``up_to_id`` with everything the metrics need, in bulk.
 
@@ -64,14 +65,20 @@ def agreement_data(
     large binary values per id range, read with numpy (``postgresql``): a million
     rankings never become a million Python objects. Elsewhere, or with ``portable`` (which
     the tests use to hold the two paths to each other), the ORM path reads the same. Given
-    a prompt range, only the rankings of those prompts (one part of a run, see ``parts``).
+    a prompt range, only the rankings of those prompts (one part of a run, see ``parts``);
+    ``readers`` keeps the PostgreSQL reader's threads and connections from part to part.
     """
     if excluded is None:
         excluded = excluded_rater_ids(project=project)
-    reader = portable_reader if portable or not db.is_postgresql() else postgresql_reader
-    raw = reader.read_rankings(
-        project=project, up_to_id=up_to_id, excluded=excluded, prompts=prompts
-    )
+    if portable or not db.is_postgresql():
+        raw = portable_reader.read_rankings(
+            project=project, up_to_id=up_to_id, excluded=excluded, prompts=prompts
+        )
+    else:
+        raw = postgresql_reader.read_rankings(
+            project=project, up_to_id=up_to_id, excluded=excluded, prompts=prompts,
+            readers=readers,
+        )  # fmt: skip
     gold_prompts = Prompt.objects.filter(project=project, is_gold=True)
     if prompts is not None:
         gold_prompts = gold_prompts.filter(id__gt=prompts[0], id__lte=prompts[1])

@@ -127,8 +127,11 @@ def prompt_ranges(*, project: Project, part_prompts: int | None = None) -> list[
     return list(itertools.pairwise(edges))
 
 
-def read_block(scope: RunScope, prompts: PromptRange) -> AgreementData:
-    """A part's rankings, from the read replica when one is configured."""
+def read_block(
+    scope: RunScope, prompts: PromptRange, readers: postgresql_reader.Readers | None = None
+) -> AgreementData:
+    """A part's rankings, from the read replica when one is configured (``readers``: the
+    PostgreSQL reader's threads and connections kept from part to part)."""
     with db.replica_reads():
         project = Project.objects.get(pk=scope.project_id)
         data = agreement_data(
@@ -136,6 +139,7 @@ def read_block(scope: RunScope, prompts: PromptRange) -> AgreementData:
             up_to_id=scope.up_to_id,
             prompts=prompts,
             excluded=scope.excluded.tolist(),
+            readers=readers,
         )
     return streamed.in_scope(data, scope.rater_user_ids, scope.k_max)
 
@@ -164,6 +168,7 @@ class RunParts:
         self.attempt = attempt
         self.folder = folder
         self.side: SideThread[AgreementData] | None = None
+        self.readers: postgresql_reader.Readers | None = None
         with db.replica_reads():
             self.scope = run_scope(project=run.project, up_to_id=up_to_id)
             # A project without prompts still gets its (empty) run: one part of no prompts.
@@ -175,17 +180,21 @@ class RunParts:
     def _read_and_keep(self, index: int) -> AgreementData:
         """Part ``index``'s block (on the side thread), also kept in the run's folder for
         pass two: written there off the computing thread (~1 GB at 10M rankings)."""
-        block = read_block(self.scope, self.ranges[index])
+        block = read_block(self.scope, self.ranges[index], self.readers)
         _write(_block_path(self.folder, index), payloads.to_bytes(block=block))
         return block
 
     def compute(self) -> PartsOutcome | None:
         self.side = SideThread.when_safe(self._read_and_keep, len(self.ranges))
+        if self.side is not None:
+            self.readers = postgresql_reader.Readers()
         try:
             return self._compute()
         finally:
             if self.side is not None:
                 self.side.close()
+            if self.readers is not None:
+                self.readers.close()
 
     def _compute(self) -> PartsOutcome | None:
         clear_parts(run_id=self.run.pk)

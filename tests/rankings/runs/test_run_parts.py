@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -343,28 +344,99 @@ def test_a_runs_raters_are_those_with_a_ranking_up_to_its_last_id(
     assert parts.counted_rater_ids(project=other, up_to_id=rankings[-1].id, excluded=[]) == []
 
 
+def backend_of_this_thread() -> dict[str, np.ndarray]:
+    """A reader fetch: the server process of its connection and its jit setting."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid(), current_setting('jit')")
+        pid, jit = cursor.fetchone()
+    return {"pid": np.array(pid), "jit": np.array(jit)}
+
+
+def live_backends(pids: set[int]) -> set[int]:
+    """Those of ``pids`` the server still runs, once closed ones have had 5 s to end."""
+    from django.db import connection
+
+    deadline = time.monotonic() + 5.0
+    while True:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pid FROM pg_stat_activity WHERE pid = ANY(%s)", [sorted(pids)])
+            live = {pid for (pid,) in cursor.fetchall()}
+        if not live or time.monotonic() > deadline:
+            return live
+        time.sleep(0.05)
+
+
 @pytest.mark.postgresql("the reader's threads read on connections of their own")
 @pytest.mark.django_db(transaction=True)
-def test_the_readers_connections_compile_no_jit_and_are_closed_after():
+def test_the_readers_keep_a_connection_per_stream_without_jit_until_closed():
     from django.db import connection
 
     from rankings.runs import postgresql as reader
 
-    def show_jit() -> dict[str, np.ndarray]:
-        with connection.cursor() as cursor:
-            cursor.execute("SHOW jit")
-            return {"jit": np.array(cursor.fetchone()[0])}
+    fetches = {"rankings": backend_of_this_thread, "shown": backend_of_this_thread}
+    readers = reader.Readers()
+    try:
+        first, second = readers.read(fetches), readers.read(fetches)
+    finally:
+        readers.close()
 
-    before = str(show_jit()["jit"])
-    seen = reader._on_own_connection(show_jit)
-
-    assert str(seen["jit"]) == "off"
-    # The thread's connection is closed after the read; a new one has the server's setting.
-    assert connection.connection is None
+    assert {str(part["jit"]) for part in [*first.values(), *second.values()]} == {"off"}
+    pids = {name: int(part["pid"]) for name, part in first.items()}
+    assert len(set(pids.values())) == 2  # a connection per stream
+    assert {name: int(part["pid"]) for name, part in second.items()} == pids  # kept
+    assert live_backends(set(pids.values())) == set()  # and closed by ``close``
+    # jit is off in the readers' transactions only.
     with connection.cursor() as cursor:
         cursor.execute("SHOW jit")
-        assert cursor.fetchone()[0] == before
-    connection.close()
+        assert cursor.fetchone()[0] == "on"
+
+
+@pytest.mark.postgresql("the reader's threads read on connections of their own")
+@pytest.mark.django_db(transaction=True)
+def test_a_run_reads_every_part_on_the_same_connections_and_closes_them(
+    project, ranked, small_parts, monkeypatch, django_capture_on_commit_callbacks
+):
+    from rankings.runs import postgresql as reader
+
+    pids: list[int] = []
+    real = reader._in_transaction
+
+    def recorded(fetch):
+        pids.append(int(real(backend_of_this_thread)["pid"]))
+        return real(fetch)
+
+    monkeypatch.setattr(reader, "_in_transaction", recorded)
+
+    run = run_now(project, django_capture_on_commit_callbacks)
+    run_pids = list(pids)
+
+    assert_same_as_in_memory(run)
+    assert len(run_pids) == 3 * 5  # three streams, five parts
+    assert len(set(run_pids)) == 3  # one connection per stream for the whole run
+    assert live_backends(set(run_pids)) == set()
+
+
+@pytest.mark.postgresql("the reader's threads read on connections of their own")
+@pytest.mark.django_db(transaction=True)
+def test_a_read_without_kept_readers_closes_its_connections(project, ranked, monkeypatch):
+    from rankings.runs import postgresql as reader
+
+    pids: list[int] = []
+    real = reader._in_transaction
+
+    def recorded(fetch):
+        pids.append(int(real(backend_of_this_thread)["pid"]))
+        return real(fetch)
+
+    monkeypatch.setattr(reader, "_in_transaction", recorded)
+
+    data = run_data.agreement_data(project=project)
+
+    assert data.table.n_rankings == len(ranked)
+    assert len(set(pids)) == 3
+    assert live_backends(set(pids)) == set()
 
 
 @pytest.mark.postgresql("PostgreSQL plans")
