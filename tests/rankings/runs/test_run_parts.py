@@ -354,6 +354,21 @@ def backend_of_this_thread() -> dict[str, np.ndarray]:
     return {"pid": np.array(pid), "jit": np.array(jit)}
 
 
+def record_reader_backends(monkeypatch) -> list[int]:
+    """The server process of each read the PostgreSQL reader makes, in order."""
+    from rankings.runs import postgresql as reader
+
+    pids: list[int] = []
+    real = reader._in_transaction
+
+    def recorded(fetch):
+        pids.append(int(real(backend_of_this_thread)["pid"]))
+        return real(fetch)
+
+    monkeypatch.setattr(reader, "_in_transaction", recorded)
+    return pids
+
+
 def live_backends(pids: set[int]) -> set[int]:
     """Those of ``pids`` the server still runs, once closed ones have had 5 s to end."""
     from django.db import connection
@@ -398,16 +413,7 @@ def test_the_readers_keep_a_connection_per_stream_without_jit_until_closed():
 def test_a_run_reads_every_part_on_the_same_connections_and_closes_them(
     project, ranked, small_parts, monkeypatch, django_capture_on_commit_callbacks
 ):
-    from rankings.runs import postgresql as reader
-
-    pids: list[int] = []
-    real = reader._in_transaction
-
-    def recorded(fetch):
-        pids.append(int(real(backend_of_this_thread)["pid"]))
-        return real(fetch)
-
-    monkeypatch.setattr(reader, "_in_transaction", recorded)
+    pids = record_reader_backends(monkeypatch)
 
     run = run_now(project, django_capture_on_commit_callbacks)
     run_pids = list(pids)
@@ -421,16 +427,7 @@ def test_a_run_reads_every_part_on_the_same_connections_and_closes_them(
 @pytest.mark.postgresql("the reader's threads read on connections of their own")
 @pytest.mark.django_db(transaction=True)
 def test_a_read_without_kept_readers_closes_its_connections(project, ranked, monkeypatch):
-    from rankings.runs import postgresql as reader
-
-    pids: list[int] = []
-    real = reader._in_transaction
-
-    def recorded(fetch):
-        pids.append(int(real(backend_of_this_thread)["pid"]))
-        return real(fetch)
-
-    monkeypatch.setattr(reader, "_in_transaction", recorded)
+    pids = record_reader_backends(monkeypatch)
 
     data = run_data.agreement_data(project=project)
 
