@@ -6,11 +6,20 @@ Fixtures live in the `conftest.py` files; anything a test imports by name lives 
 from __future__ import annotations
 
 import json
+import socket
 
 from labeling import services as labeling_services
 from labeling.models import Project, Prompt
 
 PASSWORD = "correct-horse-battery-staple"
+
+
+def unused_port() -> int:
+    """A local port nothing listens on: bound for a moment, then released (for a server a
+    test starts, or an address that refuses connections)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 def sample_records(count: int, responses: int = 3, prefix: str = "p") -> list[dict]:

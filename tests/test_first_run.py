@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from pathlib import Path
 import psycopg
 import pytest
 from django.db import connection
+
+from tests.helpers import unused_port
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -38,12 +39,6 @@ def readme_api_block() -> str:
     match = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert match, "the README's API section has no bash block"
     return match.group(1)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def wait_for_page(url: str, process: subprocess.Popen[str], log: Path) -> None:
@@ -126,7 +121,7 @@ def _spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Pop
 
 @pytest.fixture
 def served_demo(tmp_path: Path, demo_env: dict[str, str]) -> Iterator[str]:
-    port = free_port()
+    port = unused_port()
     processes: list[subprocess.Popen[str]] = []
     ranklab = [sys.executable, "-m", "core.cli"]
     env = {**demo_env, "PYTHONPATH": str(ROOT)}

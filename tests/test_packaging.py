@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from tests.test_first_run import free_port, wait_for_page
+from tests.helpers import unused_port
+from tests.test_first_run import wait_for_page
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -72,7 +73,7 @@ def unpacked_demo(wheel: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
         archive.extractall(site)
     home = tmp_path / "home"
     home.mkdir()
-    port = free_port()
+    port = unused_port()
     env = {
         key: value
         for key, value in os.environ.items()

@@ -17,17 +17,11 @@ import redis
 from django.db import connection
 
 from core import health
+from tests.helpers import unused_port
 
 TEST_BROKER = "redis://127.0.0.1:6379/13"
 FAKE_PASSWORD = "fake-password-9c1e7b"
 PROBE_DEADLINE_SECONDS = 5.0
-
-
-def closed_port() -> int:
-    """A port nothing listens on: bound for a moment, then released."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture
@@ -94,7 +88,7 @@ def test_readyz_counts_in_process_tasks_as_ready(client, settings):
 
 @pytest.mark.django_db
 def test_readyz_names_an_unreachable_broker_and_leaks_no_url(client, settings, caplog):
-    port = closed_port()
+    port = unused_port()
     settings.CELERY_BROKER_URL = f"redis://:{FAKE_PASSWORD}@127.0.0.1:{port}/0"
     caplog.set_level(logging.DEBUG)
 
@@ -142,7 +136,7 @@ def test_readyz_names_an_unreachable_database_and_leaks_nothing(
     client, settings, monkeypatch, tmp_path, caplog
 ):
     settings.CELERY_BROKER_URL = ""
-    secrets = point_default_database_nowhere(monkeypatch, tmp_path, closed_port())
+    secrets = point_default_database_nowhere(monkeypatch, tmp_path, unused_port())
     caplog.set_level(logging.DEBUG)
 
     response = client.get("/readyz")
@@ -201,7 +195,7 @@ def healthz_server() -> Iterator[tuple[str, list[str]]]:
 def test_probe_passes_on_200_with_the_first_allowed_host(healthz_server, monkeypatch):
     base, hosts = healthz_server
     monkeypatch.setenv("ALLOWED_HOSTS", ".ranklab.example.com,localhost")
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{closed_port()}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{unused_port()}")
 
     assert health.main([f"{base}/healthz"]) == 0
     assert hosts == ["ranklab.example.com"]
@@ -211,7 +205,7 @@ def test_probe_fails_on_an_error_status_or_a_closed_port(healthz_server):
     base, _ = healthz_server
 
     assert health.main([f"{base}/not-healthz"]) == 1
-    assert health.main([f"http://127.0.0.1:{closed_port()}/healthz"]) == 1
+    assert health.main([f"http://127.0.0.1:{unused_port()}/healthz"]) == 1
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,6 @@ from django.db import connection
 
 from tests.faults.helpers import ranklab_serve, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
 WORKERS, THREADS = 2, 2
 
 pytestmark = [

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from config.celery import app as celery_app
-
-
-def closed_port() -> int:
-    """A local port nothing listens on (bound once, then released)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from tests.helpers import unused_port
 
 
 def forget_broker_state() -> None:
@@ -39,7 +32,7 @@ def broker_refusing() -> Iterator[str]:
         "task_always_eager": conf.task_always_eager,
         "broker_connection_timeout": conf.broker_connection_timeout,
     }
-    url = f"redis://127.0.0.1:{closed_port()}/0"
+    url = f"redis://127.0.0.1:{unused_port()}/0"
     conf.broker_write_url = url
     conf.task_always_eager = False
     conf.broker_connection_timeout = 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.helpers import unused_port
 
 DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,19 +35,13 @@ def wait_until(condition: Callable[[], object], *, seconds: float, what: str) ->
     return time.monotonic() - started
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def ranklab_serve(
     env: dict[str, str], log: Path, *, seconds: float
 ) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """`ranklab serve` (gunicorn as production runs it: the app preloaded in the master) on
     a free port, answering `/healthz`; (its process, its base URL). Stopped on leaving."""
-    port = free_port()
+    port = unused_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "core.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
         cwd=ROOT,
