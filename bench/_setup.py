@@ -114,6 +114,36 @@ def cpu_seconds_by_role(server_pid: int | None = None) -> dict[str, float]:
     return totals
 
 
+def core_ticks() -> dict[str, int]:
+    """The machine's cores' time so far by state, in clock ticks (Linux /proc/stat; empty
+    elsewhere): two readings around a run say whether it was bound by the cores (little
+    idle) or by waiting, and how much the host took back (steal)."""
+    try:
+        with open("/proc/stat") as handle:
+            fields = [int(value) for value in handle.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return {}
+    user, nice, system, idle, iowait, irq, softirq, steal = fields
+    return {
+        "busy": user + nice + system + irq + softirq,
+        "idle": idle + iowait,
+        "steal": steal,
+    }
+
+
+def core_share_line(before: dict[str, int], after: dict[str, int]) -> str:
+    """'cores: busy 93%, idle 6%, stolen 1%' between two `core_ticks` readings."""
+    used = {state: after[state] - before[state] for state in after if state in before}
+    total = sum(used.values())
+    if not total:
+        return ""
+    shares = ", ".join(
+        f"{label} {100 * used[state] / total:.0f}%"
+        for state, label in (("busy", "busy"), ("idle", "idle"), ("steal", "stolen"))
+    )
+    return f"cores: {shares}"
+
+
 def cpu_share_line(before: dict[str, float], after: dict[str, float], per: int, unit: str) -> str:
     """'web server 6.1 ms, PostgreSQL 3.9 ms, …' of CPU per `unit` between two readings."""
     if not per:

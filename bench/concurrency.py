@@ -11,6 +11,10 @@ Scenarios (each on a project of its own, prompt ~40 words, K=4 responses ~120 wo
 - `retries`: 150 raters; 15% of submits are sent twice at once (a double click, two tabs)
   and 10% are "timed out" (the client hangs up before the answer and sends it again).
 
+Each prints where the CPU went per submit (web server, PostgreSQL, the load generator) and
+the cores' busy, idle and stolen shares over the run: near 100% busy, the run was bound by
+the cores; idle left over, by waiting (a worker with too many connections, locks).
+
 After each: no prompt has more rankings than its overlap, every acknowledged submit (201,
 or 200 "same ranking already stored") is stored exactly once, nothing is stored that no
 client was told about (beyond the answers lost to a simulated time-out), no 5xx.
@@ -41,6 +45,8 @@ os.environ.setdefault("BENCH_BROKER_URL", "redis://127.0.0.1:6379/2")
 os.environ.setdefault("BENCH_PORT", "8797")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _setup import (
+    core_share_line,
+    core_ticks,
     cpu_seconds_by_role,
     cpu_share_line,
     django_setup,
@@ -249,6 +255,7 @@ def run(scenario: Scenario, overlap: int) -> None:
     try:
         load_before = os.getloadavg()[0]
         cpu_before = cpu_seconds_by_role(server.pid)
+        cores_before = core_ticks()
         started = time.perf_counter()
         deadline = started + scenario.seconds
         threads = [
@@ -264,6 +271,7 @@ def run(scenario: Scenario, overlap: int) -> None:
             thread.join()
         elapsed = time.perf_counter() - started
         cpu_after = cpu_seconds_by_role(server.pid)
+        cores_after = core_ticks()
         load_after = os.getloadavg()[0]
     finally:
         stop_server(server)
@@ -281,6 +289,7 @@ def run(scenario: Scenario, overlap: int) -> None:
         f"p95 {percentile(tally.submit_ms, 0.95):.1f} ms"
     )
     print("  " + cpu_share_line(cpu_before, cpu_after, submits, "submit (next-task + submit)"))
+    print("  " + core_share_line(cores_before, cores_after))
     if scenario.doubled_share or scenario.timed_out_share:
         print(f"  doubled submits {tally.doubled}, timed out and retried {tally.retried}")
     print("  statuses:", dict(sorted(tally.statuses.items())))
