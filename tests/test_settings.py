@@ -99,6 +99,18 @@ def test_server_side_cursors_stay_on_unless_the_environment_switches_them_off(mo
     assert pooled["PORT"] == 6432
 
 
+def test_postgresql_prepares_statements_only_when_the_environment_asks(monkeypatch):
+    url = "postgres://ranklab@primary:5432/ranklab"
+    plain = settings_from(monkeypatch, DATABASE_URL=f"{url}?sslmode=require")
+    assert plain["DATABASE_PREPARED_STATEMENTS"] is False
+    assert plain["DATABASES"]["default"]["OPTIONS"] == {"sslmode": "require"}
+    prepared = settings_from(monkeypatch, DATABASE_URL=url, DATABASE_PREPARED_STATEMENTS="true")
+    options = prepared["DATABASES"]["default"]["OPTIONS"]
+    assert (options["server_side_binding"], options["prepare_threshold"]) == (True, 2)
+    sqlite = settings_from(monkeypatch, DATABASE_PREPARED_STATEMENTS="true")["DATABASES"]
+    assert "server_side_binding" not in sqlite["default"].get("OPTIONS", {})
+
+
 def test_no_replica_and_no_router_unless_a_replica_url_is_given(monkeypatch):
     loaded = settings_from(monkeypatch, DATABASE_URL="postgres://ranklab@primary:5432/ranklab")
     assert set(loaded["DATABASES"]) == {"default"}
