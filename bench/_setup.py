@@ -117,7 +117,7 @@ def cpu_seconds_by_role(server_pid: int | None = None) -> dict[str, float]:
 def core_ticks() -> dict[str, int]:
     """The machine's cores' time so far by state, in clock ticks (Linux /proc/stat; empty
     elsewhere): two readings around a run say whether it was bound by the cores (little
-    idle) or by waiting, and how much the host took back (steal)."""
+    idle) or by waiting, and how much the host took back (stolen)."""
     try:
         with open("/proc/stat") as handle:
             fields = [int(value) for value in handle.readline().split()[1:9]]
@@ -127,7 +127,7 @@ def core_ticks() -> dict[str, int]:
     return {
         "busy": user + nice + system + irq + softirq,
         "idle": idle + iowait,
-        "steal": steal,
+        "stolen": steal,
     }
 
 
@@ -137,11 +137,9 @@ def core_share_line(before: dict[str, int], after: dict[str, int]) -> str:
     total = sum(used.values())
     if not total:
         return ""
-    shares = ", ".join(
-        f"{label} {100 * used[state] / total:.0f}%"
-        for state, label in (("busy", "busy"), ("idle", "idle"), ("steal", "stolen"))
+    return "cores: " + ", ".join(
+        f"{state} {100 * ticks / total:.0f}%" for state, ticks in used.items()
     )
-    return f"cores: {shares}"
 
 
 def cpu_share_line(before: dict[str, float], after: dict[str, float], per: int, unit: str) -> str:
